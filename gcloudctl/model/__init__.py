@@ -1,0 +1,13 @@
+"""Stage: model. Frozen pydantic models of the three input documents.
+
+- `request.TenantRequest`: what an agency asks for (apiVersion gcloud.gov.vn/v1).
+- `catalog.PlatformCatalog`: regions, images, flavors, zones (owned by platform ops).
+- `catalog.AgencyRegistry`: agencies with CIDR pools, ceilings, approvers (entered once).
+
+Pure: no I/O here; `gcloudctl.model.load` turns text into these with source positions.
+"""
+
+from gcloudctl.model.catalog import Agency, AgencyRegistry, PlatformCatalog
+from gcloudctl.model.request import TenantRequest
+
+__all__ = ["Agency", "AgencyRegistry", "PlatformCatalog", "TenantRequest"]

@@ -1,0 +1,92 @@
+"""Stage: model. Documents owned by platform operators: the platform catalog and the agency
+registry (data entered once and reused by every request). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gcloudctl.model.request import AgencyCode, UserName, Zone
+
+Level = Annotated[int, Field(ge=1, le=5)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DocMeta(_Model):
+    name: str
+    version: str = "1"
+
+
+class Region(_Model):
+    cloud: str = Field(description="clouds.yaml entry used for this region.")
+    externalNetworks: list[str] = Field(min_length=1)
+    antiAffinityPolicy: Literal["anti-affinity", "soft-anti-affinity"] = "anti-affinity"
+    maxClassification: Level = 4
+
+
+class Image(_Model):
+    maxClassification: Level
+    os: str = "debian12"
+    loginUser: str = "debian"
+
+
+class Flavor(_Model):
+    vcpus: int = Field(ge=1)
+    ramMiB: int = Field(ge=128)
+    diskGiB: int = Field(ge=1)
+    maxClassification: Level = 5
+
+
+class CatalogSpec(_Model):
+    regions: dict[str, Region] = Field(min_length=1)
+    images: dict[str, Image] = Field(min_length=1)
+    flavors: dict[str, Flavor] = Field(min_length=1)
+    zones: list[Zone] = Field(default_factory=lambda: ["dmz", "app", "db", "internal", "mgmt"])
+    rulebook: str = "vn-nd85-tcvn11930"
+    serveLevel5: bool = Field(False, description="Level 5 is not served by the shared G-Cloud unless enabled.")
+    automationUser: UserName = "gcops"
+
+
+class PlatformCatalog(_Model):
+    apiVersion: Literal["gcloud.gov.vn/v1"]
+    kind: Literal["PlatformCatalog"]
+    metadata: DocMeta
+    spec: CatalogSpec
+
+
+class QuotaCeilings(_Model):
+    instances: int = Field(ge=0)
+    cores: int = Field(ge=0)
+    ramMiB: int = Field(ge=0)
+    floatingIPs: int = Field(ge=0)
+    volumes: int = Field(0, ge=0)
+    volumeGiB: int = Field(0, ge=0)
+
+
+class Agency(_Model):
+    name: str
+    maxClassification: Level
+    cidrPools: list[ipaddress.IPv4Network] = Field(min_length=1)
+    quotaCeilings: QuotaCeilings
+    approvers: list[UserName] = Field(default_factory=list)
+
+
+class RegistrySpec(_Model):
+    agencies: dict[AgencyCode, Agency] = Field(min_length=1)
+
+
+class AgencyRegistry(_Model):
+    apiVersion: Literal["gcloud.gov.vn/v1"]
+    kind: Literal["AgencyRegistry"]
+    metadata: DocMeta
+    spec: RegistrySpec
+
+    def get(self, code: str) -> Agency | None:
+        return self.spec.agencies.get(code)
+
