@@ -32,11 +32,11 @@ SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 # Installed in the image: what a cloud image ships plus the auditor (lynis).
 BASE_PACKAGES = (
     "openssh-server", "python3", "python3-apt", "sudo", "systemd", "systemd-sysv", "dbus",
-    "iproute2", "procps", "cloud-init", "lynis", "cron", "logrotate", "ca-certificates", "less",
+    "iproute2", "procps", "cloud-init", "lynis", "chrony", "cron", "logrotate", "ca-certificates", "less",
 )
 # Downloaded only: the hardening roles install these (apt installs Recommends by default).
 OFFLINE_PACKAGES = (
-    "nftables", "chrony", "auditd", "unattended-upgrades", "apt-listchanges", "libpam-pwquality",
+    "nftables", "auditd", "unattended-upgrades", "apt-listchanges", "libpam-pwquality",
     "rsyslog",
 )
 
