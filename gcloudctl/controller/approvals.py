@@ -1,0 +1,159 @@
+"""Stage: controller (approvals). Who may approve a request version, and how many must.
+
+The rules are data (`approval_rules.yaml`, shipped; ops may pass their own): a base number of
+approvals and *escalations*, each a named condition that raises it. Called by `service` when a
+version is submitted (to record how many approvals it needs and why) and on every approve or
+reject. Pure: takes the rules text, the request models and the agency registry entry; returns
+values or raises `Refused`. No I/O — reading the file is the caller's job (`default_rules_text`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Callable, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gcloudctl.errors import InvalidInput, Refused
+from gcloudctl.model import TenantRequest
+
+ANYWHERE = ipaddress.IPv4Network("0.0.0.0/0")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class When(_Model):
+    """One condition; exactly one field is set. Each field has an evaluator in `_CONDITIONS`."""
+
+    classificationAtLeast: int | None = Field(None, ge=1, le=5)
+    opensIngressFrom: ipaddress.IPv4Network | None = None
+    raisesQuotaByMoreThanPercent: float | None = Field(None, ge=0)
+
+
+class Escalation(_Model):
+    id: str
+    when: When
+    approvalsRequired: int = Field(ge=1, le=5)
+    reason: str
+
+
+class RulesSpec(_Model):
+    approverMustBeAgencyApprover: bool = True
+    requesterMayNotApprove: bool = True
+    approvalsRequired: int = Field(1, ge=1, le=5)
+    escalations: list[Escalation] = Field(default_factory=list)
+
+
+class RulesMeta(_Model):
+    name: str
+    version: str = "1"
+
+
+class ApprovalRules(_Model):
+    apiVersion: Literal["gcloud.gov.vn/v1"]
+    kind: Literal["ApprovalRules"]
+    metadata: RulesMeta
+    spec: RulesSpec
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """How many distinct approvals a version needs, and which escalations fired."""
+
+    approvals: int
+    reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"approvals": self.approvals, "reasons": list(self.reasons)}
+
+
+def default_rules_text() -> str:
+    """The shipped rules file (package data)."""
+    return resources.files("gcloudctl.controller").joinpath("approval_rules.yaml").read_text("utf-8")
+
+
+def parse_rules(text: str, filename: str = "approval_rules.yaml") -> ApprovalRules:
+    try:
+        return ApprovalRules.model_validate(yaml.safe_load(text))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise InvalidInput(f"{filename}: not valid approval rules: {exc}") from None
+
+
+# --- conditions -------------------------------------------------------------------------------
+
+def _open_ingress(request: TenantRequest, remote: ipaddress.IPv4Network) -> set[tuple]:
+    return {
+        (group.name, rule.protocol, str(rule.ports))
+        for group in request.spec.securityGroups
+        for rule in group.rules
+        if rule.direction == "ingress" and rule.remote == remote
+    }
+
+
+def _opens_ingress(new: TenantRequest, old: TenantRequest | None, remote: ipaddress.IPv4Network) -> bool:
+    before = _open_ingress(old, remote) if old else set()
+    return bool(_open_ingress(new, remote) - before)
+
+
+def _quota_raise(new: TenantRequest, old: TenantRequest | None, percent: float) -> bool:
+    if old is None:
+        return False  # a first version raises nothing; agency ceilings are checked by validate
+    before, after = old.spec.quotas.model_dump(), new.spec.quotas.model_dump()
+    for key, value in after.items():
+        previous = before.get(key)
+        if value is None or previous is None:
+            continue
+        if value > previous * (1 + percent / 100):
+            return True
+    return False
+
+
+_CONDITIONS: dict[str, Callable[[Any, TenantRequest, TenantRequest | None], bool]] = {
+    "classificationAtLeast": lambda level, new, old: new.spec.classification >= level,
+    "opensIngressFrom": lambda remote, new, old: _opens_ingress(new, old, remote),
+    "raisesQuotaByMoreThanPercent": lambda percent, new, old: _quota_raise(new, old, percent),
+}
+
+
+def _holds(when: When, new: TenantRequest, old: TenantRequest | None) -> bool:
+    return any(
+        _CONDITIONS[name](value, new, old)
+        for name, value in when.model_dump(exclude_none=True).items()
+    )
+
+
+def requirement(rules: ApprovalRules, new: TenantRequest, previous: TenantRequest | None) -> Requirement:
+    """Approvals `new` needs, compared with the last approved version `previous` (None if first)."""
+    needed, reasons = rules.spec.approvalsRequired, []
+    for escalation in rules.spec.escalations:
+        if _holds(escalation.when, new, previous):
+            needed = max(needed, escalation.approvalsRequired)
+            reasons.append(f"{escalation.id}: {escalation.reason}")
+    return Requirement(needed, tuple(reasons))
+
+
+def check_approver(rules: ApprovalRules, *, actor: str, agency_code: str, agency: Any,
+                   requester: str, submitted_by: str, already: set[str]) -> None:
+    """Raise `Refused` unless `actor` may decide on this version.
+
+    `agency` is the registry entry (`config.agencies.get(code)`), `already` the actors who
+    approved this version so far.
+    """
+    spec = rules.spec
+    if spec.approverMustBeAgencyApprover:
+        if agency is None:
+            raise Refused(f"agency {agency_code} is not in the agency registry; nobody can approve",
+                          hint="ask platform ops to add the agency and its approvers")
+        if actor not in agency.approvers:
+            raise Refused(f"{actor} is not an approver of agency {agency_code}",
+                          hint=f"approvers: {', '.join(agency.approvers) or 'none registered'}")
+    if spec.requesterMayNotApprove and actor in {requester, submitted_by}:
+        raise Refused(f"{actor} submitted or requested this version and may not decide on it",
+                      hint="another approver of the agency must decide")
+    if actor in already:
+        raise Refused(f"{actor} has already approved this version; a distinct approver is needed")
