@@ -28,6 +28,9 @@ class Region(_Model):
     externalNetworks: list[str] = Field(min_length=1)
     antiAffinityPolicy: Literal["anti-affinity", "soft-anti-affinity"] = "anti-affinity"
     maxClassification: Level = 4
+    blockStorage: bool = Field(False, description="The region has Cinder: volume quotas are managed.")
+    createMissingUsers: bool = Field(False, description="Create Keystone users named in members (dev clouds only; "
+                                     "production users come from the identity provider).")
 
 
 class Image(_Model):

@@ -69,6 +69,7 @@ class Network(_Model):
     dhcp: bool = True
     dnsNameservers: list[ipaddress.IPv4Address] = Field(default_factory=list, max_length=5)
     prefixLength: int = Field(24, ge=16, le=28, description="Size of an allocated subnet when cidr is omitted.")
+    routed: bool = Field(True, description="Attach to the tenant router (false: isolated, e.g. a mgmt zone).")
 
     @field_validator("cidr", mode="before")
     @classmethod

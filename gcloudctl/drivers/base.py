@@ -1,0 +1,70 @@
+"""Driver interface: the only door between gcloudctl's pure core and a cloud.
+
+Contract (kept by every driver, checked by tests/unit/test_driver_contract.py against the fake
+and by the devcloud suite against OpenStack):
+- observe(tenant) never mutates; costs a fixed number of list calls, whatever the tenant's size;
+- create(resource, ids) returns the new id; calling it again for a resource that already
+  exists under the same deterministic name must not duplicate it (callers adopt twins first);
+- update(before, after, changed, ids) converges the named attributes; idempotent;
+- delete(resource, ids) treats "already gone" as success (ignore_missing);
+- errors are raised as gcloudctl.errors.CloudError with `transient` classified once, here.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterable, Protocol
+
+from gcloudctl.resources import Address, ObservedState, Ref, Resource
+
+
+class IdMap:
+    """Thread-safe Address -> cloud id map, seeded from the observed state, filled by creates."""
+
+    def __init__(self, ids: dict[Address, str] | None = None, lookups: dict[str, str] | None = None):
+        self._ids = dict(ids or {})
+        self.lookups = dict(lookups or {})
+        self._lock = threading.Lock()
+
+    def __getitem__(self, address: Address) -> str:
+        with self._lock:
+            return self._ids[address]
+
+    def get(self, address: Address) -> str | None:
+        with self._lock:
+            return self._ids.get(address)
+
+    def __setitem__(self, address: Address, value: str) -> None:
+        with self._lock:
+            self._ids[address] = value
+
+    def discard(self, address: Address) -> None:
+        with self._lock:
+            self._ids.pop(address, None)
+
+    def resolve(self, value):
+        """Replace Refs (also inside lists) by ids."""
+        if isinstance(value, Ref):
+            return self[value.address]
+        if isinstance(value, (list, tuple)):
+            return [self.resolve(v) for v in value]
+        return value
+
+    @classmethod
+    def from_observed(cls, observed: ObservedState) -> "IdMap":
+        ids = {a: r.id for a, r in observed.resources.items() if r.id}
+        return cls(ids, dict(observed.lookups))
+
+
+class CloudDriver(Protocol):
+    def observe(self, tenant: str, *, external_networks: Iterable[str] = ()) -> ObservedState: ...
+
+    def create(self, resource: Resource, ids: IdMap) -> str: ...
+
+    def update(self, before: Resource, after: Resource, changed: tuple[str, ...], ids: IdMap) -> None: ...
+
+    def delete(self, resource: Resource, ids: IdMap) -> None: ...
+
+    def list_tenants(self) -> list[dict]: ...
+
+    def taken_cidrs(self, agency: str, *, exclude_tenant: str | None = None) -> list[str]: ...

@@ -1,0 +1,249 @@
+"""Driver-side normalisation: raw OpenStack API JSON -> ObservedState (same Address space as
+the desired state). Pure functions, shared by the real and the fake OpenStack API so both
+observe identically. Only ownership (tags, metadata, name prefixes) decides what is ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gcloudctl import naming
+from gcloudctl.expand import OPERATOR, rule_key
+from gcloudctl.resources import Address, Kind, ObservedState, Ref, Resource
+
+ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                           "network:ha_router_replicated_interface")
+IGNORED_PORT_OWNERS = ("network:dhcp", "network:router_gateway", "network:floatingip",
+                       "network:router_centralized_snat", "network:router_ha_interface", "network:distributed")
+GONE_SERVER_STATES = ("DELETED", "SOFT_DELETED")
+
+
+@dataclass
+class RawSnapshot:
+    project: dict | None = None
+    role_assignments: list[dict] = field(default_factory=list)  # {"user": name, "user_id", "role": name}
+    compute_quota: dict = field(default_factory=dict)
+    network_quota: dict = field(default_factory=dict)
+    volume_quota: dict | None = None
+    networks: list[dict] = field(default_factory=list)
+    subnets: list[dict] = field(default_factory=list)
+    routers: list[dict] = field(default_factory=list)
+    ports: list[dict] = field(default_factory=list)
+    security_groups: list[dict] = field(default_factory=list)
+    floating_ips: list[dict] = field(default_factory=list)
+    servers: list[dict] = field(default_factory=list)
+    keypairs: list[dict] = field(default_factory=list)
+    server_groups: list[dict] = field(default_factory=list)
+    external_networks: dict[str, str] = field(default_factory=dict)  # name -> id
+    operator_user_id: str | None = None
+
+
+class _Index:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Address] = {}
+
+    def ref(self, cloud_id: str | None) -> Ref | str | None:
+        if cloud_id is None:
+            return None
+        address = self.by_id.get(cloud_id)
+        return Ref(address) if address else cloud_id
+
+
+def _unmanaged_address(kind: Kind, raw: dict) -> Address:
+    return Address(kind, f"~{raw.get('name') or ''}@{raw['id'][:8]}")
+
+
+def _tagged(kind: Kind, raw: dict, tenant: str) -> tuple[Address, bool]:
+    tags = raw.get("tags") or []
+    addr = naming.address_from_tags(tags)
+    if addr and naming.tenant_from_tags(tags) == tenant:
+        parsed = Address.parse(addr)
+        if parsed.kind is kind:
+            return parsed, True
+    return _unmanaged_address(kind, raw), False
+
+
+def to_observed(tenant: str, raw: RawSnapshot) -> ObservedState:
+    lookups = {f"external_network:{name}": net_id for name, net_id in raw.external_networks.items()}
+    if raw.project is None:
+        return ObservedState(tenant=tenant, resources={}, lookups=lookups)
+    ext_names = {net_id: name for name, net_id in raw.external_networks.items()}
+    idx = _Index()
+    managed: dict[Address, Resource] = {}
+    unmanaged: list[Resource] = []
+
+    def keep(res: Resource) -> None:
+        if res.managed:
+            if res.address in managed:  # two resources claim one address: the second is a duplicate
+                res = Resource(_unmanaged_address(res.address.kind, {"id": res.id, "name": res.attrs.get("name")}),
+                               res.attrs, res.depends_on, res.id, res.status, False, res.extra)
+                unmanaged.append(res)
+                return
+            managed[res.address] = res
+        else:
+            unmanaged.append(res)
+        if res.id:
+            idx.by_id[res.id] = res.address
+
+    project = raw.project
+    p_addr = Address(Kind.PROJECT, tenant)
+    keep(Resource(p_addr, {"name": project["name"], "description": project.get("description") or "",
+                           "enabled": project.get("enabled", True), "tags": sorted(project.get("tags") or [])},
+                  id=project["id"]))
+
+    for ra in raw.role_assignments:
+        user = OPERATOR if ra.get("user_id") == raw.operator_user_id else ra["user"]
+        keep(Resource(Address(Kind.MEMBERSHIP, f"{user}:{ra['role']}"), {"user": user, "role": ra["role"]},
+                      (p_addr,), id=f"{ra.get('user_id')}:{ra.get('role_id')}",
+                      extra={"user_id": ra.get("user_id"), "role_id": ra.get("role_id")}))
+
+    keep(Resource(Address(Kind.QUOTA, "compute"), dict(raw.compute_quota), (p_addr,), id="compute"))
+    keep(Resource(Address(Kind.QUOTA, "network"), dict(raw.network_quota), (p_addr,), id="network"))
+    if raw.volume_quota is not None:
+        keep(Resource(Address(Kind.QUOTA, "volume"), dict(raw.volume_quota), (p_addr,), id="volume"))
+
+    prefix = naming.keypair_prefix(tenant)
+    for kp in raw.keypairs:
+        if kp["name"].startswith(prefix):
+            keep(Resource(Address(Kind.KEYPAIR, kp["name"][len(prefix):]),
+                          {"name": kp["name"], "public_key": (kp.get("public_key") or "").strip()}, (p_addr,), id=kp["name"]))
+
+    for sg in raw.server_groups:
+        keep(Resource(Address(Kind.SERVER_GROUP, sg["name"]), {"name": sg["name"], "policy": _sg_policy(sg)},
+                      (p_addr,), id=sg["id"], extra={"members": list(sg.get("members") or [])}))
+
+    for net in raw.networks:
+        address, ours = _tagged(Kind.NETWORK, net, tenant)
+        keep(Resource(address, {"name": net.get("name"), "tags": sorted(net.get("tags") or [])}, (p_addr,),
+                      id=net["id"], status=net.get("status"), managed=ours))
+    for sub in raw.subnets:
+        address, ours = _tagged(Kind.SUBNET, sub, tenant)
+        network = idx.ref(sub["network_id"])
+        keep(Resource(address, {
+            "name": sub.get("name"), "network": network, "ip_version": sub.get("ip_version"), "cidr": sub.get("cidr"),
+            "enable_dhcp": sub.get("enable_dhcp"), "dns_nameservers": list(sub.get("dns_nameservers") or []),
+            "tags": sorted(sub.get("tags") or [])}, _deps(p_addr, network), id=sub["id"], managed=ours))
+    for router in raw.routers:
+        address, ours = _tagged(Kind.ROUTER, router, tenant)
+        gateway = (router.get("external_gateway_info") or {}).get("network_id")
+        keep(Resource(address, {"name": router.get("name"), "external_network": ext_names.get(gateway, gateway),
+                                "tags": sorted(router.get("tags") or [])}, (p_addr,),
+                      id=router["id"], status=router.get("status"), managed=ours,
+                      extra={"external_network_id": gateway}))
+
+    for sg in raw.security_groups:
+        if sg.get("name") == "default":
+            continue  # created by Neutron per project; removed with the project
+        address, ours = _tagged(Kind.SECURITY_GROUP, sg, tenant)
+        keep(Resource(address, {"name": sg.get("name"), "description": sg.get("description") or "",
+                                "tags": sorted(sg.get("tags") or [])}, (p_addr,), id=sg["id"], managed=ours))
+    for sg in raw.security_groups:
+        if sg.get("name") == "default":
+            continue
+        group_addr = idx.by_id[sg["id"]]
+        for rule in sg.get("security_group_rules") or []:
+            attrs = {
+                "security_group": Ref(group_addr), "direction": rule["direction"], "ethertype": rule.get("ethertype", "IPv4"),
+                "protocol": rule.get("protocol"), "port_min": rule.get("port_range_min"), "port_max": rule.get("port_range_max"),
+                "remote_ip_prefix": rule.get("remote_ip_prefix"), "remote_group": idx.ref(rule.get("remote_group_id")),
+            }
+            address = Address(Kind.SECURITY_GROUP_RULE, f"{group_addr.name}/{rule_key(attrs)}")
+            keep(Resource(address, attrs, _deps(p_addr, Ref(group_addr), attrs["remote_group"]), id=rule["id"],
+                          managed=group_addr.name[:1] != "~"))
+
+    server_ids = {s["id"] for s in raw.servers}
+    for port in raw.ports:
+        owner = port.get("device_owner") or ""
+        if owner in ROUTER_INTERFACE_OWNERS:
+            router = idx.ref(port.get("device_id"))
+            for fixed in port.get("fixed_ips") or []:
+                subnet = idx.ref(fixed.get("subnet_id"))
+                if isinstance(router, Ref) and isinstance(subnet, Ref):
+                    name = f"{router.address.name}.{subnet.address.name}"
+                    ours = not name.startswith("~") and "~" not in name
+                    address = Address(Kind.ROUTER_INTERFACE, name) if ours else _unmanaged_address(Kind.ROUTER_INTERFACE, port)
+                else:
+                    address, ours = _unmanaged_address(Kind.ROUTER_INTERFACE, port), False
+                keep(Resource(address, {"router": router, "subnet": subnet}, _deps(p_addr, router, subnet),
+                              id=port["id"], managed=ours,
+                              extra={"router_id": port.get("device_id"), "subnet_id": fixed.get("subnet_id")}))
+            continue
+        if owner in IGNORED_PORT_OWNERS:
+            continue
+        address, ours = _tagged(Kind.PORT, port, tenant)
+        fixed = port.get("fixed_ips") or []
+        network, subnet = idx.ref(port.get("network_id")), idx.ref(fixed[0]["subnet_id"] if fixed else None)
+        groups = sorted((idx.ref(g) for g in port.get("security_groups") or []), key=str)
+        keep(Resource(address, {"name": port.get("name"), "network": network, "subnet": subnet,
+                                "security_groups": groups, "tags": sorted(port.get("tags") or [])},
+                      _deps(p_addr, network, subnet, *groups), id=port["id"], status=port.get("status"), managed=ours,
+                      extra={"device_id": port.get("device_id"), "fixed_ips": [f.get("ip_address") for f in fixed],
+                             "attached_to_unknown_server": bool(port.get("device_id")) and port.get("device_id") not in server_ids
+                             and owner.startswith("compute:")}))
+
+    ports_by_server: dict[str, list[Ref]] = {}
+    for port in raw.ports:
+        if port.get("device_id") and (port.get("device_owner") or "").startswith("compute:"):
+            ref = idx.ref(port["id"])
+            if isinstance(ref, Ref):
+                ports_by_server.setdefault(port["device_id"], []).append(ref)
+    group_of: dict[str, Ref] = {}
+    for sg in raw.server_groups:
+        for member in sg.get("members") or []:
+            group_of[member] = idx.ref(sg["id"])
+    for server in raw.servers:
+        if server.get("status") in GONE_SERVER_STATES:
+            continue
+        meta = server.get("metadata") or {}
+        ours = meta.get(naming.META_TENANT) == tenant and bool(meta.get(naming.META_ADDRESS))
+        address = Address.parse(meta[naming.META_ADDRESS]) if ours else _unmanaged_address(Kind.SERVER, server)
+        ports = sorted(ports_by_server.get(server["id"], []), key=str)
+        flavor = server.get("flavor") or {}
+        attrs = {
+            "name": server.get("name"), "flavor": flavor.get("original_name") or flavor.get("id"),
+            "image": meta.get(naming.META_IMAGE, (server.get("image") or {}).get("id") if isinstance(server.get("image"), dict) else None),
+            "key_name": server.get("key_name"), "ports": ports, "server_group": group_of.get(server["id"]),
+            "user_data_digest": meta.get(naming.META_USERDATA_DIGEST), "metadata": dict(meta),
+        }
+        keep(Resource(address, attrs, _deps(p_addr, *ports, group_of.get(server["id"])), id=server["id"],
+                      status=server.get("status"), managed=ours,
+                      extra={"addresses": server.get("addresses") or {}, "fault": (server.get("fault") or {}).get("message")}))
+
+    interface_by_subnet = {r.attrs["subnet"].address: r.address for r in list(managed.values()) + unmanaged
+                           if r.address.kind is Kind.ROUTER_INTERFACE and isinstance(r.attrs.get("subnet"), Ref)}
+    for fip in raw.floating_ips:
+        address, ours = _tagged(Kind.FLOATING_IP, fip, tenant)
+        port = idx.ref(fip.get("port_id"))
+        deps = [p_addr, port]
+        if isinstance(port, Ref):
+            port_res = managed.get(port.address) or next((u for u in unmanaged if u.address == port.address), None)
+            subnet = port_res.attrs.get("subnet") if port_res else None
+            if isinstance(subnet, Ref) and subnet.address in interface_by_subnet:
+                deps.append(Ref(interface_by_subnet[subnet.address]))
+        if fip.get("router_id"):
+            deps.append(idx.ref(fip["router_id"]))
+        network = fip.get("floating_network_id")
+        keep(Resource(address, {"external_network": ext_names.get(network, network), "port": port,
+                                "tags": sorted(fip.get("tags") or [])}, _deps(*deps), id=fip["id"],
+                      status=fip.get("status"), managed=ours,
+                      extra={"floating_ip_address": fip.get("floating_ip_address"), "fixed_ip_address": fip.get("fixed_ip_address")}))
+
+    return ObservedState(tenant=tenant, resources=managed, unmanaged=tuple(unmanaged), project_id=project["id"], lookups=lookups)
+
+
+def _sg_policy(group: dict) -> str:
+    if group.get("policy"):
+        return group["policy"]
+    policies = group.get("policies") or []
+    return policies[0] if policies else ""
+
+
+def _deps(*items: Any) -> tuple[Address, ...]:
+    out = []
+    for item in items:
+        if isinstance(item, Ref):
+            out.append(item.address)
+        elif isinstance(item, Address):
+            out.append(item)
+    return tuple(dict.fromkeys(out))

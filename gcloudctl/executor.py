@@ -1,0 +1,241 @@
+"""Stage: apply. Runs exactly the changes a Plan holds, over their dependency graph, with
+bounded parallelism; dependents of a failed change are skipped, never attempted.
+
+Called by pipeline.apply_plan (CLI apply/destroy, controller). It talks to the cloud only
+through a CloudDriver. Transient errors (classified by the driver) are retried with
+exponential backoff and jitter; permanent ones fail the change at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable
+
+from gcloudctl.drivers.base import CloudDriver, IdMap
+from gcloudctl.errors import CloudError
+from gcloudctl.plan import Action, Change, Plan
+from gcloudctl.resources import Address
+
+log = logging.getLogger("gcloudctl.executor")
+
+
+class Status(str, enum.Enum):
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a change it depends on failed, or the deadline passed
+
+
+class Step(str, enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Node:
+    step: Step
+    change: Change
+
+    @property
+    def address(self) -> Address:
+        return self.change.address
+
+    def __str__(self) -> str:
+        return f"{self.step.value} {self.address}"
+
+
+@dataclass
+class Outcome:
+    node: Node
+    status: Status
+    seconds: float = 0.0
+    error: str | None = None
+    transient: bool = False
+    attempts: int = 0
+
+    def to_dict(self) -> dict:
+        data = {"step": self.node.step.value, "address": str(self.node.address), "status": self.status.value,
+                "seconds": round(self.seconds, 3)}
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+@dataclass
+class ApplyResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status is Status.DONE for o in self.outcomes) and not self.timed_out
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status is Status.FAILED]
+
+    @property
+    def transient_only(self) -> bool:
+        return bool(self.failed) and all(o.transient for o in self.failed)
+
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for o in self.outcomes:
+            counts[o.status.value] += 1
+        return counts
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "seconds": round(self.seconds, 3), "timed_out": self.timed_out,
+                "counts": self.counts(), "outcomes": [o.to_dict() for o in self.outcomes]}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 8.0
+
+    def delay(self, attempt: int, error: CloudError) -> float:
+        if error.retry_after:
+            return min(error.retry_after, self.cap * 4)
+        return min(self.cap, self.base * 2 ** attempt) * (0.5 + random.random() / 2)
+
+
+def build_graph(plan: Plan) -> dict[Node, set[Node]]:
+    """Node -> nodes it must wait for."""
+    nodes: dict[tuple[Step, Address], Node] = {}
+    for change in plan.changes:
+        if change.action in (Action.DELETE, Action.REPLACE):
+            nodes[(Step.DELETE, change.address)] = Node(Step.DELETE, change)
+        if change.action in (Action.CREATE, Action.REPLACE):
+            nodes[(Step.CREATE, change.address)] = Node(Step.CREATE, change)
+        if change.action is Action.UPDATE:
+            nodes[(Step.UPDATE, change.address)] = Node(Step.UPDATE, change)
+
+    graph: dict[Node, set[Node]] = {node: set() for node in nodes.values()}
+    # who depends on whom in the observed world (for deletes)
+    observed_dependents: dict[Address, list[Address]] = {}
+    for change in plan.changes:
+        if change.before is not None:
+            for dep in change.before.depends_on:
+                observed_dependents.setdefault(dep, []).append(change.address)
+
+    for (step, address), node in nodes.items():
+        change = node.change
+        if step in (Step.CREATE, Step.UPDATE):
+            for dep in change.after.depends_on if change.after else ():
+                for dep_step in (Step.CREATE, Step.UPDATE):
+                    if (dep_step, dep) in nodes:
+                        graph[node].add(nodes[(dep_step, dep)])
+            if step is Step.CREATE and (Step.DELETE, address) in nodes:
+                graph[node].add(nodes[(Step.DELETE, address)])
+        else:  # DELETE waits for the deletes of everything that depends on it
+            for dependent in observed_dependents.get(address, ()):
+                if (Step.DELETE, dependent) in nodes:
+                    graph[node].add(nodes[(Step.DELETE, dependent)])
+    return graph
+
+
+ProgressFn = Callable[[str, Node, Outcome | None], None]
+
+
+def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
+          progress: ProgressFn | None = None, timeout: float | None = None,
+          retry: RetryPolicy = RetryPolicy(), clock: Callable[[], float] = time.monotonic,
+          sleep: Callable[[float], None] = time.sleep) -> ApplyResult:
+    graph = build_graph(plan)
+    started = clock()
+    deadline = started + timeout if timeout else None
+    result = ApplyResult()
+    done: dict[Node, Outcome] = {}
+    running: dict[Future, Node] = {}
+    lock = threading.Lock()
+    notify = progress or (lambda *_: None)
+
+    def run(node: Node) -> Outcome:
+        notify("start", node, None)
+        t0 = clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                _execute(node, driver, ids)
+                return Outcome(node, Status.DONE, clock() - t0, attempts=attempt)
+            except CloudError as exc:
+                out_of_time = deadline is not None and clock() >= deadline
+                if exc.transient and attempt < retry.attempts and not out_of_time:
+                    delay = retry.delay(attempt, exc)
+                    log.info("%s: transient error (%s), retry %d in %.1fs", node, exc.message, attempt, delay)
+                    sleep(delay)
+                    continue
+                return Outcome(node, Status.FAILED, clock() - t0, error=exc.message, transient=exc.transient, attempts=attempt)
+            except Exception as exc:  # noqa: BLE001 - a driver bug must not take the run down
+                log.exception("%s failed unexpectedly", node)
+                return Outcome(node, Status.FAILED, clock() - t0, error=f"{type(exc).__name__}: {exc}", attempts=attempt)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="apply") as pool:
+        pending = set(graph)
+        while pending or running:
+            progressed = True
+            while progressed:
+                progressed = False
+                for node in sorted(pending, key=lambda n: n.change.sort_key()):
+                    waits = graph[node]
+                    if any(w in done and done[w].status is not Status.DONE for w in waits):
+                        outcome = Outcome(node, Status.SKIPPED, error="skipped: a change it depends on did not succeed")
+                        done[node] = outcome
+                        pending.discard(node)
+                        notify("skip", node, outcome)
+                        progressed = True
+                    elif deadline is not None and clock() >= deadline:
+                        outcome = Outcome(node, Status.SKIPPED, error="skipped: timeout")
+                        done[node] = outcome
+                        pending.discard(node)
+                        result.timed_out = True
+                        progressed = True
+                    elif all(w in done for w in waits) and len(running) < parallelism:
+                        pending.discard(node)
+                        running[pool.submit(run, node)] = node
+                        progressed = True
+            if not running:
+                if pending:  # a cycle would leave nodes behind: never expected, but never hang
+                    for node in list(pending):
+                        done[node] = Outcome(node, Status.SKIPPED, error="skipped: unresolved dependency")
+                        pending.discard(node)
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED,
+                               timeout=None if deadline is None else max(0.05, deadline - clock()))
+            for future in finished:
+                node = running.pop(future)
+                outcome = future.result()
+                with lock:
+                    done[node] = outcome
+                notify("done" if outcome.status is Status.DONE else "fail", node, outcome)
+            if not finished and deadline is not None and clock() >= deadline:
+                result.timed_out = True
+    order = {node: i for i, node in enumerate(sorted(graph, key=lambda n: n.change.sort_key()))}
+    result.outcomes = sorted(done.values(), key=lambda o: order[o.node])
+    result.seconds = clock() - started
+    return result
+
+
+def _execute(node: Node, driver: CloudDriver, ids: IdMap) -> None:
+    change = node.change
+    if node.step is Step.CREATE:
+        new_id = driver.create(change.after, ids)
+        ids[change.address] = new_id
+    elif node.step is Step.UPDATE:
+        if change.before.id:
+            ids[change.address] = change.before.id
+        driver.update(change.before, change.after, change.changed, ids)
+    else:
+        driver.delete(change.before, ids)
+        if change.action is Action.DELETE:
+            ids.discard(change.address)

@@ -1,0 +1,539 @@
+"""Stage: load. YAML text, bytes or a file -> a frozen model, with every problem located.
+
+Called by `gcloudctl.pipeline` (requests, catalog, registry) and `gcloudctl.policy` users
+(rulebooks). It reads at most the one file it is given and nothing else: no network, no
+environment, no clock.
+
+How: the YAML is *composed* (never constructed by PyYAML) into a node tree; this module
+builds plain Python values from the nodes itself, which lets it refuse what a request never
+needs (tags beyond the YAML core schema, anchors, aliases, merge keys, duplicate keys, deep
+nesting, huge files) and keep a map from every field path to its line and column. Pydantic
+errors are then mapped back to those positions and rewritten in plain words. Every problem
+found is reported at once as a `Problem`; the caller gets `errors.InvalidInput(problems)`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, TypeVar, Union
+
+import yaml
+import yaml.constructor
+from pydantic import BaseModel, ValidationError
+
+from gcloudctl.errors import InvalidInput, Problem
+
+MAX_BYTES = 1024 * 1024  # a request is a few KiB; anything near this is a mistake or an attack
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+Source = Union[str, bytes, Path]
+Loc = tuple[Union[str, int], ...]
+M = TypeVar("M", bound=BaseModel)
+
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_MAP_TAG, _SEQ_TAG, _MERGE_TAG = f"{_CORE}map", f"{_CORE}seq", f"{_CORE}merge"
+
+
+# --------------------------------------------------------------------------- paths, positions
+
+def format_path(loc: Iterable[str | int]) -> str:
+    """('spec', 'networks', 1, 'cidr') -> 'spec.networks[1].cidr'."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def parent_path(path: str) -> str | None:
+    """'spec.networks[1].cidr' -> 'spec.networks[1]' -> 'spec.networks' -> 'spec' -> ''."""
+    if not path:
+        return None
+    cut = max(path.rfind("."), path.rfind("["))
+    return path[:cut] if cut > 0 else ""
+
+
+@dataclass
+class Positions:
+    """Where each field path of one document is: value positions and, for mapping entries,
+    the key's position (unknown fields point at the key). 1-based line and column."""
+
+    filename: str = "<input>"
+    values: dict[str, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, path: str, *, key: bool = False) -> tuple[int, int] | None:
+        """The position of *path*, else of its nearest ancestor that has one."""
+        current: str | None = path
+        if key and path in self.keys:
+            return self.keys[path]
+        while current is not None:
+            if current in self.values:
+                return self.values[current]
+            current = parent_path(current)
+        return None
+
+    def place(self, problem: Problem, *, key: bool = False) -> Problem:
+        """The problem with this document's file name and its path's position filled in."""
+        where = self.locate(problem.path, key=key) if problem.line is None else (problem.line, problem.column)
+        line, column = where if where else (None, None)
+        return Problem(path=problem.path, message=problem.message, file=self.filename, line=line,
+                       column=column, hint=problem.hint, rule=problem.rule)
+
+
+@dataclass(frozen=True)
+class Loaded(typing.Generic[M]):
+    """A loaded document with the positions its validation problems can be placed by."""
+
+    model: M
+    positions: Positions
+
+
+# --------------------------------------------------------------------------- reading text
+
+def _read(source: Source, filename: str | None) -> tuple[bytes | str, str]:
+    if isinstance(source, Path):
+        name = filename or str(source)
+        try:
+            size = source.stat().st_size
+            if size > MAX_BYTES:
+                return b"x" * (MAX_BYTES + 1), name  # reported by _decode's size check
+            return source.read_bytes(), name
+        except OSError as exc:
+            raise InvalidInput([Problem(path="", file=name, message=f"cannot read file: {exc.strerror or exc}")]) from None
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source), filename or "<input>"
+    if isinstance(source, str):
+        return source, filename or "<input>"
+    raise TypeError(f"source must be str, bytes or pathlib.Path, not {type(source).__name__}")
+
+
+def _decode(data: bytes | str, filename: str) -> str:
+    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        raise InvalidInput([Problem(path="", file=filename, line=1, column=1,
+                                    message=f"file is {size} bytes; the limit is {MAX_BYTES} (1 MiB)",
+                                    hint="a request is a few KiB; check that this is the right file")])
+    if isinstance(data, str):
+        text = data
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            head = data[: exc.start]
+            line = head.count(b"\n") + 1
+            column = len(head[head.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
+            raise InvalidInput([Problem(
+                path="", file=filename, line=line, column=column,
+                message=f"not UTF-8: byte 0x{data[exc.start]:02x} cannot be decoded",
+                hint="save the file as UTF-8 (Vietnamese text is fine in UTF-8)")]) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    bad = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]", text)
+    if bad:
+        head = text[: bad.start()]
+        raise InvalidInput([Problem(
+            path="", file=filename, line=head.count("\n") + 1, column=bad.start() - (head.rfind("\n") + 1) + 1,
+            message=f"control character U+{ord(bad.group()):04X} is not allowed in YAML",
+            hint="remove it (was the file saved by a binary tool?)")])
+    return text
+
+
+# --------------------------------------------------------------------------- composing
+
+class _Abort(Exception):
+    """Stop composing: the problems collected so far are all that can be said."""
+
+
+class _Composer(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases and bounds nesting depth while composing."""
+
+    def __init__(self, text: str, problems: list[Problem], filename: str):
+        super().__init__(text)
+        self._problems = problems
+        self._filename = filename
+        self._depth = 0
+        self._nodes = 0
+
+    def _refuse(self, mark: Any, message: str, hint: str, *, stop: bool = False) -> None:
+        self._problems.append(Problem(path="", file=self._filename, line=mark.line + 1, column=mark.column + 1,
+                                      message=message, hint=hint))
+        if stop:
+            raise _Abort()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102 - PyYAML hook
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._refuse(event.start_mark, f"alias *{event.anchor} is not allowed",
+                         "write the value out in full; anchors and aliases are refused (no alias bombs)", stop=True)
+        if getattr(event, "anchor", None) is not None:
+            self._refuse(event.start_mark, f"anchor &{event.anchor} is not allowed",
+                         "write each value out in full; anchors and aliases are refused")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            self._refuse(event.start_mark, f"more than {MAX_NODES} YAML nodes", "split the document", stop=True)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            self._refuse(event.start_mark, f"nesting deeper than {MAX_DEPTH} levels",
+                         "a request is only a few levels deep; check the indentation", stop=True)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _compose(text: str, filename: str) -> tuple[yaml.Node | None, list[Problem]]:
+    problems: list[Problem] = []
+    loader = _Composer(text, problems, filename)
+    try:
+        root = loader.get_single_node()
+    except _Abort:
+        return None, problems
+    except yaml.composer.ComposerError as exc:
+        if "expected a single document" in str(exc):
+            mark = exc.problem_mark
+            problems.append(Problem(path="", file=filename, line=mark.line + 1, column=mark.column + 1,
+                                    message="more than one YAML document ('---') in the file",
+                                    hint="put one request per file"))
+            return None, problems
+        problems.append(_syntax_problem(exc, filename))
+        return None, problems
+    except yaml.MarkedYAMLError as exc:
+        problems.append(_syntax_problem(exc, filename))
+        return None, problems
+    except yaml.YAMLError as exc:  # e.g. ReaderError: unprintable characters
+        problems.append(Problem(path="", file=filename, line=getattr(exc, "line", None), message=f"YAML error: {exc}"))
+        return None, problems
+    except RecursionError:
+        problems.append(Problem(path="", file=filename, message=f"nesting deeper than {MAX_DEPTH} levels"))
+        return None, problems
+    finally:
+        loader.dispose()
+    if root is None and not problems:
+        problems.append(_empty_problem(filename))
+    return root, problems
+
+
+def _empty_problem(filename: str) -> Problem:
+    return Problem(path="", file=filename, line=1, column=1, message="the document is empty",
+                   hint="a document starts with 'apiVersion: gcloud.gov.vn/v1' and its 'kind'")
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, filename: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    what = " ".join(part for part in (exc.context, exc.problem) if part)
+    hint = "check the indentation and quoting around this position"
+    if "\t" in (what or "") or "tab" in (what or ""):
+        hint = "YAML indentation must use spaces, not tabs"
+    return Problem(path="", file=filename, line=mark.line + 1 if mark else None,
+                   column=mark.column + 1 if mark else None, message=f"YAML syntax error: {what}", hint=hint)
+
+
+# --------------------------------------------------------------------------- building values
+
+_constructor = yaml.constructor.SafeConstructor()
+_SCALAR_BUILDERS = {
+    f"{_CORE}str": lambda node: node.value,
+    f"{_CORE}int": _constructor.construct_yaml_int,
+    f"{_CORE}float": _constructor.construct_yaml_float,
+    f"{_CORE}bool": _constructor.construct_yaml_bool,
+    f"{_CORE}null": _constructor.construct_yaml_null,
+    f"{_CORE}timestamp": _constructor.construct_yaml_timestamp,
+}
+
+
+class _Builder:
+    """Plain Python values from a node tree, recording positions and refusing non-core YAML."""
+
+    def __init__(self, filename: str):
+        self.positions = Positions(filename=filename)
+        self.problems: list[Problem] = []
+
+    def _problem(self, node: yaml.Node, loc: Loc, message: str, hint: str) -> None:
+        self.problems.append(Problem(path=format_path(loc), file=self.positions.filename,
+                                     line=node.start_mark.line + 1, column=node.start_mark.column + 1,
+                                     message=message, hint=hint))
+
+    def build(self, node: yaml.Node, loc: Loc = ()) -> Any:
+        self.positions.values[format_path(loc)] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                self._problem(node, loc, f"YAML tag {_short_tag(node.tag)} is not allowed", "remove the tag")
+            return [self.build(item, loc + (i,)) for i, item in enumerate(node.value)]
+        return self._scalar(node, loc)
+
+    def _scalar(self, node: yaml.ScalarNode, loc: Loc) -> Any:
+        builder = _SCALAR_BUILDERS.get(node.tag)
+        if builder is None:
+            self._problem(node, loc, f"YAML tag {_short_tag(node.tag)} is not allowed",
+                          "only plain YAML values are accepted (strings, numbers, booleans, null, dates); "
+                          "remove the tag")
+            return None
+        try:
+            return builder(node)
+        except (ValueError, OverflowError, yaml.constructor.ConstructorError):
+            self._problem(node, loc, f"cannot read {node.value[:40]!r} as {_short_tag(node.tag)}",
+                          "quote the value to make it a string")
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict:
+        if node.tag != _MAP_TAG:
+            self._problem(node, loc, f"YAML tag {_short_tag(node.tag)} is not allowed", "remove the tag")
+        result: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                self._problem(key_node, loc, "merge keys ('<<') are not allowed",
+                              "write the fields out in full")
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self._problem(key_node, loc, "a mapping key must be a plain value, not a list or mapping",
+                              "check the indentation")
+                continue
+            key = self._scalar(key_node, loc)
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                key = key_node.value  # 'yes:', '1.5:', '~:' as keys mean their text
+            child = loc + (key,)
+            path = format_path(child)
+            if key in result:
+                first = self.positions.keys.get(path, (None, None))
+                self._problem(key_node, child, f"duplicate key '{key}' (first at line {first[0]})",
+                              "each field may appear once; remove one of them")
+                continue
+            self.positions.keys[path] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = self.build(value_node, child)
+        return result
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+
+
+# --------------------------------------------------------------------------- pydantic errors
+
+_PATTERN_WORDS = {
+    r"^[a-z]([a-z0-9-]{1,38})[a-z0-9]$": "lowercase letters, digits and '-', 3 to 40 characters, "
+                                         "starting with a letter and not ending with '-'",
+    r"^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$": "lowercase letters, digits and '-', at most 24 characters, "
+                                          "starting with a letter and not ending with '-'",
+    r"^[A-Z][A-Z0-9]{1,9}$": "an agency code: 2 to 10 capital letters or digits, e.g. BYT",
+    r"^[a-z0-9][a-z0-9._-]{0,63}$": "a user name: lowercase letters, digits, '.', '_' or '-', e.g. nguyen.van.a",
+    r"^[A-Za-z][A-Za-z0-9._-]{0,62}$": "a label key: a letter, then letters, digits, '.', '_' or '-'",
+    r"^[A-Za-z0-9._ -]*$": "letters, digits, spaces, '.', '_' or '-'",
+    r"^[a-z][a-z0-9-]{0,15}$": "a zone name: lowercase letters, digits and '-', at most 16 characters",
+    r"^\d{1,5}(-\d{1,5})?$": 'a port "443" or a range "8000-8080"',
+    r"^[a-z][a-z0-9-]{0,31}$": "lowercase letters, digits and '-', starting with a letter",
+}
+
+_TYPE_WORDS = {
+    "string_type": "a string", "int_type": "a whole number", "int_parsing": "a whole number",
+    "int_from_float": "a whole number", "bool_type": "true or false", "bool_parsing": "true or false",
+    "float_type": "a number", "float_parsing": "a number", "list_type": "a list", "dict_type": "a mapping",
+    "model_type": "a mapping", "model_attributes_type": "a mapping", "datetime_type": "a date-time",
+    "datetime_parsing": 'a date-time like "2026-12-31T00:00:00+07:00"',
+    "datetime_from_date_parsing": 'a date-time like "2026-12-31T00:00:00+07:00"',
+    "ip_v4_network": "an IPv4 network like 10.40.1.0/24", "ip_v4_address": "an IPv4 address like 10.0.0.53",
+}
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = str(value)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The concrete types inside Annotated/Optional/Union."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(annotation) for t in _unwrap(arg)]
+    return [annotation]
+
+
+def model_at(model_cls: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The pydantic model class that describes the value at *loc* (None if not a model)."""
+    current: list[Any] = [model_cls]
+    for part in loc:
+        following: list[Any] = []
+        for ann in current:
+            origin = typing.get_origin(ann)
+            if isinstance(ann, type) and issubclass(ann, BaseModel) and isinstance(part, str):
+                info = ann.model_fields.get(part)
+                if info is not None:
+                    following += _unwrap(info.annotation)
+            elif origin is list and isinstance(part, int):
+                following += _unwrap(typing.get_args(ann)[0])
+            elif origin is dict:
+                following += _unwrap(typing.get_args(ann)[1])
+        current = following
+    for ann in current:
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            return ann
+    return None
+
+
+def _data_loc(data: Any, loc: Loc) -> tuple[Loc, Loc]:
+    """Split a pydantic loc into the part that exists in *data* and the rest (union tags,
+    missing field names, '[key]')."""
+    current = data
+    for i, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        else:
+            return loc[:i], loc[i:]
+    return loc, ()
+
+
+def _friendly(error: dict, model_cls: type[BaseModel], data: Any) -> tuple[Problem, bool]:
+    """One pydantic error in plain words, and whether it points at a key (unknown field)."""
+    kind = error["type"]
+    loc, rest = _data_loc(data, tuple(error["loc"]))
+    value = error.get("input")
+    hint = None
+    key = False
+    if kind == "missing" and rest:
+        loc = loc + (rest[0],)
+        message = f"missing required field '{rest[0]}'"
+        model = model_at(model_cls, loc[:-1])
+        if model is not None and rest[0] in model.model_fields and model.model_fields[rest[0]].description:
+            hint = model.model_fields[rest[0]].description
+    elif kind == "extra_forbidden":
+        name = str(loc[-1]) if loc else "?"
+        message = f"unknown field '{name}'"
+        key = True
+        model = model_at(model_cls, loc[:-1])
+        fields = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(name, fields, n=1, cutoff=0.6) or \
+            [f for f in fields if f.lower() == name.lower()]
+        if close:
+            hint = f"did you mean '{close[0]}'?"
+        elif fields:
+            hint = f"fields here: {', '.join(fields)}"
+    elif kind == "literal_error":
+        expected = (error.get("ctx") or {}).get("expected", "")
+        message = f"must be {expected}, not {_describe(value)}"
+        if loc == ("kind",) and isinstance(value, str) and value:
+            hint = f"this file is a {value}, not a {model_cls.__name__}" if value in (
+                "TenantRequest", "PlatformCatalog", "AgencyRegistry", "Rulebook") else None
+    elif kind == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern", "")
+        words = _PATTERN_WORDS.get(pattern, f"text matching {pattern}")
+        message = f"{_describe(value)} is not valid here: expected {words}"
+        if rest and rest[-1] == "[key]":
+            message, key = f"invalid key {_describe(value)}: expected {words}", True
+    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        ctx = error.get("ctx") or {}
+        bound = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
+                 "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}[kind]
+        limit = next(iter(ctx.values()), "?")
+        message = f"must be {bound[0]} {limit}, not {_describe(value)}"
+    elif kind in ("too_short", "too_long"):
+        ctx = error.get("ctx") or {}
+        if kind == "too_short":
+            message = f"needs at least {ctx.get('min_length')} item(s)"
+        else:
+            message = f"has {ctx.get('actual_length')} items; at most {ctx.get('max_length')} are allowed"
+        if isinstance(value, str):
+            message = message.replace("item(s)", "character(s)").replace("items", "characters")
+    elif kind in ("string_too_short", "string_too_long"):
+        ctx = error.get("ctx") or {}
+        message = (f"too long: at most {ctx.get('max_length')} characters" if kind == "string_too_long"
+                   else f"too short: at least {ctx.get('min_length')} character(s)")
+    elif kind == "value_error":
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+    elif kind in _TYPE_WORDS:
+        message = f"expected {_TYPE_WORDS[kind]}, not {_describe(value)}"
+        if kind == "string_type" and isinstance(value, (bool, int, float)):
+            hint = 'YAML read this as a boolean or number; put it in quotes, e.g. "yes" or "08"'
+        if kind in ("model_type", "model_attributes_type") and not loc:
+            hint = "the document must be a mapping with apiVersion, kind, metadata and spec"
+    else:
+        message = str(error.get("msg", kind))
+    if rest and rest[-1] == "[key]" and not key:
+        message, key = f"invalid key {_describe(loc[-1] if loc else '?')}: {message}", True
+    return Problem(path=format_path(loc), message=message, hint=hint), key
+
+
+def problems_from_validation(exc: ValidationError, model_cls: type[BaseModel], data: Any,
+                             positions: Positions) -> list[Problem]:
+    """Pydantic errors as located, friendly problems; one per path (union branches: the first)."""
+    by_path: dict[str, Problem] = {}
+    for error in exc.errors(include_url=False):
+        problem, at_key = _friendly(error, model_cls, data)
+        problem = positions.place(problem, key=at_key)
+        by_path.setdefault(problem.path, problem)  # a union's first branch says it best
+    return list(by_path.values())
+
+
+# --------------------------------------------------------------------------- entry points
+
+def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.file, p.line or 0, p.column or 0, p.path, p.message))
+
+
+def load_located(source: Source, model_cls: type[M], filename: str | None = None) -> Loaded[M]:
+    """Load one document into *model_cls*, keeping positions; raise InvalidInput with all problems."""
+    raw, name = _read(source, filename)
+    text = _decode(raw, name)
+    root, problems = _compose(text, name)
+    if isinstance(root, yaml.ScalarNode) and root.tag == f"{_CORE}null" and not problems:
+        root = None
+        problems.append(_empty_problem(name))
+    if root is None:
+        raise InvalidInput(sort_problems(problems))
+    builder = _Builder(name)
+    data = builder.build(root)
+    problems += builder.problems
+    if problems:
+        raise InvalidInput(sort_problems(problems))
+    try:
+        model = model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(sort_problems(problems_from_validation(exc, model_cls, data, builder.positions))) from None
+    return Loaded(model=model, positions=builder.positions)
+
+
+def load_document(source: Source, model_cls: type[M], filename: str | None = None) -> M:
+    """Load one document into *model_cls*; raise InvalidInput with every problem located."""
+    return load_located(source, model_cls, filename).model
+
+
+def load_request(source: Source, *, filename: str | None = None):
+    from gcloudctl.model.request import TenantRequest
+
+    return load_document(source, TenantRequest, filename)
+
+
+def load_platform(source: Source, *, filename: str | None = None):
+    from gcloudctl.model.catalog import PlatformCatalog
+
+    return load_document(source, PlatformCatalog, filename)
+
+
+def load_agencies(source: Source, *, filename: str | None = None):
+    from gcloudctl.model.catalog import AgencyRegistry
+
+    return load_document(source, AgencyRegistry, filename)

@@ -1,0 +1,75 @@
+"""Stage: naming. Every OpenStack name and ownership tag gcloudctl writes comes from here.
+
+Names are deterministic (the same request always yields the same names), so a create that
+was interrupted is found and adopted on the next run instead of being duplicated. Tags carry
+ownership: the tenant, the request digest and the logical address. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+MANAGED_TAG = "gcloudctl"
+TENANT_TAG_PREFIX = "gc-tenant="
+ADDRESS_TAG_PREFIX = "gc-addr="
+AGENCY_TAG_PREFIX = "gc-agency="
+LEVEL_TAG_PREFIX = "gc-level="
+
+# Nova server metadata keys (servers have metadata from the first API version on).
+META_TENANT = "gc-tenant"
+META_ADDRESS = "gc-addr"
+META_ROLE = "gc-role"
+META_ZONE = "gc-zone"
+META_USERDATA_DIGEST = "gc-userdata"
+META_IMAGE = "gc-image"
+
+
+def project_name(tenant: str) -> str:
+    return tenant
+
+
+def server_name(role: str, index: int) -> str:
+    """The i-th (1-based) server of a `servers[]` entry: web-1, web-2, ..."""
+    return f"{role}-{index}"
+
+
+def port_name(server: str, network: str) -> str:
+    return f"{server}-{network}"
+
+
+def keypair_name(tenant: str, keypair: str) -> str:
+    """Nova keypairs belong to a user, not a project: prefix them with the tenant; "." cannot occur
+    in a tenant name, so one tenant's prefix never matches another's keypairs."""
+    return f"gc.{tenant}.{keypair}"
+
+
+def keypair_prefix(tenant: str) -> str:
+    return f"gc.{tenant}."
+
+
+def ownership_tags(tenant: str, address: str) -> list[str]:
+    return [MANAGED_TAG, TENANT_TAG_PREFIX + tenant, ADDRESS_TAG_PREFIX + address]
+
+
+def project_tags(tenant: str, agency: str, level: int) -> list[str]:
+    return [MANAGED_TAG, TENANT_TAG_PREFIX + tenant, AGENCY_TAG_PREFIX + agency, LEVEL_TAG_PREFIX + str(level)]
+
+
+def address_from_tags(tags: list[str] | None) -> str | None:
+    for tag in tags or ():
+        if tag.startswith(ADDRESS_TAG_PREFIX):
+            return tag[len(ADDRESS_TAG_PREFIX):]
+    return None
+
+
+def tenant_from_tags(tags: list[str] | None) -> str | None:
+    for tag in tags or ():
+        if tag.startswith(TENANT_TAG_PREFIX):
+            return tag[len(TENANT_TAG_PREFIX):]
+    return None
+
+
+def server_metadata(tenant: str, address: str, role: str, zone: str, image: str,
+                    userdata_digest: str | None) -> dict[str, str]:
+    meta = {META_TENANT: tenant, META_ADDRESS: address, META_ROLE: role, META_ZONE: zone, META_IMAGE: image}
+    if userdata_digest:
+        meta[META_USERDATA_DIGEST] = userdata_digest
+    return meta

@@ -1,0 +1,155 @@
+"""Stage: plan. desired + observed -> Plan (ordered Changes). Called by pipeline (plan, apply,
+destroy, reconcile, drift detection). Pure: takes values, returns values; no I/O, no clock.
+
+Rules, in one place:
+- desired and observed (managed) with equal attributes: nothing to do;
+- attribute differences: update, or replace when a create-only attribute changed (and the
+  replacement cascades to resources that hold a create-only reference to it);
+- a server in ERROR is replaced (self-healing);
+- desired but not observed: create, unless an untagged twin with the same deterministic name
+  exists (an interrupted create): then adopt it (update that sets the ownership tags);
+- observed but not desired, and anything in the tenant gcloudctl did not create: delete.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from gcloudctl.plan import Action, Change, Plan
+from gcloudctl.resources import REPLACE_ON_CHANGE, Address, DesiredState, Kind, ObservedState, Ref, Resource, canonical
+
+FAILED_SERVER_STATES = frozenset({"ERROR"})
+# create-only references that force the referrer to be replaced with its target
+_CASCADE_FIELDS: dict[Kind, frozenset[str]] = {
+    Kind.SUBNET: frozenset({"network"}),
+    Kind.PORT: frozenset({"network", "subnet"}),
+    Kind.ROUTER_INTERFACE: frozenset({"router", "subnet"}),
+    Kind.SERVER: frozenset({"ports", "server_group"}),
+}
+
+
+def diff(desired: Resource, observed: Resource) -> tuple[str, ...]:
+    """Names of desired attributes whose observed value differs."""
+    changed = []
+    for key, value in desired.attrs.items():
+        if canonical(value) != canonical(observed.attrs.get(key)):
+            changed.append(key)
+    return tuple(sorted(changed))
+
+
+def _adoption_candidates(observed: ObservedState) -> dict[tuple[Kind, str], Resource]:
+    twins = {}
+    for res in observed.unmanaged:
+        name = res.attrs.get("name")
+        if name:
+            twins.setdefault((res.address.kind, name), res)
+    return twins
+
+
+def plan(desired: DesiredState, observed: ObservedState) -> Plan:
+    changes: dict[Address, Change] = {}
+    twins = _adoption_candidates(observed)
+    adopted: set[str] = set()
+
+    for address, want in desired.resources.items():
+        have = observed.resources.get(address)
+        if have is None:
+            twin = twins.get((address.kind, want.attrs.get("name")))
+            if twin is not None and twin.id not in adopted and twin.status not in FAILED_SERVER_STATES:
+                adopted.add(twin.id)
+                changed = diff(want, twin)
+                replace = set(changed) & REPLACE_ON_CHANGE.get(address.kind, frozenset())
+                action = Action.REPLACE if replace else Action.UPDATE
+                changes[address] = Change(action, address, twin, want, changed,
+                                          reason="adopt: untagged twin of an interrupted create")
+            else:
+                changes[address] = Change(Action.CREATE, address, None, want, reason="missing")
+            continue
+        if address.kind is Kind.SERVER and have.status in FAILED_SERVER_STATES:
+            changes[address] = Change(Action.REPLACE, address, have, want, reason=f"drift: server is {have.status}")
+            continue
+        changed = diff(want, have)
+        if not changed:
+            continue
+        replace = set(changed) & REPLACE_ON_CHANGE.get(address.kind, frozenset())
+        action = Action.REPLACE if replace else Action.UPDATE
+        changes[address] = Change(action, address, have, want, changed, reason="changed: " + ", ".join(changed))
+
+    _cascade_replacements(desired, observed, changes)
+
+    for address, have in observed.resources.items():
+        if address not in desired.resources:
+            changes[address] = Change(Action.DELETE, address, have, None, reason="drift: not in the request")
+    for res in observed.unmanaged:
+        if res.id in adopted:
+            continue
+        changes[res.address] = Change(Action.DELETE, res.address, res, None, reason="drift: not created by gcloudctl")
+
+    ordered = tuple(sorted(changes.values(), key=Change.sort_key))
+    return Plan(tenant=desired.tenant, changes=ordered, request_digest=desired.request_digest,
+                observed_fingerprint=observed.fingerprint())
+
+
+def _cascade_replacements(desired: DesiredState, observed: ObservedState, changes: dict[Address, Change]) -> None:
+    """A resource holding a create-only reference to a replaced resource is replaced too."""
+    pending = [a for a, c in changes.items() if c.action is Action.REPLACE]
+    while pending:
+        target = pending.pop()
+        for address, want in desired.resources.items():
+            fields = _CASCADE_FIELDS.get(address.kind, frozenset())
+            if not any(target in _refs(want.attrs.get(f)) for f in fields):
+                continue
+            have = observed.resources.get(address)
+            current = changes.get(address)
+            if have is None or (current is not None and current.action in (Action.REPLACE, Action.CREATE)):
+                continue
+            changes[address] = Change(Action.REPLACE, address, have, want, (current.changed if current else ()),
+                                      reason=f"replaced with {target}")
+            pending.append(address)
+
+
+def _refs(value) -> set[Address]:
+    if isinstance(value, Ref):
+        return {value.address}
+    if isinstance(value, (list, tuple)):
+        return {v.address for v in value if isinstance(v, Ref)}
+    return set()
+
+
+def plan_destroy(observed: ObservedState) -> Plan:
+    """Everything the tenant owns, deleted in reverse dependency order."""
+    empty = DesiredState(tenant=observed.tenant, resources={})
+    result = plan(empty, observed)
+    changes = tuple(Change(Action.DELETE, c.address, c.before, None, reason="destroy") for c in result.changes)
+    return Plan(tenant=observed.tenant, changes=changes, observed_fingerprint=result.observed_fingerprint, destroy=True)
+
+
+def quota_preflight(desired: DesiredState, flavors: Mapping[str, Mapping[str, int]],
+                    ceilings: Mapping[str, int]) -> list[str]:
+    """Problems (with numbers) if the desired servers and floating IPs exceed the tenant's quota
+    or the agency's ceilings. `flavors`: name -> {vcpus, ramMiB}."""
+    servers = [r for r in desired.resources.values() if r.address.kind is Kind.SERVER]
+    need = {
+        "instances": len(servers),
+        "cores": sum(flavors.get(s.attrs["flavor"], {}).get("vcpus", 0) for s in servers),
+        "ram": sum(flavors.get(s.attrs["flavor"], {}).get("ramMiB", 0) for s in servers),
+        "floatingip": sum(1 for r in desired.resources.values() if r.address.kind is Kind.FLOATING_IP),
+    }
+    quota: dict[str, int] = {}
+    for res in desired.resources.values():
+        if res.address.kind is Kind.QUOTA:
+            quota.update(res.attrs)
+    problems = []
+    names = {"instances": "instances", "cores": "cores", "ram": "ramMiB", "floatingip": "floatingIPs"}
+    for key, needed in need.items():
+        limit = quota.get(key)
+        if limit is not None and needed > limit:
+            problems.append(f"quota {names[key]}: the request needs {needed} but its quota is {limit}")
+        ceiling = ceilings.get(names[key])
+        if ceiling is not None and limit is not None and limit > ceiling:
+            problems.append(f"quota {names[key]}: {limit} exceeds the agency ceiling {ceiling}")
+    return problems
+
+
+def changed_addresses(changes: Iterable[Change]) -> list[str]:
+    return [str(c.address) for c in changes]
