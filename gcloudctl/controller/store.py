@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import (
-    DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, create_engine, event,
+    DateTime, ForeignKey, and_, Integer, String, Text, TypeDecorator, UniqueConstraint, create_engine, event,
     func, or_, select, text, update,
 )
 from sqlalchemy.engine import Engine
@@ -354,8 +354,9 @@ class Tx:
 
     # leases --------------------------------------------------------------------------------
     def claim_due(self, holder: str, now: datetime, limit: int, lease_seconds: float,
-                  exclude: set[str] = frozenset()) -> list[Claim]:
-        """Lease up to `limit` tenants that are due and not leased by anyone alive.
+                  exclude: set[str] = frozenset(), phases: set[str] | None = None) -> list[Claim]:
+        """Lease up to `limit` tenants that are due and not leased by anyone alive; with
+        `phases`, every tenant in those phases whatever its schedule (`controller run --once`).
 
         On PostgreSQL the candidate rows are locked with FOR UPDATE SKIP LOCKED, so concurrent
         controllers pick disjoint sets without waiting; the conditional UPDATE re-checks the
@@ -364,9 +365,11 @@ class Tx:
         if limit <= 0:
             return []
         free = or_(LeaseRow.holder.is_(None), LeaseRow.expires_at < now, LeaseRow.holder == holder)
+        due = (TenantRow.phase.in_(sorted(phases)) if phases is not None
+               else and_(TenantRow.next_reconcile_at.is_not(None), TenantRow.next_reconcile_at <= now))
         query = (select(LeaseRow.tenant)
                  .join(TenantRow, TenantRow.name == LeaseRow.tenant)
-                 .where(TenantRow.next_reconcile_at.is_not(None), TenantRow.next_reconcile_at <= now, free)
+                 .where(due, free)
                  .order_by(TenantRow.next_reconcile_at, TenantRow.name)
                  .limit(limit + len(exclude))
                  .with_for_update(of=LeaseRow, skip_locked=True))

@@ -1,0 +1,98 @@
+"""Stage: controller (port to the core). What the reconciler needs from `gcloudctl.pipeline`.
+
+`Engine` is the port: load a stored request, plan it, apply a plan, plan a destroy, and count
+API calls. `PipelineEngine` is the adapter over the one planner/executor that the CLI also uses;
+tests pass their own engine. The adapter picks the driver of the request's region (platform
+catalog: region -> clouds.yaml entry) through an injected factory, so no connection is made here.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Protocol
+
+from gcloudctl.model import TenantRequest
+
+
+class PlanLike(Protocol):
+    changes: Any  # sequence of changes with .to_dict() and .drift
+
+    def is_empty(self) -> bool: ...
+
+    def to_dict(self) -> dict: ...
+
+
+class ResultLike(Protocol):
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def transient_only(self) -> bool: ...
+
+    def to_dict(self) -> dict: ...
+
+
+class Engine(Protocol):
+    def load(self, text: str, filename: str) -> TenantRequest: ...
+
+    def plan(self, request: TenantRequest) -> PlanLike: ...
+
+    def plan_destroy(self, request: TenantRequest) -> PlanLike: ...
+
+    def apply(self, plan: PlanLike, request: TenantRequest) -> ResultLike: ...
+
+    def api_calls(self) -> dict[str, int]: ...
+
+
+class PipelineEngine:
+    """The real engine: `gcloudctl.pipeline` over drivers made by `driver_for_cloud(cloud_name)`."""
+
+    def __init__(self, config: Any, driver_for_cloud: Callable[[str], Any], *, parallelism: int = 10):
+        self.config = config
+        self._factory = driver_for_cloud
+        self._drivers: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.parallelism = parallelism
+
+    def driver(self, request: TenantRequest) -> Any:
+        cloud = self._cloud_of(request.spec.region)
+        with self._lock:
+            if cloud not in self._drivers:
+                self._drivers[cloud] = self._factory(cloud)
+            return self._drivers[cloud]
+
+    def _cloud_of(self, region: str) -> str:
+        regions = self.config.platform.spec.regions
+        return regions[region].cloud if region in regions else region
+
+    def load(self, text: str, filename: str) -> TenantRequest:
+        from gcloudctl import pipeline
+
+        return pipeline.load_request(text, self.config, filename=filename)
+
+    def plan(self, request: TenantRequest) -> PlanLike:
+        from gcloudctl import pipeline
+
+        return pipeline.plan_request(request, self.driver(request), self.config)
+
+    def plan_destroy(self, request: TenantRequest) -> PlanLike:
+        from gcloudctl import pipeline
+
+        return pipeline.plan_destroy(request.metadata.name, self.driver(request), self.config)
+
+    def apply(self, plan: PlanLike, request: TenantRequest) -> ResultLike:
+        from gcloudctl import pipeline
+
+        return pipeline.apply_plan(plan, self.driver(request), parallelism=self.parallelism)
+
+    def api_calls(self) -> dict[str, int]:
+        """API calls per service, summed over the drivers that count them."""
+        totals: dict[str, int] = {}
+        with self._lock:
+            drivers = list(self._drivers.values())
+        for driver in drivers:
+            counts = getattr(driver, "api_calls", None)
+            counts = counts() if callable(counts) else counts
+            for service, n in dict(counts or {}).items():
+                totals[service] = totals.get(service, 0) + int(n)
+        return totals

@@ -1,0 +1,344 @@
+"""Stage: controller (reconcile). Make one leased tenant match its approved generation, once.
+
+Level-based: it reads everything it needs (tenant row, approved version, the cloud through the
+engine's observe+plan) and never asks what event happened. Called by `runner` for a tenant it
+holds the lease of; returns an `Outcome` saying when to look again:
+
+=====================  ==============================================================
+what it finds          what it does
+=====================  ==============================================================
+not reconcilable       unschedule (pending, rejected, deleted, expired)
+terminal error before  wait for a new generation (blocked_generation)
+deleting / expired     plan_destroy + apply, check leftovers, mark deleted | expired
+empty plan             Ready/Synced True, Drifted False, phase ready, poll later
+new generation         apply, verify, phase ready (or backoff / failed)
+drift, enforce         apply (audited as drift repair), verify
+drift, report          Drifted True + event with the diff, nothing applied
+transient CloudError   back off exponentially with jitter
+terminal error         phase failed, wait for a new generation
+=====================  ==============================================================
+
+Before applying and when writing status it checks the lease (fencing token), so a controller
+that lost its lease never applies or writes. Every applied change is audited.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from gcloudctl.controller.audit import AuditAction, canonical
+from gcloudctl.controller.backoff import Backoff
+from gcloudctl.controller.conditions import Condition, ConditionType, condition, set_condition
+from gcloudctl.controller.engine import Engine
+from gcloudctl.controller.lifecycle import LIVE, RECONCILABLE, Phase, Step, finished_phase_after_destroy, next_phase
+from gcloudctl.controller.metrics import Metrics
+from gcloudctl.controller.store import Claim, Store, TenantRow
+from gcloudctl.errors import CloudError, GcloudctlError
+
+log = logging.getLogger("gcloudctl.controller")
+
+
+class Result(enum.StrEnum):
+    CONVERGED = "converged"
+    APPLIED = "applied"
+    DRIFT_REPAIRED = "drift-repaired"
+    DRIFT_REPORTED = "drift-reported"
+    DESTROYED = "destroyed"
+    IDLE = "idle"  # nothing to do for this phase
+    BLOCKED = "blocked"  # terminal error earlier: waits for a new generation
+    TRANSIENT = "transient-error"
+    TERMINAL = "terminal-error"
+    LOST_LEASE = "lost-lease"
+
+
+@dataclass
+class Outcome:
+    tenant: str
+    result: Result
+    next_at: datetime | None = None
+    changes: int = 0
+    message: str = ""
+
+
+@dataclass
+class Snapshot:
+    """What the reconciler read from the store, detached from the session."""
+
+    name: str
+    phase: Phase
+    generation: int | None
+    observed_generation: int | None
+    drift_policy: str
+    expires_at: datetime | None
+    failures: int
+    blocked_generation: int | None
+    conditions: list[Condition]
+    raw_yaml: str | None
+
+
+@dataclass
+class StatusUpdate:
+    phase: Phase | None = None
+    conditions: list[Condition] = field(default_factory=list)
+    observed_generation: int | None = None
+    next_at: datetime | None = None
+    failures: int = 0
+    blocked_generation: int | None = None
+    last_error: str | None = None
+    events: list[tuple[str, str, str, dict]] = field(default_factory=list)  # type, reason, message, data
+    audits: list[tuple[str, dict]] = field(default_factory=list)  # action, data
+
+
+class Reconciler:
+    def __init__(self, store: Store, engine: Engine, *, holder: str, interval: float = 60.0,
+                 backoff: Backoff = Backoff(), clock: Callable[[], datetime],
+                 metrics: Metrics | None = None):
+        self.store, self.engine, self.holder = store, engine, holder
+        self.interval, self.backoff, self.clock = interval, backoff, clock
+        self.metrics = metrics or Metrics()
+
+    # --- entry ----------------------------------------------------------------------------
+    def reconcile(self, claim: Claim) -> Outcome:
+        started = time.monotonic()
+        snap = self._read(claim.tenant)
+        try:
+            outcome = self._dispatch(claim, snap)
+        except CloudError as exc:
+            outcome = self._failed(claim, snap, exc, transient=exc.transient, retry_after=exc.retry_after)
+        except GcloudctlError as exc:  # Refused (quota pre-flight), InvalidInput (catalog changed) ...
+            outcome = self._failed(claim, snap, exc, transient=False)
+        self.metrics.reconciles.labels(outcome.result.value).inc()
+        self.metrics.duration.observe(time.monotonic() - started)
+        log.info("reconciled %s: %s %s", claim.tenant, outcome.result.value, outcome.message,
+                 extra={"tenant": claim.tenant, "action": outcome.result.value,
+                        "duration": round(time.monotonic() - started, 3)})
+        return outcome
+
+    def _dispatch(self, claim: Claim, snap: Snapshot | None) -> Outcome:
+        if snap is None or snap.phase not in RECONCILABLE or snap.raw_yaml is None:
+            return self._write(claim, snap, StatusUpdate(next_at=None), Result.IDLE)
+        if snap.phase is not Phase.DELETING and snap.blocked_generation == snap.generation:
+            return self._write(claim, snap, StatusUpdate(next_at=None, blocked_generation=snap.blocked_generation,
+                                                         failures=snap.failures), Result.BLOCKED)
+        request = self.engine.load(snap.raw_yaml, f"{snap.name}@{snap.generation}")
+        now = self.clock()
+        if snap.phase is Phase.DELETING or (snap.expires_at is not None and snap.expires_at <= now):
+            return self._destroy(claim, snap, request)
+        return self._converge(claim, snap, request)
+
+    # --- converge -------------------------------------------------------------------------
+    def _converge(self, claim: Claim, snap: Snapshot, request: Any) -> Outcome:
+        plan = self.engine.plan(request)
+        new_generation = snap.observed_generation != snap.generation
+        if plan.is_empty():
+            return self._write(claim, snap, self._converged(snap), Result.CONVERGED)
+        if not new_generation:
+            self.metrics.drift.labels(snap.drift_policy).inc(len(plan.changes))
+            if snap.drift_policy == "report":
+                return self._write(claim, snap, self._report_drift(snap, plan), Result.DRIFT_REPORTED)
+        purpose = AuditAction.APPLY if new_generation else AuditAction.DRIFT_REPAIR
+        if new_generation:
+            self._mark_provisioning(claim, snap)
+        result = self._apply(claim, snap, plan, request, purpose)
+        if result is None:
+            return Outcome(snap.name, Result.LOST_LEASE, message="lease lost before apply")
+        if not result.ok:
+            error = CloudError(_failure_text(result), transient=result.transient_only)
+            outcome = self._failed(claim, snap, error, transient=error.transient)
+            return outcome
+        verify = self.engine.plan(request)
+        if not verify.is_empty():
+            error = CloudError(f"still {len(verify.changes)} change(s) after apply", transient=True)
+            return self._failed(claim, snap, error, transient=True)
+        update = self._converged(snap)
+        if not new_generation:
+            update.events.append(("Normal", "DriftRepaired", f"{len(plan.changes)} drifted change(s) undone",
+                                  {"changes": _diff(plan)}))
+        kind = Result.APPLIED if new_generation else Result.DRIFT_REPAIRED
+        return self._write(claim, snap, update, kind, changes=len(plan.changes))
+
+    def _converged(self, snap: Snapshot) -> StatusUpdate:
+        now, gen = self.clock(), snap.generation
+        conditions = snap.conditions
+        for kind, reason, message in ((ConditionType.READY, "Available", "the cloud matches the approved request"),
+                                      (ConditionType.SYNCED, "ReconcileSuccess", "last reconcile succeeded")):
+            conditions = set_condition(conditions, condition(kind, True, reason, message, gen, now))
+        conditions = set_condition(conditions, condition(ConditionType.DRIFTED, False, "NoDrift", "", gen, now))
+        update = StatusUpdate(phase=next_phase(snap.phase, Step.SUCCEED), conditions=conditions,
+                              observed_generation=gen, next_at=now + timedelta(seconds=self.interval))
+        if snap.phase is not Phase.READY:
+            update.audits.append((AuditAction.PHASE, {"phase": Phase.READY.value, "generation": gen}))
+        return update
+
+    def _report_drift(self, snap: Snapshot, plan: Any) -> StatusUpdate:
+        now, gen = self.clock(), snap.generation
+        diff = _diff(plan)
+        digest = hashlib.sha256(canonical({"d": diff}).encode()).hexdigest()[:12]
+        message = f"{len(diff)} change(s) differ from the request (diff {digest}); driftPolicy is report"
+        previous = next((c for c in snap.conditions if c.type is ConditionType.DRIFTED), None)
+        conditions = set_condition(snap.conditions, condition(ConditionType.DRIFTED, True, "DriftDetected",
+                                                              message, gen, now))
+        conditions = set_condition(conditions, condition(ConditionType.SYNCED, False, "DriftReported",
+                                                         "drift left in place by policy", gen, now))
+        update = StatusUpdate(phase=snap.phase, conditions=conditions, observed_generation=gen,
+                              next_at=now + timedelta(seconds=self.interval))
+        if previous is None or previous.message != message:  # one event per distinct diff, not per poll
+            update.events.append(("Warning", "DriftDetected", message, {"changes": diff}))
+            update.audits.append((AuditAction.DRIFT_REPORT, {"generation": gen, "changes": diff}))
+        return update
+
+    # --- destroy --------------------------------------------------------------------------
+    def _destroy(self, claim: Claim, snap: Snapshot, request: Any) -> Outcome:
+        now = self.clock()
+        expiring = snap.expires_at is not None and snap.expires_at <= now
+        if snap.phase in LIVE:  # expiry starts the deletion
+            self._set_phase(claim, snap, next_phase(snap.phase, Step.EXPIRE), "Expired",
+                            f"expiresAt {snap.expires_at.isoformat()} has passed; destroying")
+        plan = self.engine.plan_destroy(request)
+        applied = 0
+        if not plan.is_empty():
+            result = self._apply(claim, snap, plan, request, AuditAction.DESTROY)
+            if result is None:
+                return Outcome(snap.name, Result.LOST_LEASE, message="lease lost before destroy")
+            if not result.ok:
+                return self._failed(claim, snap, CloudError(_failure_text(result), transient=True), transient=True)
+            applied = len(plan.changes)
+            leftovers = self.engine.plan_destroy(request)
+            if not leftovers.is_empty():
+                error = CloudError(f"{len(leftovers.changes)} resource(s) left after destroy", transient=True)
+                return self._failed(claim, snap, error, transient=True)
+        final = finished_phase_after_destroy(expiring)
+        now = self.clock()
+        conditions = set_condition(snap.conditions, condition(ConditionType.READY, False, final.value.capitalize(),
+                                                              "nothing is left in the cloud", snap.generation, now))
+        update = StatusUpdate(phase=final, conditions=conditions, observed_generation=snap.generation, next_at=None)
+        update.events.append(("Normal", final.value.capitalize(), f"tenant {final.value}; {applied} resource(s) removed", {}))
+        update.audits.append((AuditAction.PHASE, {"phase": final.value, "removed": applied}))
+        return self._write(claim, snap, update, Result.DESTROYED, changes=applied)
+
+    # --- effects --------------------------------------------------------------------------
+    def _apply(self, claim: Claim, snap: Snapshot, plan: Any, request: Any, purpose: AuditAction) -> Any | None:
+        with self.store.tx() as tx:
+            if not tx.holds(claim, self.holder, self.clock()):
+                return None
+        result = self.engine.apply(plan, request)
+        outcomes = {o.get("address"): o.get("status") for o in result.to_dict().get("outcomes", [])}
+        now = self.clock()
+        with self.store.tx() as tx:
+            for change in plan.changes:
+                data = change.to_dict()
+                tx.append_audit(now, self.holder, purpose, snap.name, {
+                    "generation": snap.generation, "change": data, "outcome": outcomes.get(data.get("address"))})
+        label = {AuditAction.APPLY: "apply", AuditAction.DRIFT_REPAIR: "drift-repair"}.get(purpose, "destroy")
+        self.metrics.changes.labels(label).inc(len(plan.changes))
+        return result
+
+    def _mark_provisioning(self, claim: Claim, snap: Snapshot) -> None:
+        self._set_phase(claim, snap, next_phase(snap.phase, Step.PROVISION), "Applying",
+                        f"applying generation {snap.generation}")
+
+    def _set_phase(self, claim: Claim, snap: Snapshot, phase: Phase, reason: str, message: str) -> None:
+        now = self.clock()
+        snap.conditions = set_condition(snap.conditions, condition(ConditionType.SYNCED, None, reason, message,
+                                                                   snap.generation, now))
+        with self.store.tx() as tx:
+            tenant = tx.tenant(snap.name, lock=True)
+            if tenant is None or not tx.holds(claim, self.holder, now):
+                return
+            tenant.phase, tenant.updated_at = phase.value, now
+            tenant.conditions = _dump(snap.conditions)
+            tx.add_event(snap.name, now, "Normal", reason, message, controller=self.holder)
+        snap.phase = phase
+
+    def _failed(self, claim: Claim, snap: Snapshot | None, error: GcloudctlError, *, transient: bool,
+                retry_after: float | None = None) -> Outcome:
+        if snap is None:
+            return Outcome(claim.tenant, Result.IDLE)
+        now, gen = self.clock(), snap.generation
+        self.metrics.errors.labels("transient" if transient else "terminal").inc()
+        failures = snap.failures + 1
+        message = error.message[:2000]
+        conditions = set_condition(snap.conditions, condition(ConditionType.SYNCED, False,
+                                                              "ReconcileError" if transient else "TerminalError",
+                                                              message, gen, now))
+        deleting = snap.phase is Phase.DELETING
+        if transient or deleting:
+            delay = self.backoff.delay(failures, retry_after)
+            update = StatusUpdate(phase=None if deleting else next_phase(snap.phase, Step.FAIL) if snap.phase in LIVE else None,
+                                  conditions=conditions, observed_generation=snap.observed_generation,
+                                  next_at=now + timedelta(seconds=delay), failures=failures, last_error=message)
+            update.events.append(("Warning", "ReconcileError", f"{message} (retry in {delay:.0f}s)", {}))
+            return self._write(claim, snap, update, Result.TRANSIENT, message=message)
+        conditions = set_condition(conditions, condition(ConditionType.READY, False, "TerminalError", message, gen, now))
+        update = StatusUpdate(phase=next_phase(snap.phase, Step.FAIL) if snap.phase in LIVE else None,
+                              conditions=conditions, observed_generation=snap.observed_generation, next_at=None,
+                              failures=failures, blocked_generation=gen, last_error=message)
+        update.events.append(("Warning", "TerminalError", f"{message}; waiting for a new generation", {}))
+        update.audits.append((AuditAction.PHASE, {"phase": Phase.FAILED.value, "generation": gen, "error": message}))
+        return self._write(claim, snap, update, Result.TERMINAL, message=message)
+
+    def _write(self, claim: Claim, snap: Snapshot | None, update: StatusUpdate, result: Result,
+               changes: int = 0, message: str = "") -> Outcome:
+        now = self.clock()
+        with self.store.tx() as tx:
+            tenant = tx.tenant(claim.tenant, lock=True)
+            if not tx.holds(claim, self.holder, now):
+                return Outcome(claim.tenant, Result.LOST_LEASE, message="lease lost before status write")
+            if tenant is None:
+                return Outcome(claim.tenant, Result.IDLE)
+            if snap is not None and tenant.generation != snap.generation:
+                # a new generation was approved meanwhile: keep it scheduled, write nothing stale
+                tenant.next_reconcile_at = now
+                return Outcome(claim.tenant, result, now, changes, "new generation approved meanwhile")
+            _apply_update(tenant, update, now)
+            for type_, reason, text, data in update.events:
+                tx.add_event(claim.tenant, now, type_, reason, text, data, controller=self.holder)
+            for action, data in update.audits:
+                tx.append_audit(now, self.holder, action, claim.tenant, data)
+        return Outcome(claim.tenant, result, update.next_at, changes, message)
+
+    def _read(self, name: str) -> Snapshot | None:
+        with self.store.tx() as tx:
+            tenant = tx.tenant(name)
+            if tenant is None:
+                return None
+            version = tx.version_of(name, tenant.generation) if tenant.generation else None
+            return Snapshot(name, Phase(tenant.phase), tenant.generation, tenant.observed_generation,
+                            tenant.drift_policy, tenant.expires_at, tenant.failures, tenant.blocked_generation,
+                            [Condition.from_dict(c) for c in json.loads(tenant.conditions)],
+                            version.raw_yaml if version else None)
+
+
+def _apply_update(tenant: TenantRow, update: StatusUpdate, now: datetime) -> None:
+    if update.phase is not None:
+        tenant.phase = update.phase.value
+    if update.conditions:
+        tenant.conditions = _dump(update.conditions)
+    if update.observed_generation is not None:
+        tenant.observed_generation = update.observed_generation
+    tenant.next_reconcile_at = update.next_at
+    tenant.failures, tenant.blocked_generation = update.failures, update.blocked_generation
+    tenant.last_error = update.last_error
+    tenant.last_reconciled_at = tenant.updated_at = now
+
+
+def _dump(conditions: list[Condition]) -> str:
+    return json.dumps([c.to_dict() for c in conditions])
+
+
+def _diff(plan: Any) -> list[dict]:
+    return [change.to_dict() for change in plan.changes]
+
+
+def _failure_text(result: Any) -> str:
+    data = result.to_dict()
+    failed = [o for o in data.get("outcomes", []) if o.get("status") == "failed"]
+    first = failed[0] if failed else {}
+    return f"{len(failed)} change(s) failed; first: {first.get('address', '?')}: {first.get('error', 'unknown')}"

@@ -1,0 +1,157 @@
+"""Stage: controller (loop). Claim due tenants under leases, reconcile them on N workers.
+
+The work queue is the `tenants` table itself: `next_reconcile_at` says when a tenant is due
+(poll interval after success, backoff after a transient error, NULL after a terminal one, *now*
+after an approval or a delete). A controller claims due tenants by taking their leases
+(`Tx.claim_due`: FOR UPDATE SKIP LOCKED on PostgreSQL), so each tenant has one worker in one
+controller at a time; a heartbeat renews the leases of tenants in flight; a dead controller's
+leases expire after `lease_seconds` and the still-due tenants are claimed by another.
+Called by `gcloudctl controller run [--once]`; the CLI builds it (composition root).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from gcloudctl.controller.lifecycle import RECONCILABLE
+from gcloudctl.controller.reconciler import Outcome, Reconciler, Result
+from gcloudctl.controller.store import Claim, Store
+
+log = logging.getLogger("gcloudctl.controller")
+
+
+def holder_id() -> str:
+    """A controller's identity in leases and audit records: host, pid and a random suffix."""
+    return f"controller@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Summary:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(o.result in (Result.TRANSIENT, Result.TERMINAL, Result.BLOCKED, Result.LOST_LEASE)
+                       for o in self.outcomes)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.result.value] = counts.get(outcome.result.value, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "counts": self.counts(),
+                "tenants": [{"tenant": o.tenant, "result": o.result.value, "changes": o.changes,
+                             "message": o.message} for o in self.outcomes]}
+
+
+class Runner:
+    def __init__(self, store: Store, reconciler: Reconciler, *, clock: Callable[[], datetime], workers: int = 4,
+                 lease_seconds: float = 30.0, claim_poll: float = 1.0):
+        self.store, self.reconciler, self.clock = store, reconciler, clock
+        self.holder = reconciler.holder
+        self.workers, self.lease_seconds, self.claim_poll = max(1, workers), lease_seconds, claim_poll
+        self._inflight: dict[str, tuple[Claim, Future]] = {}
+        self._lock = threading.Lock()
+        self.metrics = reconciler.metrics
+
+    # --- one pass (cron / CI, tests) -----------------------------------------------------
+    def run_once(self, *, only_due: bool = False) -> Summary:
+        """Reconcile every reconcilable tenant once (or only the due ones), then return."""
+        summary = Summary()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="reconcile") as pool:
+            stop = threading.Event()
+            beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True)
+            beat.start()
+            try:
+                while True:
+                    claims = self._claim(self.workers * 4, only_due=only_due, seen={o.tenant for o in summary.outcomes})
+                    if not claims:
+                        break
+                    futures = [self._submit(pool, claim) for claim in claims]
+                    summary.outcomes.extend(f.result() for f in futures)
+            finally:
+                stop.set()
+                beat.join()
+        return summary
+
+    # --- forever -------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Claim and reconcile until `stop` is set; then finish in-flight work and release."""
+        heartbeat_stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(heartbeat_stop,), name="leases", daemon=True)
+        beat.start()
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="reconcile")
+        try:
+            while not stop.is_set():
+                self.metrics.beat()
+                free = self.workers - len(self._inflight)
+                for claim in self._claim(free, only_due=True):
+                    self._submit(pool, claim)
+                with self._lock:
+                    futures = [f for _, f in self._inflight.values()]
+                if futures and free <= 0:
+                    wait(futures, timeout=self.claim_poll, return_when=FIRST_COMPLETED)
+                else:
+                    stop.wait(self.claim_poll)
+        finally:
+            pool.shutdown(wait=True)
+            heartbeat_stop.set()
+            beat.join()
+
+    # --- pieces --------------------------------------------------------------------------
+    def _claim(self, limit: int, *, only_due: bool, seen: set[str] = frozenset()) -> list[Claim]:
+        if limit <= 0:
+            return []
+        with self._lock:
+            busy = set(self._inflight) | set(seen)
+        with self.store.tx() as tx:
+            return tx.claim_due(self.holder, self.clock(), limit, self.lease_seconds, exclude=busy,
+                                phases=None if only_due else {p.value for p in RECONCILABLE})
+
+    def _submit(self, pool: ThreadPoolExecutor, claim: Claim) -> Future:
+        future = pool.submit(self._work, claim)
+        with self._lock:
+            self._inflight[claim.tenant] = (claim, future)
+            self.metrics.inflight.set(len(self._inflight))
+        return future
+
+    def _work(self, claim: Claim) -> Outcome:
+        try:
+            return self.reconciler.reconcile(claim)
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker pool
+            log.exception("reconcile of %s crashed", claim.tenant, extra={"tenant": claim.tenant})
+            return Outcome(claim.tenant, Result.TRANSIENT, message=f"crashed: {type(exc).__name__}: {exc}")
+        finally:
+            with self.store.tx() as tx:
+                tx.release(claim, self.holder)
+            with self._lock:
+                self._inflight.pop(claim.tenant, None)
+                self.metrics.inflight.set(len(self._inflight))
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        """Renew the leases of tenants in flight every third of a lease period."""
+        while not stop.wait(self.lease_seconds / 3):
+            with self._lock:
+                claims = [claim for claim, _ in self._inflight.values()]
+            self.metrics.leases.set(len(claims))
+            if not claims:
+                continue
+            try:
+                with self.store.tx() as tx:
+                    held = tx.renew(self.holder, claims, self.clock(), self.lease_seconds)
+            except Exception:  # noqa: BLE001 - the database may be briefly unreachable; retry next beat
+                log.warning("lease renewal failed", exc_info=True)
+                continue
+            for claim in claims:
+                if claim.tenant not in held:
+                    log.warning("lost the lease of %s", claim.tenant, extra={"tenant": claim.tenant})
