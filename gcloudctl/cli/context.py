@@ -28,12 +28,46 @@ class AppContext:
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     # factories overridable by tests: (cloud_name) -> CloudDriver
     driver_factory: Callable[..., Any] | None = None
+    # the pipeline.Config built from platform_file/agencies_file/rulebook; tests may set it
+    loaded_config: Any = None
 
     @classmethod
     def from_options(cls, **options: Any) -> "AppContext":
         ctx = cls(**options)
         ctx.configure_logging()
         return ctx
+
+    def config(self):
+        """The platform catalog, agency registry and rulebook selected by options/environment."""
+        from gcloudctl import pipeline
+
+        if getattr(self, "_config", None) is None:
+            self._config = pipeline.Config.load(platform_file=self.platform_file, agencies_file=self.agencies_file,
+                                                rulebook=self.rulebook)
+        return self._config
+
+    def driver(self, config, region: str | None = None):
+        """The cloud driver for a region: --cloud / OS_CLOUD, else the region's clouds.yaml entry."""
+        regions = config.catalog.spec.regions
+        region_spec = regions.get(region) if region else next(iter(regions.values()))
+        if region_spec is None:
+            from gcloudctl.errors import InvalidInput
+
+            raise InvalidInput(f"unknown region {region!r}; the platform catalog has: {', '.join(regions)}")
+        cloud = self.cloud or region_spec.cloud
+        if self.driver_factory is not None:
+            return self.driver_factory(cloud, region_spec)
+        from gcloudctl.drivers.openstack import OpenStackDriver, SdkApi
+
+        return OpenStackDriver(SdkApi(cloud), create_missing_users=region_spec.createMissingUsers)
+
+    def config(self) -> Any:
+        """The documents platform ops own (catalog, agencies, rulebook), loaded once."""
+        if self.loaded_config is None:
+            from gcloudctl.pipeline import Config
+
+            self.loaded_config = Config.load(self.platform_file, self.agencies_file, self.rulebook)
+        return self.loaded_config
 
     def configure_logging(self) -> None:
         level = logging.WARNING - 10 * min(self.verbose, 2)

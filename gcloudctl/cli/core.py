@@ -1,7 +1,114 @@
-"""CLI commands for the 'core' area (filled in by the issue that owns it)."""
+"""CLI commands for the core: validate, schema (and plan, apply, destroy, get, describe).
+
+Thin: parse arguments, call `gcloudctl.pipeline`, render. Exit codes come from
+`gcloudctl.errors.ExitCode`; the root (`cli.main`) maps raised errors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import click
+import yaml
+
+from gcloudctl.errors import ExitCode, Problem
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+# ======================================================================= validate, schema
+
+def _request_files(paths: tuple[Path, ...]) -> tuple[list[Path], list[Problem]]:
+    """The YAML files named, directories expanded (recursively, sorted)."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+            if not found:
+                problems.append(Problem(path="", file=str(path), message="no .yaml or .yml files in this directory"))
+            files += found
+        else:
+            files.append(path)
+    return files, problems
+
+
+def _output_format(local: str | None, app) -> str:
+    return local or (app.output if app.output in ("json", "yaml") else "table")
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", "output", type=click.Choice(["table", "json"]), default=None,
+              help="table: FILE:LINE:COL lines on stderr; json: a list of problems on stdout.")
+@click.pass_obj
+def validate_command(app, paths: tuple[Path, ...], output: str | None) -> int:
+    """Check request files (or directories of them): schema, references, catalog, agency, policy.
+
+    Reports every problem of every file; exit status 2 if there is any, 0 otherwise.
+    Nothing is sent to any cloud.
+    """
+    from gcloudctl.validate import check_file
+
+    config = app.config()
+    files, problems = _request_files(paths)
+    bad_files = len({p.file for p in problems})
+    for path in files:
+        found = check_file(path, config)[1]
+        bad_files += bool(found)
+        problems += found
+    if _output_format(output, app) in ("json", "yaml"):
+        click.echo(json.dumps([p.to_dict() for p in problems], indent=2, ensure_ascii=False))
+    else:
+        for problem in problems:
+            click.echo(problem.format(), err=True)
+        if problems:
+            click.echo(f"{len(problems)} problem(s) in {bad_files} of {len(files)} file(s) "
+                       f"(rulebook {config.rulebook.profile}).", err=True)
+        else:
+            click.echo(f"{len(files)} file{'s' if len(files) != 1 else ''} valid "
+                       f"(rulebook {config.rulebook.profile}).")
+    return ExitCode.INVALID if problems else ExitCode.OK
+
+
+def document_schemas() -> dict[str, dict]:
+    """JSON Schema of each document gcloudctl reads, by the name `gcloudctl schema` uses."""
+    from gcloudctl.model.catalog import AgencyRegistry, PlatformCatalog
+    from gcloudctl.model.request import TenantRequest
+    from gcloudctl.policy.rulebook import CHECK_PARAMS, Rulebook
+
+    schemas = {"request": TenantRequest.model_json_schema(), "platform": PlatformCatalog.model_json_schema(),
+               "agencies": AgencyRegistry.model_json_schema(), "rulebook": Rulebook.model_json_schema()}
+    schemas["rulebook"]["x-check-params"] = {name: model.model_json_schema() for name, model in CHECK_PARAMS.items()}
+    for name, schema in schemas.items():
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"https://gcloud.gov.vn/schemas/v1/{name}.json"
+    return schemas
+
+
+@click.command("schema")
+@click.argument("document", type=click.Choice(["request", "platform", "agencies", "rulebook"]), default="request")
+@click.option("-o", "--output", "output", type=click.Choice(["json", "yaml"]), default=None,
+              help="Schema format (default json).")
+@click.pass_obj
+def schema_command(app, document: str, output: str | None) -> int:
+    """Print the JSON Schema of a document: request, platform (catalog), agencies, rulebook."""
+    schema = document_schemas()[document]
+    if _output_format(output, app) == "yaml":
+        click.echo(yaml.safe_dump(schema, sort_keys=False, allow_unicode=True), nl=False)
+    else:
+        click.echo(json.dumps(schema, indent=2, ensure_ascii=False))
+    return ExitCode.OK
+
+
+def register_input_commands(cli: click.Group) -> None:
+    cli.add_command(validate_command)
+    cli.add_command(schema_command)
+
+# ======================================================================= end of validate, schema
 
 
 def register(cli: click.Group) -> None:
     """Attach this area's commands to the root group."""
+    register_input_commands(cli)

@@ -1,0 +1,187 @@
+"""Use cases shared by the CLI and the controller: load + validate, plan, apply, destroy.
+
+Stage: pipeline (the seam between pure stages and effects). Callers: `gcloudctl.cli` and
+`gcloudctl.controller`. It reads the documents it is pointed at (files or the shipped
+defaults) but never the environment: the CLI's composition root (`cli.context.AppContext`)
+decides which files to use.
+"""
+
+from __future__ import annotations
+
+# ======================================================================= config, load + validate
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from gcloudctl.errors import InvalidInput, Problem
+from gcloudctl.model.catalog import AgencyRegistry, PlatformCatalog
+from gcloudctl.model.load import Source, load_document
+from gcloudctl.model.request import TenantRequest
+from gcloudctl.policy.rulebook import Rulebook
+from gcloudctl.validate import check_document
+
+DATA_PACKAGE = "gcloudctl.data"
+
+
+def _shipped(name: str) -> tuple[str, str]:
+    """(text, display name) of a file shipped in gcloudctl/data."""
+    resource = resources.files(DATA_PACKAGE).joinpath(name)
+    return resource.read_text(encoding="utf-8"), f"<shipped>/{name}"
+
+
+def shipped_rulebooks() -> list[str]:
+    """Names of the rulebook profiles shipped with gcloudctl."""
+    folder = resources.files(DATA_PACKAGE).joinpath("rulebooks")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_rulebook(name_or_file: str) -> Rulebook:
+    """A rulebook by profile name (shipped) or by YAML file path."""
+    path = Path(name_or_file)
+    if name_or_file.endswith((".yaml", ".yml")) or path.is_file():
+        return load_document(path, Rulebook)
+    if name_or_file not in shipped_rulebooks():
+        raise InvalidInput([Problem(path="", file="--rulebook", message=f"unknown rulebook profile {name_or_file!r}",
+                                    hint=f"shipped profiles: {', '.join(shipped_rulebooks())}; or give a YAML file")])
+    text, shown = _shipped(f"rulebooks/{name_or_file}.yaml")
+    return load_document(text, Rulebook, shown)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The documents platform ops own: catalog, agency registry, classification rulebook."""
+
+    catalog: PlatformCatalog
+    agencies: AgencyRegistry
+    rulebook: Rulebook
+
+    @classmethod
+    def load(cls, platform_file: str | Path | None = None, agencies_file: str | Path | None = None,
+             rulebook: str | Path | None = None) -> "Config":
+        """Load the given files, the shipped examples for those not given. The rulebook is a
+        profile name or a file; by default the one the catalog names (spec.rulebook)."""
+        problems: list[Problem] = []
+        catalog = _load_or_collect(platform_file, "platform.yaml", PlatformCatalog, problems)
+        agencies = _load_or_collect(agencies_file, "agencies.yaml", AgencyRegistry, problems)
+        book = None
+        if catalog is not None or rulebook is not None:
+            try:
+                book = load_rulebook(str(rulebook or catalog.spec.rulebook))
+            except InvalidInput as exc:
+                problems += exc.problems
+        if problems:
+            raise InvalidInput(problems)
+        return cls(catalog=catalog, agencies=agencies, rulebook=book)
+
+
+def _load_or_collect(file: str | Path | None, shipped: str, model_cls: type, problems: list[Problem]):
+    try:
+        if file is None:
+            text, shown = _shipped(shipped)
+            return load_document(text, model_cls, shown)
+        return load_document(Path(file), model_cls)
+    except InvalidInput as exc:
+        problems += exc.problems
+        return None
+
+
+def check_request(source: Source, config: Config, filename: str | None = None
+                  ) -> tuple[TenantRequest | None, list[Problem]]:
+    """(request, []) when valid, else (None, every problem): schema, semantics and policy."""
+    return check_document(source, config, filename)
+
+
+def load_request(source: Source, config: Config, filename: str | None = None) -> TenantRequest:
+    """Load, validate and policy-check a request; raise InvalidInput with all problems."""
+    request, problems = check_document(source, config, filename)
+    if problems:
+        raise InvalidInput(problems)
+    return request
+# ======================================================================= end of config, load + validate
+
+
+# ------------------------------------------------------------------------------------------
+# Use cases over a cloud: observe -> plan -> apply (shared by the CLI and the controller).
+# ------------------------------------------------------------------------------------------
+from gcloudctl import planner as _planner  # noqa: E402
+from gcloudctl.drivers.base import CloudDriver, IdMap  # noqa: E402
+from gcloudctl.errors import Refused as _Refused  # noqa: E402
+from gcloudctl.executor import ApplyResult, ProgressFn, apply as _apply  # noqa: E402
+from gcloudctl.expand import CloudFacts, expand as _expand, needs_allocation  # noqa: E402
+from gcloudctl.plan import Plan  # noqa: E402
+from gcloudctl.resources import DesiredState, Kind, ObservedState  # noqa: E402
+
+
+def _user_data_renderer():
+    try:
+        from gcloudctl.hardening.userdata import render_user_data
+    except ImportError:  # pragma: no cover - hardening ships with the package
+        return None
+    return render_user_data
+
+
+def desired_and_observed(request: TenantRequest, driver: CloudDriver, config: "Config") -> tuple[DesiredState, ObservedState]:
+    """Observe the tenant (a fixed number of list calls) and expand the request against it."""
+    spec = request.spec
+    external = {spec.router.externalNetwork} if spec.router else set()
+    if any(s.floatingIP for s in spec.servers):
+        external |= set(config.catalog.spec.regions[spec.region].externalNetworks[:1])
+    observed = driver.observe(request.name, external_networks=sorted(external))
+    existing = {r.attrs["name"]: r.attrs["cidr"] for r in observed.resources.values() if r.address.kind is Kind.SUBNET}
+    facts = CloudFacts(existing_cidrs=existing)
+    if needs_allocation(request, facts):
+        facts = CloudFacts(existing_cidrs=existing,
+                           taken_cidrs=tuple(driver.taken_cidrs(request.metadata.agency, exclude_tenant=request.name)))
+    agency = config.agencies.get(request.metadata.agency)
+    desired = _expand(request, config.catalog, agency, facts=facts, render_user_data=_user_data_renderer())
+    return desired, observed
+
+
+def plan_request(request: TenantRequest, driver: CloudDriver, config: "Config") -> Plan:
+    """Observe + plan. Raises Refused when the quota pre-flight fails (numbers in the message)."""
+    desired, observed = desired_and_observed(request, driver, config)
+    flavors = {name: {"vcpus": f.vcpus, "ramMiB": f.ramMiB} for name, f in config.catalog.spec.flavors.items()}
+    agency = config.agencies.get(request.metadata.agency)
+    problems = _planner.quota_preflight(desired, flavors, agency.quotaCeilings.model_dump())
+    if problems:
+        raise _Refused("quota pre-flight failed:\n  " + "\n  ".join(problems),
+                       hint="raise spec.quotas (within the agency ceiling) or request fewer servers")
+    return _planner.plan(desired, observed)
+
+
+def plan_destroy(tenant: str, driver: CloudDriver) -> Plan:
+    """Everything the tenant owns, in Neutron-aware reverse dependency order."""
+    return _planner.plan_destroy(driver.observe(tenant))
+
+
+def apply_plan(plan: Plan, driver: CloudDriver, *, parallelism: int = 10, progress: ProgressFn | None = None,
+               timeout: float | None = None) -> ApplyResult:
+    """Execute exactly the plan's changes. A converged tenant's plan is empty: zero writes."""
+    if plan.is_empty():
+        return ApplyResult()
+    ids = IdMap.from_observed(plan.observed) if plan.observed is not None else IdMap()
+    return _apply(plan, driver, ids, parallelism=parallelism, progress=progress, timeout=timeout)
+
+
+def observe_hosts(tenant: str, driver: CloudDriver) -> list[dict]:
+    """The tenant's servers as inventory hosts (name, role, zones, fixed/floating IPs, image, status)."""
+    from gcloudctl import naming
+
+    observed = driver.observe(tenant)
+    fip_by_port = {}
+    for res in observed.resources.values():
+        if res.address.kind is Kind.FLOATING_IP and res.attrs.get("port") is not None:
+            fip_by_port[str(res.attrs["port"])] = res.extra.get("floating_ip_address")
+    hosts = []
+    for res in sorted(observed.resources.values(), key=lambda r: r.address.name):
+        if res.address.kind is not Kind.SERVER:
+            continue
+        meta = res.attrs.get("metadata") or {}
+        fixed = {net: next((a.get("addr") for a in addrs if a.get("OS-EXT-IPS:type", "fixed") == "fixed"), None)
+                 for net, addrs in (res.extra.get("addresses") or {}).items()}
+        floating = next((fip_by_port[str(p)] for p in res.attrs.get("ports") or [] if str(p) in fip_by_port), None)
+        hosts.append({"name": res.attrs["name"], "id": res.id, "role": meta.get(naming.META_ROLE, res.attrs["name"]),
+                      "zones": [meta[naming.META_ZONE]] if meta.get(naming.META_ZONE) else [],
+                      "fixed_ips": fixed, "floating_ip": floating, "image": res.attrs.get("image"),
+                      "status": res.status})
+    return hosts

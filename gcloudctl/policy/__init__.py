@@ -1,0 +1,45 @@
+"""Stage: validate (policy). Evaluate a TenantRequest against a classification rulebook.
+
+Called by `gcloudctl.validate` (and through it by `pipeline.load_request`). The rulebook is
+data (`rulebook.Rulebook`, shipped profiles in ``gcloudctl/data/rulebooks``); the checks it may
+name are the fixed set in `checks`. Pure: no I/O; returns `Problem`s with field paths and rule
+ids, and the caller adds file positions.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gcloudctl.errors import Problem
+from gcloudctl.model.catalog import PlatformCatalog
+from gcloudctl.model.request import TenantRequest
+from gcloudctl.policy.checks import CHECKS, default_hardening_profile
+from gcloudctl.policy.rulebook import Rulebook, RuleSpec
+
+__all__ = ["Rulebook", "RuleSpec", "default_hardening_profile", "evaluate"]
+
+
+def _message(rule: RuleSpec) -> str:
+    """The rule's message with {param} placeholders filled from its parameters."""
+    def fill(match: re.Match) -> str:
+        value = rule.params.get(match.group(1))
+        if value is None:
+            return match.group(0)
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return re.sub(r"\{([A-Za-z]+)\}", fill, rule.message)
+
+
+def evaluate(request: TenantRequest, rulebook: Rulebook, catalog: PlatformCatalog) -> list[Problem]:
+    """Every violation of the rules in force at the request's classification level."""
+    level = request.spec.classification
+    problems = []
+    for rule in rulebook.rules_for(level):
+        check = CHECKS[rule.check]
+        for violation in check(request, catalog, rule.typed_params()):
+            message = _message(rule)
+            if violation.detail:
+                message += f" ({violation.detail})"
+            problems.append(Problem(path=violation.path, message=message, hint=rule.hint,
+                                    rule=rule.id))
+    return problems

@@ -1,0 +1,299 @@
+"""Stage: validate. Semantic and policy checks of a loaded TenantRequest -> `Problem`s.
+
+Called by `gcloudctl.pipeline.load_request` (so by `validate`, `plan`, `apply` and the
+controller) after `gcloudctl.model.load` has checked the schema. It looks across documents:
+references inside the request, the platform catalog (region, images, flavors, zones, external
+networks), the agency registry (pools, ceilings, highest level), quotas against the servers,
+cloud-init templates, and the classification rulebook (`gcloudctl.policy`). Every problem is
+returned (never raised), with the path of the field and, when positions are given, its line
+and column. Pure apart from reading user-data templates through `gcloudctl.hardening.userdata`;
+it never talks to a cloud.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from gcloudctl import policy
+from gcloudctl.errors import InvalidInput, Problem
+from gcloudctl.model.catalog import Agency, AgencyRegistry, PlatformCatalog
+from gcloudctl.model.load import Positions, load_located, sort_problems
+from gcloudctl.model.request import TenantRequest
+from gcloudctl.policy.rulebook import Rulebook
+
+UserDataCheck = Callable[[str | None, dict | None, dict], list[Problem]]
+
+
+def _user_data_checker() -> UserDataCheck | None:
+    try:
+        from gcloudctl.hardening.userdata import check_user_data
+    except ImportError as exc:  # the hardening module is optional; anything else is a bug
+        if exc.name and exc.name.startswith("gcloudctl.hardening"):
+            return None
+        raise
+    return check_user_data
+
+
+def _p(path: str, message: str, hint: str | None = None) -> Problem:
+    return Problem(path=path, message=message, hint=hint)
+
+
+# --------------------------------------------------------------------------- names and references
+
+def _unique_names(req: TenantRequest) -> list[Problem]:
+    found = []
+    kinds = {"networks": req.spec.networks, "securityGroups": req.spec.securityGroups,
+             "keypairs": req.spec.keypairs, "servers": req.spec.servers}
+    for kind, items in kinds.items():
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            if item.name in seen:
+                found.append(_p(f"spec.{kind}[{i}].name", f"{kind[:-1]} name '{item.name}' is already used by "
+                                f"spec.{kind}[{seen[item.name]}]", "names must be unique per kind"))
+            else:
+                seen[item.name] = i
+    members: dict[str, int] = {}
+    for i, member in enumerate(req.spec.members):
+        if member.user in members:
+            found.append(_p(f"spec.members[{i}].user", f"user '{member.user}' is listed twice",
+                            "give one entry per user with all its roles"))
+        members.setdefault(member.user, i)
+    return found + _expanded_server_names(req)
+
+
+def _expanded_server_names(req: TenantRequest) -> list[Problem]:
+    """web (count 2) becomes web-1, web-2: those must not collide with another entry's names."""
+    from gcloudctl.naming import server_name
+
+    owner: dict[str, int] = {}
+    found = []
+    for s, server in enumerate(req.spec.servers):
+        for index in range(1, server.count + 1):
+            name = server_name(server.name, index)
+            if name in owner and owner[name] != s:
+                other = req.spec.servers[owner[name]].name
+                found.append(_p(f"spec.servers[{s}].name", f"server '{server.name}' would create '{name}', "
+                                f"which server '{other}' creates too", "rename one of the entries"))
+                break
+            owner.setdefault(name, s)
+    return found
+
+
+def _references(req: TenantRequest) -> list[Problem]:
+    found = []
+    networks = {n.name for n in req.spec.networks}
+    groups = {g.name for g in req.spec.securityGroups}
+    keypairs = {k.name for k in req.spec.keypairs}
+
+    def missing(path: str, what: str, name: str, known: set[str]) -> None:
+        listed = ", ".join(sorted(known)) or "none"
+        found.append(_p(path, f"{what} '{name}' is not defined in this request", f"defined: {listed}"))
+
+    for s, server in enumerate(req.spec.servers):
+        for i, net in enumerate(server.networks):
+            if net not in networks:
+                missing(f"spec.servers[{s}].networks[{i}]", "network", net, networks)
+        if len(set(server.networks)) != len(server.networks):
+            found.append(_p(f"spec.servers[{s}].networks", "a network is listed twice"))
+        for i, group in enumerate(server.securityGroups):
+            if group not in groups:
+                missing(f"spec.servers[{s}].securityGroups[{i}]", "security group", group, groups)
+        if server.keypair is not None and server.keypair not in keypairs:
+            missing(f"spec.servers[{s}].keypair", "keypair", server.keypair, keypairs)
+    for g, group in enumerate(req.spec.securityGroups):
+        for r, rule in enumerate(group.rules):
+            if rule.remoteGroup is not None and rule.remoteGroup not in groups:
+                missing(f"spec.securityGroups[{g}].rules[{r}].remoteGroup", "security group", rule.remoteGroup, groups)
+    return found
+
+
+def _router(req: TenantRequest) -> list[Problem]:
+    if req.spec.router is not None:
+        return []
+    return [_p(f"spec.servers[{s}].floatingIP", f"server '{server.name}' asks for a floating IP but the "
+               "request has no router", "add 'router: {externalNetwork: public}'")
+            for s, server in enumerate(req.spec.servers) if server.floatingIP]
+
+
+# --------------------------------------------------------------------------- catalog
+
+def _catalog(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
+    found = []
+    level = req.spec.classification
+    region = catalog.spec.regions.get(req.spec.region)
+    if region is None:
+        found.append(_p("spec.region", f"region '{req.spec.region}' is not in the platform catalog",
+                        f"regions: {', '.join(sorted(catalog.spec.regions))}"))
+    else:
+        if level > region.maxClassification:
+            found.append(_p("spec.classification", f"region '{req.spec.region}' serves up to level "
+                            f"{region.maxClassification}; the request is level {level}",
+                            "choose a region accredited for this level"))
+        if req.spec.router is not None and req.spec.router.externalNetwork not in region.externalNetworks:
+            found.append(_p("spec.router.externalNetwork", f"external network '{req.spec.router.externalNetwork}' "
+                            f"does not exist in region '{req.spec.region}'",
+                            f"external networks there: {', '.join(region.externalNetworks)}"))
+    for n, net in enumerate(req.spec.networks):
+        if net.zone not in catalog.spec.zones:
+            found.append(_p(f"spec.networks[{n}].zone", f"zone '{net.zone}' is not one of the platform's zones",
+                            f"zones: {', '.join(catalog.spec.zones)}"))
+    for s, server in enumerate(req.spec.servers):
+        found += _allowed(f"spec.servers[{s}].image", "image", server.image, catalog.spec.images, level)
+        found += _allowed(f"spec.servers[{s}].flavor", "flavor", server.flavor, catalog.spec.flavors, level)
+    return found
+
+
+def _allowed(path: str, what: str, name: str, table: dict[str, Any], level: int) -> list[Problem]:
+    if name not in table:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(table), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"{what}s: {', '.join(sorted(table))}"
+        return [_p(path, f"{what} '{name}' is not in the platform catalog", hint)]
+    limit = table[name].maxClassification
+    if level > limit:
+        usable = sorted(k for k, v in table.items() if v.maxClassification >= level)
+        return [_p(path, f"{what} '{name}' may serve up to level {limit}; the request is level {level}",
+                   f"{what}s allowed at level {level}: {', '.join(usable) or 'none'}")]
+    return []
+
+
+# --------------------------------------------------------------------------- agency
+
+def _agency(req: TenantRequest, agency: Agency | None, registry: AgencyRegistry) -> list[Problem]:
+    if agency is None:
+        return [_p("metadata.agency", f"agency '{req.metadata.agency}' is not in the agency registry",
+                   f"agencies: {', '.join(sorted(registry.spec.agencies))}")]
+    found = []
+    level = req.spec.classification
+    if level > agency.maxClassification:
+        found.append(_p("spec.classification", f"agency {req.metadata.agency} may run systems up to level "
+                        f"{agency.maxClassification}; the request is level {level}",
+                        "ask platform ops to raise the agency's accreditation, or lower the level"))
+    quotas = req.spec.quotas
+    for name in ("instances", "cores", "ramMiB", "floatingIPs", "volumes", "volumeGiB"):
+        asked, ceiling = getattr(quotas, name), getattr(agency.quotaCeilings, name)
+        if asked > ceiling:
+            found.append(_p(f"spec.quotas.{name}", f"quota {name} {asked} exceeds the agency's ceiling {ceiling}",
+                            "lower the quota or ask platform ops to raise the ceiling"))
+    return found + _cidrs(req, agency)
+
+
+def _cidrs(req: TenantRequest, agency: Agency) -> list[Problem]:
+    found = []
+    pools = agency.cidrPools
+    placed: list[tuple[int, ipaddress.IPv4Network]] = []
+    for n, net in enumerate(req.spec.networks):
+        path = f"spec.networks[{n}]"
+        if net.cidr is None:
+            if not any(pool.prefixlen <= net.prefixLength for pool in pools):
+                found.append(_p(f"{path}.prefixLength", f"a /{net.prefixLength} cannot be allocated from the "
+                                f"agency's pools ({', '.join(map(str, pools))})"))
+            continue
+        if not any(net.cidr.subnet_of(pool) for pool in pools):
+            found.append(_p(f"{path}.cidr", f"{net.cidr} is outside the agency's CIDR pools "
+                            f"({', '.join(map(str, pools))})", "choose a subnet of the pool, or omit cidr to "
+                            "have one allocated"))
+        for other, cidr in placed:
+            if net.cidr.overlaps(cidr):
+                found.append(_p(f"{path}.cidr", f"{net.cidr} overlaps {cidr} of spec.networks[{other}]"))
+                break
+        placed.append((n, net.cidr))
+    return found
+
+
+# --------------------------------------------------------------------------- quotas
+
+def _quotas(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
+    servers = req.spec.servers
+    flavors = catalog.spec.flavors
+    need = {
+        "instances": sum(s.count for s in servers),
+        "cores": sum(s.count * flavors[s.flavor].vcpus for s in servers if s.flavor in flavors),
+        "ramMiB": sum(s.count * flavors[s.flavor].ramMiB for s in servers if s.flavor in flavors),
+        "floatingIPs": sum(s.count for s in servers if s.floatingIP),
+    }
+    found = []
+    for name, needed in need.items():
+        quota = getattr(req.spec.quotas, name)
+        if needed > quota:
+            found.append(_p(f"spec.quotas.{name}", f"the servers need {name} {needed} but the quota is {quota}",
+                            f"raise spec.quotas.{name} to at least {needed} or remove servers"))
+    return found
+
+
+# --------------------------------------------------------------------------- user data
+
+def user_data_context(req: TenantRequest, catalog: PlatformCatalog, server_index: int) -> dict:
+    """What a template sees at validation: the first copy of the server, real tenant facts."""
+    from gcloudctl.naming import server_name
+
+    server = req.spec.servers[server_index]
+    zones = {n.name: n.zone for n in req.spec.networks}
+    keys = {k.name: k.publicKey for k in req.spec.keypairs}
+    name = server_name(server.name, 1)
+    profile = (server.hardening.profile if server.hardening and server.hardening.profile
+               else policy.default_hardening_profile(req.spec.classification))
+    return {
+        "tenant": req.name, "agency": req.metadata.agency, "server": name, "hostname": name,
+        "role": server.name, "zone": zones.get(server.networks[0], "app"),
+        "classification": req.spec.classification, "classification_level": req.spec.classification,
+        "automation_user": catalog.spec.automationUser,
+        "ssh_authorized_keys": [keys[server.keypair]] if server.keypair in keys else [],
+        "hardening_profile": profile,
+    }
+
+
+def _user_data(req: TenantRequest, catalog: PlatformCatalog, check: UserDataCheck | None) -> list[Problem]:
+    if check is None:
+        return []
+    found = []
+    for s, server in enumerate(req.spec.servers):
+        if server.userData is None:
+            continue
+        context = user_data_context(req, catalog, s)
+        for problem in check(server.userData.template, dict(server.userData.vars), context):
+            suffix = problem.path.removeprefix("spec.userData")
+            found.append(Problem(path=f"spec.servers[{s}].userData{suffix}", message=problem.message,
+                                 hint=problem.hint, rule=problem.rule))
+    return found
+
+
+# --------------------------------------------------------------------------- entry points
+
+def validate_request(req: TenantRequest, catalog: PlatformCatalog, agencies: AgencyRegistry,
+                     rulebook: Rulebook, *, positions: Positions | None = None,
+                     user_data_check: UserDataCheck | None | bool = True) -> list[Problem]:
+    """Every semantic and policy problem of *req*, located by *positions* when given."""
+    check = _user_data_checker() if user_data_check is True else (user_data_check or None)
+    agency = agencies.get(req.metadata.agency)
+    found = (_unique_names(req) + _references(req) + _router(req) + _catalog(req, catalog)
+             + _agency(req, agency, agencies) + _quotas(req, catalog) + _user_data(req, catalog, check)
+             + policy.evaluate(req, rulebook, catalog))
+    if positions is not None:
+        found = [positions.place(p) for p in found]
+    return sort_problems(found)
+
+
+def check_document(source: str | bytes | Path, config: Any, filename: str | None = None
+                   ) -> tuple[TenantRequest | None, list[Problem]]:
+    """Load and check one request; *config* has .catalog, .agencies, .rulebook (pipeline.Config)."""
+    try:
+        loaded = load_located(source, TenantRequest, filename)
+    except InvalidInput as exc:
+        return None, exc.problems
+    problems = validate_request(loaded.model, config.catalog, config.agencies, config.rulebook,
+                                positions=loaded.positions)
+    return (loaded.model if not problems else None), problems
+
+
+def check_file(path: Path | str, config: Any) -> tuple[TenantRequest | None, list[Problem]]:
+    """`check_document` for a file: (the request, []) when valid, else (None, problems)."""
+    return check_document(Path(path), config)
+
+
+def check_files(paths: Iterable[Path], config: Any) -> list[Problem]:
+    return [p for path in paths for p in check_file(path, config)[1]]
