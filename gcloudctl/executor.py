@@ -37,10 +37,16 @@ class Step(str, enum.Enum):
     DELETE = "delete"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Node:
     step: Step
     change: Change
+
+    def __hash__(self) -> int:
+        return hash((self.step, self.change.address))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Node) and (self.step, self.change.address) == (other.step, other.change.address)
 
     @property
     def address(self) -> Address:

@@ -236,8 +236,8 @@ def _expand_server(b: _Builder, request: TenantRequest, catalog: PlatformCatalog
             template = server.userData.template if server.userData else "default.yaml.j2"
             variables = dict(server.userData.vars) if server.userData else {}
             context = {
-                "tenant": tenant, "agency": request.metadata.agency, "hostname": name, "role": server.name,
-                "zone": zone, "classification": request.spec.classification,
+                "tenant": tenant, "agency": request.metadata.agency, "hostname": name, "server": name,
+                "role": server.name, "zone": zone, "classification_level": request.spec.classification,
                 "automation_user": catalog.spec.automationUser,
                 "ssh_authorized_keys": [keypairs[server.keypair]] if server.keypair in keypairs else [],
                 "hardening_profile": (server.hardening.profile if server.hardening and server.hardening.profile

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from gcloudctl.resources import KIND_RANK, Address, Resource, canonical, mask
+from gcloudctl.resources import KIND_RANK, Address, ObservedState, Resource, canonical, mask
 
 PLAN_FORMAT = "gcloudctl.plan/v1"
 
@@ -63,6 +63,8 @@ class Plan:
     observed_fingerprint: str = ""
     destroy: bool = False
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # what the plan was made from: apply needs the ids of resources it does not change
+    observed: ObservedState | None = field(default=None, compare=False, repr=False)
 
     def is_empty(self) -> bool:
         return not self.changes

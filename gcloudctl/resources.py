@@ -126,7 +126,7 @@ class ObservedState:
         """A digest of everything observed, used to refuse a saved plan once the world moved."""
         items = []
         for res in sorted(list(self.resources.values()) + list(self.unmanaged), key=lambda r: (str(r.address), r.id or "")):
-            items.append([str(res.address), res.id, res.status, canonical(res.attrs)])
+            items.append([str(res.address), res.id, res.status == "ERROR", canonical(res.attrs)])
         return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
 
 

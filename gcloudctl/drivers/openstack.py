@@ -88,6 +88,7 @@ class OpenStackDriver:
         self.sleep = sleep
         self.clock = clock
         self.cache = Catalogs()
+        self.wait_for_servers = True
 
     # ---------------------------------------------------------------- observe
     def observe(self, tenant: str, *, external_networks: Iterable[str] = ()) -> ObservedState:
@@ -268,7 +269,8 @@ class OpenStackDriver:
         created = self.api.request("compute", "POST", "/servers", json=body, microversion=COMPUTE_MICROVERSION,
                                    project_id=ids[_project(res)])["server"]
         ids[res.address] = created["id"]
-        self._wait_server(created["id"], a["name"])
+        if self.wait_for_servers:
+            self._wait_server(created["id"], a["name"])
         return created["id"]
 
     def _wait_server(self, server_id: str, name: str) -> None:

@@ -1,0 +1,192 @@
+"""CLI: plan, apply, destroy, get tenants, describe, completion. Thin: parse, call pipeline, render."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from gcloudctl import pipeline
+from gcloudctl.cli.context import AppContext
+from gcloudctl.cli.render import dump, emit, progress_printer, table
+from gcloudctl.errors import ExitCode, InvalidInput, NotFound, Refused, TimeoutExpired
+from gcloudctl.executor import build_graph
+from gcloudctl.plan import PLAN_FORMAT, Plan, render_text
+
+
+def _request(app: AppContext, path: str):
+    config = app.config()
+    return config, pipeline.load_request(Path(path), config, filename=path)
+
+
+def _plan_for(app: AppContext, source: str):
+    """A fresh plan for FILE, or for a saved plan (refused when stale)."""
+    saved = None
+    if source.endswith(".json"):
+        try:
+            saved = json.loads(Path(source).read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"{source}: not a readable saved plan ({exc})") from None
+        if not isinstance(saved, dict) or saved.get("format") != PLAN_FORMAT or "request_file" not in saved:
+            raise InvalidInput(f"{source}: not a gcloudctl plan (expected format {PLAN_FORMAT})")
+        source = saved["request_file"]
+    config, request = _request(app, source)
+    driver = app.driver(config, request.spec.region)
+    plan = pipeline.plan_request(request, driver, config)
+    if saved is not None:
+        if saved["request_digest"] != plan.request_digest:
+            raise Refused(f"stale plan: {source} changed since the plan was saved", hint="run `gcloudctl plan` again")
+        if saved["observed_fingerprint"] != plan.observed_fingerprint:
+            raise Refused("stale plan: the cloud changed since the plan was saved", hint="run `gcloudctl plan` again")
+    return request, driver, plan, source
+
+
+@click.command("plan")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False), help="Save the plan (JSON, no secrets) for `apply`.")
+@click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]), help="Output format (overrides the global one).")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there is nothing to do, 3 when the plan has changes.")
+@click.pass_obj
+def plan_cmd(app: AppContext, file: str, out: str | None, fmt: str | None, detailed_exitcode: bool) -> int:
+    """Show what apply would change for the tenant in FILE (create / update / replace / delete)."""
+    _, _, plan, source = _plan_for(app, file)
+    data = plan.to_dict() | {"request_file": str(Path(source).resolve())}
+    if out:
+        Path(out).write_text(json.dumps(data, indent=2))
+    emit(fmt or app.output, data, lambda: render_text(plan) + (f"\nSaved to {out}; apply it with: gcloudctl apply {out}" if out else ""))
+    return ExitCode.CHANGES if detailed_exitcode and not plan.is_empty() else ExitCode.OK
+
+
+def _confirm(plan: Plan, yes: bool, verb: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InvalidInput(f"refusing to {verb} without confirmation: stdin is not a terminal", hint="pass --yes")
+    if not click.confirm(f"Do you want to {verb} these changes to {plan.tenant}?", default=False, err=True):
+        raise click.exceptions.Abort()
+
+
+def _run(app: AppContext, plan: Plan, driver, parallelism: int, timeout: float | None, fmt: str | None, verb: str) -> int:
+    total = len(build_graph(plan))
+    click.echo(f"{verb} {plan.tenant}: {total} step(s), up to {parallelism} at once", err=True)
+    result = pipeline.apply_plan(plan, driver, parallelism=parallelism, progress=progress_printer(total), timeout=timeout)
+    counts = result.counts()
+    emit(fmt or app.output, {"tenant": plan.tenant, **result.to_dict()},
+         lambda: f"{verb} {'complete' if result.ok else 'incomplete'}: {counts['done']} done, {counts['failed']} failed, "
+                 f"{counts['skipped']} skipped in {result.seconds:.1f}s.")
+    if result.timed_out:
+        raise TimeoutExpired(f"{verb} did not finish within {timeout:.0f}s",
+                             hint="re-run the same command: it picks up where this one stopped")
+    if not result.ok:
+        click.echo("Re-run the same command to retry: finished steps are not repeated.", err=True)
+        return ExitCode.ERROR
+    return ExitCode.OK
+
+
+@click.command("apply")
+@click.argument("source", metavar="FILE|PLAN.json", type=click.Path(dir_okay=False))
+@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 64), help="Changes run at once.")
+@click.option("-y", "--yes", "--auto-approve", "yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until servers are ACTIVE.")
+@click.option("--timeout", type=click.FloatRange(1), help="Give up after this many seconds (exit 5).")
+@click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
+@click.pass_obj
+def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: bool, timeout: float | None, fmt: str | None) -> int:
+    """Make the cloud match FILE (or a saved plan, refused if the world moved since)."""
+    _, driver, plan, _ = _plan_for(app, source)
+    if hasattr(driver, "wait_for_servers"):
+        driver.wait_for_servers = wait
+    if plan.is_empty():
+        emit(fmt or app.output, {"tenant": plan.tenant, "ok": True, "changes": 0}, lambda: plan.summary())
+        return ExitCode.OK
+    click.echo(render_text(plan), err=True)
+    _confirm(plan, yes, "apply")
+    return _run(app, plan, driver, parallelism, timeout, fmt, "apply")
+
+
+@click.command("destroy")
+@click.argument("target", metavar="FILE|TENANT")
+@click.option("-y", "--yes", "--auto-approve", "yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 64))
+@click.option("--timeout", type=click.FloatRange(1), help="Give up after this many seconds (exit 5).")
+@click.option("--region", help="Region of TENANT (default: the catalog's first region).")
+@click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
+@click.pass_obj
+def destroy_cmd(app: AppContext, target: str, yes: bool, parallelism: int, timeout: float | None, region: str | None,
+                fmt: str | None) -> int:
+    """Delete everything a tenant owns: floating IPs, servers, router, networks, groups, keypairs, project."""
+    config = app.config()
+    if os.path.isfile(target):
+        request = pipeline.load_request(Path(target), config, filename=target)
+        tenant, region = request.name, request.spec.region
+    else:
+        tenant = target
+    driver = app.driver(config, region)
+    plan = pipeline.plan_destroy(tenant, driver)
+    if plan.is_empty():
+        emit(fmt or app.output, {"tenant": tenant, "ok": True, "changes": 0}, lambda: f"Nothing to destroy: {tenant} does not exist.")
+        return ExitCode.OK
+    click.echo(render_text(plan), err=True)
+    _confirm(plan, yes, "destroy")
+    return _run(app, plan, driver, parallelism, timeout, fmt, "destroy")
+
+
+@click.group("get")
+def get_group() -> None:
+    """List things."""
+
+
+@get_group.command("tenants")
+@click.option("--region", help="Only this region.")
+@click.pass_obj
+def get_tenants(app: AppContext, region: str | None) -> None:
+    """Tenants gcloudctl manages, per region."""
+    config = app.config()
+    regions = [region] if region else list(config.catalog.spec.regions)
+    rows = []
+    for name in regions:
+        for tenant in app.driver(config, name).list_tenants():
+            rows.append({"region": name, **tenant})
+    emit(app.output, rows, lambda: table(["TENANT", "REGION", "AGENCY", "LEVEL", "PROJECT ID"],
+                                          [[r["tenant"], r["region"], r["agency"], r["classification"], r["project_id"]]
+                                           for r in rows]) if rows else "No tenants.")
+
+
+@click.command("describe")
+@click.argument("tenant")
+@click.option("--region", help="Region of TENANT (default: the catalog's first region).")
+@click.pass_obj
+def describe_cmd(app: AppContext, tenant: str, region: str | None) -> None:
+    """Every resource of TENANT as the cloud reports it, with status."""
+    config = app.config()
+    observed = app.driver(config, region).observe(tenant)
+    if observed.project_id is None:
+        raise NotFound(f"tenant {tenant!r} not found", hint="list tenants with: gcloudctl get tenants")
+    resources = sorted(list(observed.resources.values()) + list(observed.unmanaged), key=lambda r: r.address.sort_key)
+    data = {"tenant": tenant, "project_id": observed.project_id,
+            "resources": [{"address": str(r.address), "id": r.id, "status": r.status, "managed": r.managed,
+                           **({"floating_ip": r.extra["floating_ip_address"]} if r.extra.get("floating_ip_address") else {})}
+                          for r in resources]}
+    emit(app.output, data, lambda: f"Tenant {tenant} (project {observed.project_id})\n" + table(
+        ["ADDRESS", "ID", "STATUS", "OWNER"],
+        [[str(r.address), r.id, r.status or "", "gcloudctl" if r.managed else "OUT-OF-BAND"] for r in resources]))
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_cmd(shell: str) -> None:
+    """Print a shell completion script: eval "$(gcloudctl completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    from gcloudctl.cli.main import cli
+
+    comp = get_completion_class(shell)(cli, {}, "gcloudctl", "_GCLOUDCTL_COMPLETE")
+    click.echo(comp.source())
+
+
+def register(cli: click.Group) -> None:
+    for command in (plan_cmd, apply_cmd, destroy_cmd, get_group, describe_cmd, completion_cmd):
+        cli.add_command(command)

@@ -1,0 +1,407 @@
+"""In-memory OpenStack REST API for fast unit tests: `FakeCloud()` is the real
+`OpenStackDriver` running against `FakeApi`, so every line of driver logic is exercised.
+
+It models what the driver relies on and what real clouds do that bites: Neutron's per-project
+`default` security group and default egress rules, duplicate-rule 409s, 409 "in use" on
+deletes, servers that take polls to become ACTIVE, and injectable faults. It is NOT proof
+that provisioning works: the devcloud suite is.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import uuid
+from collections import Counter
+from typing import Any
+
+from gcloudctl.drivers.openstack import OpenStackDriver, classify_status
+
+NEUTRON = {"networks": "network", "subnets": "subnet", "routers": "router", "ports": "port",
+           "security-groups": "security_group", "security-group-rules": "security_group_rule",
+           "floatingips": "floatingip"}
+TAGGABLE = {"networks", "subnets", "routers", "ports", "security-groups", "floatingips"}
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+class FakeApi:
+    operator_user_name = "gcloudctl"
+
+    def __init__(self, *, build_polls: int = 1):
+        self.lock = threading.RLock()
+        self.requests: Counter[str] = Counter()
+        self.writes: Counter[str] = Counter()
+        self.faults: list[dict] = []
+        self.build_polls = build_polls
+        self.operator_user_id = _id()
+        self.users = {self.operator_user_id: {"id": self.operator_user_id, "name": self.operator_user_name}}
+        self.roles = {name: {"id": _id(), "name": name} for name in ("admin", "member", "reader")}
+        self.projects: dict[str, dict] = {}
+        self.assignments: set[tuple[str, str, str]] = set()  # (project, user, role)
+        self.compute_quotas: dict[str, dict] = {}
+        self.network_quotas: dict[str, dict] = {}
+        self.neutron: dict[str, dict[str, dict]] = {c: {} for c in NEUTRON}
+        self.servers: dict[str, dict] = {}
+        self.keypairs: dict[str, dict] = {}
+        self.server_groups: dict[str, dict] = {}
+        self.flavors = {n: {"id": _id(), "name": n} for n in ("g1.small", "g1.medium", "g1.large")}
+        self.images = {n: {"id": _id(), "name": n} for n in ("debian-12-hardened", "ubuntu-24.04-hardened")}
+        public = {"id": _id(), "name": "public", "router:external": True, "project_id": "admin", "tags": [], "status": "ACTIVE"}
+        self.neutron["networks"][public["id"]] = public
+
+    # ----------------------------------------------------------------- plumbing
+    def has_service(self, service: str) -> bool:
+        return service != "block-storage"
+
+    def inject(self, method: str, path_pattern: str, status: int, times: int = 1, message: str = "injected") -> None:
+        """The next `times` matching requests fail with `status` (before any effect)."""
+        self.faults.append({"method": method, "re": re.compile(path_pattern), "status": status, "times": times,
+                            "message": message})
+
+    def request(self, service: str, method: str, path: str, *, params: dict | None = None, json: Any = None,
+                microversion: str | None = None, project_id: str | None = None) -> Any:
+        with self.lock:
+            self.requests[service] += 1
+            if method != "GET":
+                self.writes[service] += 1
+            for fault in self.faults:
+                if fault["times"] > 0 and fault["method"] == method and fault["re"].search(path):
+                    fault["times"] -= 1
+                    raise classify_status(fault["status"], f"{service} {method} {path}: {fault['status']} {fault['message']}")
+            handler = getattr(self, f"_{service.replace('-', '_')}")
+            try:
+                return copy.deepcopy(handler(method, path.strip("/").split("/"), params or {}, copy.deepcopy(json), project_id))
+            except _Http as exc:
+                raise classify_status(exc.status, f"{service} {method} {path}: {exc.status} {exc.message}") from None
+
+    # ----------------------------------------------------------------- keystone
+    def _identity(self, method, parts, params, body, scoped):
+        if parts == ["projects"] and method == "GET":
+            items = list(self.projects.values())
+            if "name" in params:
+                items = [p for p in items if p["name"] == params["name"]]
+            if "tags" in params:
+                items = [p for p in items if params["tags"] in p.get("tags", [])]
+            return {"projects": items}
+        if parts == ["projects"] and method == "POST":
+            p = body["project"]
+            if any(x["name"] == p["name"] for x in self.projects.values()):
+                raise _Http(409, "Conflict: project name exists")
+            p["id"] = _id()
+            self.projects[p["id"]] = p
+            self.compute_quotas[p["id"]] = {"instances": 10, "cores": 20, "ram": 51200}
+            self.network_quotas[p["id"]] = {"floatingip": 50, "network": 100, "port": 500, "security_group": 10,
+                                            "security_group_rule": 100, "router": 10, "subnet": 100}
+            return {"project": p}
+        if len(parts) == 2 and parts[0] == "projects":
+            project = self._get(self.projects, parts[1])
+            if method == "PATCH":
+                project.update(body["project"])
+                return {"project": project}
+            if method == "DELETE":
+                del self.projects[parts[1]]
+                self.assignments = {a for a in self.assignments if a[0] != parts[1]}
+                return {}
+        if len(parts) == 6 and parts[0] == "projects" and parts[2] == "users" and parts[4] == "roles":
+            key = (parts[1], parts[3], parts[5])
+            self._get(self.projects, parts[1])
+            if method == "PUT":
+                self.assignments.add(key)
+                return {}
+            if method == "DELETE":
+                if key not in self.assignments:
+                    raise _Http(404, "assignment not found")
+                self.assignments.discard(key)
+                return {}
+        if parts == ["role_assignments"]:
+            pid = params.get("scope.project.id")
+            role_names = {r["id"]: r["name"] for r in self.roles.values()}
+            out = [{"user": {"id": u, "name": self.users[u]["name"]}, "role": {"id": r, "name": role_names[r]},
+                    "scope": {"project": {"id": p}}} for (p, u, r) in sorted(self.assignments) if p == pid]
+            return {"role_assignments": out}
+        if parts == ["roles"]:
+            return {"roles": list(self.roles.values())}
+        if parts == ["users"] and method == "GET":
+            return {"users": [u for u in self.users.values() if u["name"] == params.get("name")]}
+        if parts == ["users"] and method == "POST":
+            user = {"id": _id(), "name": body["user"]["name"]}
+            self.users[user["id"]] = user
+            return {"user": user}
+        raise _Http(404, f"no route identity {method} {'/'.join(parts)}")
+
+    # ----------------------------------------------------------------- nova
+    def _compute(self, method, parts, params, body, scoped):
+        if parts[0] == "os-quota-sets":
+            pid = parts[1]
+            if method == "GET":
+                return {"quota_set": dict(self.compute_quotas.get(pid, {"instances": 10, "cores": 20, "ram": 51200}))}
+            if method == "PUT":
+                self.compute_quotas.setdefault(pid, {}).update(body["quota_set"])
+                return {"quota_set": self.compute_quotas[pid]}
+            if method == "DELETE":
+                self.compute_quotas[pid] = {"instances": 10, "cores": 20, "ram": 51200}
+                return {}
+        if parts == ["flavors"]:
+            return {"flavors": list(self.flavors.values())}
+        if parts == ["servers", "detail"]:
+            return {"servers": [s for s in self.servers.values() if s["tenant_id"] == params.get("project_id")]}
+        if parts == ["servers"] and method == "POST":
+            return self._create_server(body, scoped)
+        if parts[0] == "servers" and len(parts) >= 2:
+            server = self._get(self.servers, parts[1])
+            if len(parts) == 3 and parts[2] == "metadata" and method == "PUT":
+                server["metadata"] = dict(body["metadata"])
+                return {"metadata": server["metadata"]}
+            if method == "GET":
+                if server["status"] == "BUILD":
+                    server["_polls"] += 1
+                    if server["_polls"] >= self.build_polls:
+                        server["status"] = "ACTIVE"
+                return {"server": server}
+            if method == "PUT":
+                server.update(body["server"])
+                return {"server": server}
+            if method == "DELETE":
+                del self.servers[parts[1]]
+                for group in self.server_groups.values():
+                    if parts[1] in group["members"]:
+                        group["members"].remove(parts[1])
+                for port in self.neutron["ports"].values():
+                    if port.get("device_id") == parts[1]:
+                        port.update(device_id="", device_owner="", status="DOWN")
+                return {}
+        if parts == ["os-keypairs"]:
+            if method == "GET":
+                return {"keypairs": [{"keypair": k} for k in self.keypairs.values()]}
+            kp = body["keypair"]
+            if kp["name"] in self.keypairs:
+                raise _Http(409, f"Key pair '{kp['name']}' already exists.")
+            self.keypairs[kp["name"]] = kp
+            return {"keypair": kp}
+        if parts[0] == "os-keypairs" and method == "DELETE":
+            self._get(self.keypairs, parts[1])
+            del self.keypairs[parts[1]]
+            return {}
+        if parts == ["os-server-groups"]:
+            if method == "GET":
+                return {"server_groups": list(self.server_groups.values())}
+            group = dict(body["server_group"], id=_id(), members=[], project_id=self._require_scope(scoped))
+            self.server_groups[group["id"]] = group
+            return {"server_group": group}
+        if parts[0] == "os-server-groups" and method == "DELETE":
+            self._get(self.server_groups, parts[1])
+            del self.server_groups[parts[1]]
+            return {}
+        raise _Http(404, f"no route compute {method} {'/'.join(parts)}")
+
+    def _require_scope(self, scoped):
+        if scoped is None:
+            raise _Http(400, "compute create without a project-scoped token would land in the admin project")
+        return scoped
+
+    def _create_server(self, body, scoped):
+        pid = self._require_scope(scoped)
+        s = body["server"]
+        if (pid, self.operator_user_id) not in {(a[0], a[1]) for a in self.assignments}:
+            raise _Http(401, "operator has no role on the project")
+        flavor = next((f for f in self.flavors.values() if f["id"] == s["flavorRef"]), None)
+        if flavor is None:
+            raise _Http(400, "flavor not found")
+        if s.get("key_name") and s["key_name"] not in self.keypairs:
+            raise _Http(400, f"Invalid key_name {s['key_name']} provided.")
+        quota = self.compute_quotas[pid]["instances"]
+        if sum(1 for x in self.servers.values() if x["tenant_id"] == pid) >= quota:
+            raise _Http(403, "Quota exceeded for instances")
+        server = {"id": _id(), "name": s["name"], "status": "BUILD", "tenant_id": pid, "metadata": dict(s.get("metadata") or {}),
+                  "flavor": {"original_name": flavor["name"]}, "image": {"id": s["imageRef"]}, "key_name": s.get("key_name"),
+                  "addresses": {}, "_polls": 0}
+        for nic in s.get("networks") or []:
+            port = self._get(self.neutron["ports"], nic["port"])
+            if port.get("device_id"):
+                raise _Http(409, f"Port {port['id']} is still in use.")
+            port.update(device_id=server["id"], device_owner="compute:nova", status="ACTIVE")
+        group_id = (body.get("os:scheduler_hints") or {}).get("group")
+        if group_id:
+            self._get(self.server_groups, group_id)["members"].append(server["id"])
+        self.servers[server["id"]] = server
+        return {"server": {"id": server["id"]}}
+
+    # ----------------------------------------------------------------- glance
+    def _image(self, method, parts, params, body, scoped):
+        return {"images": [i for i in self.images.values() if i["name"] == params.get("name")]}
+
+    # ----------------------------------------------------------------- neutron
+    def _network(self, method, parts, params, body, scoped):
+        if parts[0] == "quotas":
+            pid = parts[1]
+            if method == "GET":
+                return {"quota": dict(self.network_quotas.get(pid, {}))}
+            if method == "PUT":
+                self.network_quotas.setdefault(pid, {}).update(body["quota"])
+                return {"quota": self.network_quotas[pid]}
+            return {}
+        collection = parts[0]
+        if collection not in NEUTRON:
+            raise _Http(404, f"no route network {method} {'/'.join(parts)}")
+        items = self.neutron[collection]
+        if len(parts) == 1 and method == "GET":
+            return {collection.replace("-", "_"): [self._render(collection, x) for x in items.values() if _match(x, params)]}
+        if len(parts) == 1 and method == "POST":
+            return {NEUTRON[collection]: self._render(collection, self._neutron_create(collection, body[NEUTRON[collection]]))}
+        item = self._get(items, parts[1])
+        if len(parts) == 3 and parts[2] == "tags" and method == "PUT":
+            item["tags"] = list(body["tags"])
+            return {"tags": item["tags"]}
+        if len(parts) == 3 and collection == "routers":
+            return self._router_interface(item, parts[2], body)
+        if method == "PUT":
+            item.update(body[NEUTRON[collection]])
+            return {NEUTRON[collection]: self._render(collection, item)}
+        if method == "DELETE":
+            self._neutron_delete(collection, item)
+            return {}
+        raise _Http(404, "no route")
+
+    def _render(self, collection, item):
+        if collection != "security-groups":
+            return item
+        rules = [r for r in self.neutron["security-group-rules"].values() if r["security_group_id"] == item["id"]]
+        return dict(item, security_group_rules=rules)
+
+    def _ensure_default_group(self, pid):
+        if not any(g["name"] == "default" and g["project_id"] == pid for g in self.neutron["security-groups"].values()):
+            self._neutron_create("security-groups", {"name": "default", "project_id": pid, "description": "Default"}, default=False)
+
+    def _neutron_create(self, collection, body, default=True):
+        item = dict(body, id=_id())
+        item.setdefault("tags", [])
+        pid = item.get("project_id")
+        if collection == "security-group-rules":
+            key = lambda r: (r["security_group_id"], r["direction"], r.get("ethertype", "IPv4"), r.get("protocol"),
+                             r.get("port_range_min"), r.get("port_range_max"), r.get("remote_ip_prefix"), r.get("remote_group_id"))
+            for rule in self.neutron[collection].values():
+                if key(rule) == key(item):
+                    raise _Http(409, f"Security group rule already exists. Rule id is {rule['id']}.")
+            item.setdefault("ethertype", "IPv4")
+            for k in ("protocol", "port_range_min", "port_range_max", "remote_ip_prefix", "remote_group_id"):
+                item.setdefault(k, None)
+            item["project_id"] = self.neutron["security-groups"][item["security_group_id"]]["project_id"]
+        if pid and default and collection in ("ports", "security-groups"):
+            self._ensure_default_group(pid)
+        if collection == "subnets":
+            item.setdefault("enable_dhcp", True)
+            item.setdefault("dns_nameservers", [])
+        if collection == "ports":
+            subnet_ids = [f["subnet_id"] for f in item.get("fixed_ips") or []]
+            item["fixed_ips"] = [{"subnet_id": s, "ip_address": f"10.0.0.{len(self.neutron['ports']) + 2}"} for s in subnet_ids]
+            item.setdefault("device_id", "")
+            item.setdefault("device_owner", "")
+            item.setdefault("security_groups", [])
+            item["status"] = "DOWN"
+        if collection == "floatingips":
+            item["floating_ip_address"] = f"172.24.4.{len(self.neutron['floatingips']) + 10}"
+            if item.get("port_id"):
+                self._get(self.neutron["ports"], item["port_id"])
+        self.neutron[collection][item["id"]] = item
+        if collection == "security-groups":
+            for ethertype in ("IPv4", "IPv6"):
+                self._neutron_create("security-group-rules", {"security_group_id": item["id"], "direction": "egress",
+                                                              "ethertype": ethertype})
+        return item
+
+    def _router_interface(self, router, action, body):
+        subnet = self._get(self.neutron["subnets"], body["subnet_id"])
+        ports = self.neutron["ports"]
+        existing = [p for p in ports.values() if p.get("device_id") == router["id"]
+                    and any(f["subnet_id"] == subnet["id"] for f in p["fixed_ips"])]
+        if action == "add_router_interface":
+            if existing:
+                raise _Http(400, f"Router already has a port on subnet {subnet['id']}")
+            port = self._neutron_create("ports", {"network_id": subnet["network_id"], "project_id": router["project_id"],
+                                                  "fixed_ips": [{"subnet_id": subnet["id"]}]}, default=False)
+            port.update(device_id=router["id"], device_owner="network:router_interface", status="ACTIVE")
+            return {"port_id": port["id"], "subnet_id": subnet["id"]}
+        if not existing:
+            raise _Http(404, "Router has no interface on that subnet")
+        for fip in self.neutron["floatingips"].values():
+            port = ports.get(fip.get("port_id") or "")
+            if port and any(f["subnet_id"] == subnet["id"] for f in port["fixed_ips"]):
+                raise _Http(409, f"Router interface for subnet {subnet['id']} is required by floating IP {fip['id']}")
+        for p in existing:
+            del ports[p["id"]]
+        return {}
+
+    def _neutron_delete(self, collection, item):
+        ports = self.neutron["ports"].values()
+        blockers = {
+            "networks": [p for p in ports if p["network_id"] == item["id"] and p["device_owner"] != "network:dhcp"],
+            "subnets": [p for p in ports if any(f["subnet_id"] == item["id"] for f in p["fixed_ips"])],
+            "routers": [p for p in ports if p.get("device_id") == item["id"]],
+            "security-groups": [p for p in ports if item["id"] in p.get("security_groups", [])],
+            "ports": [],
+        }.get(collection, [])
+        if collection == "networks":
+            blockers += [s for s in self.neutron["subnets"].values() if s["network_id"] == item["id"]]
+        if blockers:
+            raise _Http(409, f"{NEUTRON[collection]} {item['id']} is in use by {blockers[0]['id']}")
+        if collection == "ports" and item.get("device_owner", "").startswith("network:router"):
+            raise _Http(409, "Port is owned by a router")
+        del self.neutron[collection][item["id"]]
+        if collection == "security-groups":
+            for rule in [r for r in self.neutron["security-group-rules"].values() if r["security_group_id"] == item["id"]]:
+                del self.neutron["security-group-rules"][rule["id"]]
+        if collection == "ports":
+            for fip in self.neutron["floatingips"].values():
+                if fip.get("port_id") == item["id"]:
+                    fip["port_id"] = None
+
+    @staticmethod
+    def _get(table, key):
+        if key not in table:
+            raise _Http(404, f"{key} not found")
+        return table[key]
+
+    # ----------------------------------------------------------------- test helpers
+    def count(self, collection: str, project_id: str | None = None) -> int:
+        items = self.neutron[collection].values()
+        return sum(1 for x in items if project_id is None or x.get("project_id") == project_id)
+
+
+def _match(item: dict, params: dict) -> bool:
+    for key, value in params.items():
+        if key == "tags":
+            if value not in (item.get("tags") or []):
+                return False
+        elif key == "router:external":
+            if bool(item.get("router:external")) != (str(value).lower() == "true"):
+                return False
+        elif key == "fixed_ips":
+            subnet = value.split("=", 1)[1]
+            if not any(f["subnet_id"] == subnet for f in item.get("fixed_ips") or []):
+                return False
+        elif key == "security_groups":
+            if value not in (item.get("security_groups") or []):
+                return False
+        elif item.get(key) != value:
+            return False
+    return True
+
+
+class _Http(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class FakeCloud(OpenStackDriver):
+    """The real driver over the in-memory API."""
+
+    def __init__(self, api: FakeApi | None = None, **kwargs: Any):
+        kwargs.setdefault("poll_interval", 0.0)
+        kwargs.setdefault("create_missing_users", True)
+        super().__init__(api or FakeApi(), **kwargs)
