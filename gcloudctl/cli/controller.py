@@ -1,7 +1,327 @@
-"""CLI commands for the 'controller' area (filled in by the issue that owns it)."""
+"""CLI for the controller area: request intake, status, the controller loop, the audit trail.
+
+Thin: parse options, build the controller's parts (this file is their composition root, on
+top of `AppContext`), call one use case, render. Errors are raised as `gcloudctl.errors`
+classes; `cli.main` maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import click
+
+from gcloudctl.cli.context import AppContext
+from gcloudctl.cli.render import emit, table
+from gcloudctl.errors import ExitCode, InvalidInput
+
+DB_HELP = "Controller database URL (default: $GCLOUDCTL_DB, else a SQLite file under ~/.local/share/gcloudctl)."
+db_option = click.option("--db", "db", metavar="URL", help=DB_HELP)
+as_option = click.option("--as", "actor", required=True, envvar="GCLOUDCTL_AS", metavar="USER",
+                         help="The identity you act under (recorded in the audit trail).")
+
+log = logging.getLogger("gcloudctl.controller")
+
+
+# --- composition -------------------------------------------------------------------------------
+
+def _store(app: AppContext, db: str | None):
+    from gcloudctl.controller.store import default_url, open_store
+
+    return open_store(db or default_url(app.environ))
+
+
+def _service(app: AppContext, db: str | None, rules_file: str | None = None):
+    from gcloudctl import pipeline
+    from gcloudctl.controller import approvals
+    from gcloudctl.controller.service import RequestService
+
+    config = app.config()
+    rules_file = rules_file or app.environ.get("GCLOUDCTL_APPROVAL_RULES")
+    if rules_file:
+        try:
+            rules_text = Path(rules_file).read_text("utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"--approval-rules {rules_file}: {exc.strerror or exc}") from None
+    else:
+        rules_text = approvals.default_rules_text()
+    return RequestService(store=_store(app, db), agencies=config.agencies,
+                          rules=approvals.parse_rules(rules_text, rules_file or "approval_rules.yaml"),
+                          load_request=lambda text, name: pipeline.load_request(text, config, filename=name))
+
+
+def _runner(app: AppContext, db: str | None, *, workers: int, interval: float, lease: float, parallelism: int):
+    from gcloudctl.controller.engine import PipelineEngine
+    from gcloudctl.controller.metrics import Metrics
+    from gcloudctl.controller.reconciler import Reconciler
+    from gcloudctl.controller.runner import Runner, holder_id
+    from gcloudctl.controller.service import utcnow
+
+    config = app.config()
+    engine = PipelineEngine(config, lambda region: app.driver(config, region), parallelism=parallelism)
+    metrics = Metrics(api_calls=engine.api_calls)
+    store = _store(app, db)
+    reconciler = Reconciler(store, engine, holder=holder_id(), interval=interval, clock=utcnow, metrics=metrics)
+    return Runner(store, reconciler, clock=utcnow, workers=workers, lease_seconds=lease)
+
+
+def _emit(app: AppContext, data: Any, human) -> None:
+    emit(app.output, data, human)
+
+
+# --- request ------------------------------------------------------------------------------------
+
+@click.group("request")
+def request_group() -> None:
+    """Submit tenant requests and approve, reject or delete them."""
+
+
+@request_group.command("submit")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@as_option
+@db_option
+@click.option("--approval-rules", type=click.Path(dir_okay=False), help="Approval rules YAML (default: shipped).")
+@click.pass_obj
+def submit_cmd(app: AppContext, file: str, actor: str, db: str | None, approval_rules: str | None) -> int:
+    """Store FILE as a new generation of its tenant's request, pending approval."""
+    try:
+        text = Path(file).read_text("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{file}: not UTF-8 text", hint="save the request as UTF-8") from None
+    version = _service(app, db, approval_rules).submit(text, actor=actor, filename=file)
+    _emit(app, version, lambda: _version_text(version))
+    return ExitCode.OK
+
+
+@request_group.command("list")
+@click.option("--tenant", help="Only this tenant's versions.")
+@click.option("--state", type=click.Choice(["pending-approval", "approved", "rejected", "superseded"]))
+@db_option
+@click.pass_obj
+def list_cmd(app: AppContext, tenant: str | None, state: str | None, db: str | None) -> int:
+    """List request versions (newest generation last)."""
+    rows = _service(app, db).list_versions(tenant, state)
+    _emit(app, rows, lambda: table(
+        ["ID", "TENANT", "GEN", "STATE", "APPROVALS", "AGENCY", "REQUESTER", "SUBMITTED"],
+        [[r["id"], r["tenant"], r["generation"], r["state"], f"{r['approvals']}/{r['approvalsRequired']}",
+          r["agency"], r["requester"], r["submittedAt"]] for r in rows]))
+    return ExitCode.OK
+
+
+@request_group.command("show")
+@click.argument("request_id", type=int)
+@db_option
+@click.pass_obj
+def show_cmd(app: AppContext, request_id: int, db: str | None) -> int:
+    """Show one request version with its decisions and YAML."""
+    version = _service(app, db).show(request_id)
+    _emit(app, version, lambda: _version_text(version) + "\n---\n" + version["yaml"])
+    return ExitCode.OK
+
+
+def _decide(decision: str):
+    @request_group.command(decision)
+    @click.argument("request_id", type=int)
+    @click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+    @as_option
+    @db_option
+    @click.option("--approval-rules", type=click.Path(dir_okay=False), help="Approval rules YAML (default: shipped).")
+    @click.pass_obj
+    def command(app: AppContext, request_id: int, reason: str, actor: str, db: str | None,
+                approval_rules: str | None) -> int:
+        service = _service(app, db, approval_rules)
+        version = getattr(service, decision)(request_id, actor=actor, reason=reason)
+        _emit(app, version, lambda: _version_text(version))
+        return ExitCode.OK
+
+    command.__doc__ = {"approve": "Approve a pending request version (approvers of its agency; not the requester).",
+                       "reject": "Reject a pending request version."}[decision]
+    return command
+
+
+approve_cmd, reject_cmd = _decide("approve"), _decide("reject")
+
+
+@request_group.command("delete")
+@click.argument("tenant")
+@click.option("--reason", default="", help="Why (recorded in the audit trail).")
+@as_option
+@db_option
+@click.pass_obj
+def delete_cmd(app: AppContext, tenant: str, reason: str, actor: str, db: str | None) -> int:
+    """Ask the controller to destroy TENANT (its requesters or an agency approver)."""
+    status = _service(app, db).delete(tenant, actor=actor, reason=reason)
+    _emit(app, status, lambda: _status_text(status))
+    return ExitCode.OK
+
+
+def _version_text(v: dict) -> str:
+    lines = [f"request {v['id']}: {v['tenant']} generation {v['generation']} — {v['state']}"
+             + (" (unchanged: identical to the current version)" if v.get("unchanged") else ""),
+             f"  agency {v['agency']}, requester {v['requester']}, submitted by {v['submittedBy']} at {v['submittedAt']}",
+             f"  approvals {v['approvals']}/{v['approvalsRequired']}"]
+    lines += [f"    because {reason}" for reason in v.get("approvalReasons", [])]
+    lines += [f"  {d['decision']} by {d['actor']} at {d['at']}: {d['reason']}" for d in v.get("decisions", [])]
+    return "\n".join(lines)
+
+
+# --- status -------------------------------------------------------------------------------------
+
+@click.command("status")
+@click.argument("tenant")
+@db_option
+@click.pass_obj
+def status_cmd(app: AppContext, tenant: str, db: str | None) -> int:
+    """Phase, conditions (Ready, Synced, Drifted) and recent events of TENANT."""
+    status = _service(app, db).status(tenant)
+    _emit(app, status, lambda: _status_text(status))
+    return ExitCode.OK
+
+
+def _status_text(s: dict) -> str:
+    lines = [f"{s['tenant']} ({s['agency']}): {s['phase']}",
+             f"  generation {s['generation']}, observed {s['observedGeneration']}, latest submitted {s['latestGeneration']}"
+             f", driftPolicy {s['driftPolicy']}" + (f", expires {s['expiresAt']}" if s.get("expiresAt") else "")]
+    if s.get("lastError"):
+        lines.append(f"  last error: {s['lastError']}")
+    if s.get("conditions"):
+        lines.append(table(["  CONDITION", "STATUS", "REASON", "GEN", "SINCE", "MESSAGE"],
+                           [[f"  {c['type']}", c["status"], c["reason"], c["observedGeneration"],
+                             c["lastTransitionTime"], c["message"]] for c in s["conditions"]]))
+    if s.get("events"):
+        lines.append("  events:")
+        lines += [f"    {e['at']} {e['type']} {e['reason']}: {e['message']}" for e in s["events"]]
+    return "\n".join(lines)
+
+
+# --- controller -----------------------------------------------------------------------------------
+
+@click.group("controller")
+def controller_group() -> None:
+    """Run the reconciliation controller, or migrate its database."""
+
+
+@controller_group.command("migrate")
+@db_option
+@click.pass_obj
+def migrate_cmd(app: AppContext, db: str | None) -> int:
+    """Create or upgrade the controller database schema (also done on every start)."""
+    from gcloudctl.controller.store import create_db_engine, default_url, migrate
+
+    url = db or default_url(app.environ)
+    revision = migrate(create_db_engine(url))
+    _emit(app, {"database": _safe_url(url), "revision": revision},
+          lambda: f"{_safe_url(url)}: schema at revision {revision}")
+    return ExitCode.OK
+
+
+@controller_group.command("run")
+@click.option("--once", is_flag=True, help="Reconcile every tenant once and exit (cron, CI): exit 1 if any failed.")
+@click.option("--workers", type=click.IntRange(1, 64), default=4, show_default=True, help="Tenants reconciled at once.")
+@click.option("--interval", type=click.FloatRange(1, 86400), default=60.0, show_default=True,
+              help="Seconds between reconciles of a converged tenant.")
+@click.option("--lease", "lease", type=click.FloatRange(3, 3600), default=30.0, show_default=True,
+              help="Lease period: a dead controller's tenants are taken over after this long.")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=10, show_default=True,
+              help="Concurrent API writes within one tenant's apply.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve /metrics and /healthz on 127.0.0.1:PORT (0 = any free port).")
+@db_option
+@click.pass_obj
+def run_cmd(app: AppContext, once: bool, workers: int, interval: float, lease: float, parallelism: int,
+            metrics_port: int | None, db: str | None) -> int:
+    """Make the cloud match every approved request: observe, plan, apply, write status; repeat."""
+    from gcloudctl.controller.metrics import MetricsServer
+
+    runner = _runner(app, db, workers=workers, interval=interval, lease=lease, parallelism=parallelism)
+    server = MetricsServer(runner.metrics, metrics_port, stale_after=max(30.0, 3 * lease)).start() \
+        if metrics_port is not None else None
+    if server:
+        log.warning("metrics on http://127.0.0.1:%d/metrics", server.port)
+    try:
+        if once:
+            summary = runner.run_once()
+            _emit(app, summary.to_dict(), lambda: _summary_text(summary.to_dict()))
+            return ExitCode.OK if summary.ok else ExitCode.ERROR
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        log.warning("controller %s running: %d worker(s), interval %.0fs, lease %.0fs",
+                    runner.holder, workers, interval, lease)
+        runner.run(stop)
+        return ExitCode.OK
+    finally:
+        if server:
+            server.stop()
+        runner.store.dispose()
+
+
+def _summary_text(data: dict) -> str:
+    rows = [[t["tenant"], t["result"], t["changes"], t["message"]] for t in data["tenants"]]
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(data["counts"].items())) or "no tenants to reconcile"
+    return (table(["TENANT", "RESULT", "CHANGES", "MESSAGE"], rows) + "\n" if rows else "") + counts
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+@click.group("audit")
+def audit_group() -> None:
+    """Verify and export the hash-chained audit trail."""
+
+
+@audit_group.command("verify")
+@click.option("--expect-head", metavar="SHA256", help="A head hash kept elsewhere (anchor): it must be in the chain.")
+@db_option
+@click.pass_obj
+def verify_cmd(app: AppContext, expect_head: str | None, db: str | None) -> int:
+    """Check every record's hash and link; exit 1 if anything was edited, deleted or inserted."""
+    report = _service(app, db).audit_verify(expect_head)
+    _emit(app, report, lambda: _verify_text(report))
+    return ExitCode.OK if report["ok"] else ExitCode.ERROR
+
+
+def _verify_text(r: dict) -> str:
+    if r["ok"]:
+        head = r["head"] or {"seq": 0, "hash": "-"}
+        return f"audit chain OK: {r['records']} record(s), head {head['seq']} {head['hash']}"
+    return "\n".join([f"audit chain BROKEN ({len(r['breaks'])} problem(s)):"] +
+                     [f"  record {b['seq']}: {b['message']}" for b in r["breaks"]])
+
+
+@audit_group.command("export")
+@click.option("--since", metavar="TIME", help="ISO 8601 time (e.g. 2026-11-01T00:00:00Z); default: everything.")
+@db_option
+@click.pass_obj
+def export_cmd(app: AppContext, since: str | None, db: str | None) -> int:
+    """Print audit records (json/yaml: the full records, hashes included, for offline verification)."""
+    moment = _parse_time(since) if since else None
+    records = _service(app, db).audit_export(moment)
+    _emit(app, records, lambda: table(["SEQ", "AT", "ACTOR", "ACTION", "TENANT", "HASH"],
+                                      [[r["seq"], r["at"], r["actor"], r["action"], r["tenant"], r["hash"][:16]]
+                                       for r in records]))
+    return ExitCode.OK
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"--since {text!r}: not an ISO 8601 time", hint="e.g. 2026-11-01T00:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def register(cli: click.Group) -> None:
     """Attach this area's commands to the root group."""
+    for command in (request_group, status_cmd, controller_group, audit_group):
+        cli.add_command(command)

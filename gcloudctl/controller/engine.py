@@ -2,8 +2,8 @@
 
 `Engine` is the port: load a stored request, plan it, apply a plan, plan a destroy, and count
 API calls. `PipelineEngine` is the adapter over the one planner/executor that the CLI also uses;
-tests pass their own engine. The adapter picks the driver of the request's region (platform
-catalog: region -> clouds.yaml entry) through an injected factory, so no connection is made here.
+tests pass their own engine. The adapter gets the driver of the request's region from an
+injected factory (the CLI's `AppContext.driver`), one per region, so no connection is made here.
 """
 
 from __future__ import annotations
@@ -45,25 +45,21 @@ class Engine(Protocol):
 
 
 class PipelineEngine:
-    """The real engine: `gcloudctl.pipeline` over drivers made by `driver_for_cloud(cloud_name)`."""
+    """The real engine: `gcloudctl.pipeline` over drivers made by `driver_for_region(region)`."""
 
-    def __init__(self, config: Any, driver_for_cloud: Callable[[str], Any], *, parallelism: int = 10):
+    def __init__(self, config: Any, driver_for_region: Callable[[str], Any], *, parallelism: int = 10):
         self.config = config
-        self._factory = driver_for_cloud
+        self._factory = driver_for_region
         self._drivers: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.parallelism = parallelism
 
     def driver(self, request: TenantRequest) -> Any:
-        cloud = self._cloud_of(request.spec.region)
+        region = request.spec.region
         with self._lock:
-            if cloud not in self._drivers:
-                self._drivers[cloud] = self._factory(cloud)
-            return self._drivers[cloud]
-
-    def _cloud_of(self, region: str) -> str:
-        regions = self.config.platform.spec.regions
-        return regions[region].cloud if region in regions else region
+            if region not in self._drivers:
+                self._drivers[region] = self._factory(region)
+            return self._drivers[region]
 
     def load(self, text: str, filename: str) -> TenantRequest:
         from gcloudctl import pipeline
@@ -78,7 +74,7 @@ class PipelineEngine:
     def plan_destroy(self, request: TenantRequest) -> PlanLike:
         from gcloudctl import pipeline
 
-        return pipeline.plan_destroy(request.metadata.name, self.driver(request), self.config)
+        return pipeline.plan_destroy(request.metadata.name, self.driver(request))
 
     def apply(self, plan: PlanLike, request: TenantRequest) -> ResultLike:
         from gcloudctl import pipeline
@@ -86,13 +82,12 @@ class PipelineEngine:
         return pipeline.apply_plan(plan, self.driver(request), parallelism=self.parallelism)
 
     def api_calls(self) -> dict[str, int]:
-        """API calls per service, summed over the drivers that count them."""
+        """API calls per service (the driver's `api.requests` counter), summed over drivers."""
         totals: dict[str, int] = {}
         with self._lock:
-            drivers = list(self._drivers.values())
+            drivers = list({id(d): d for d in self._drivers.values()}.values())
         for driver in drivers:
-            counts = getattr(driver, "api_calls", None)
-            counts = counts() if callable(counts) else counts
-            for service, n in dict(counts or {}).items():
+            counts = getattr(getattr(driver, "api", None), "requests", None) or {}
+            for service, n in dict(counts).items():
                 totals[service] = totals.get(service, 0) + int(n)
         return totals
