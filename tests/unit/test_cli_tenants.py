@@ -1,0 +1,102 @@
+"""CLI behaviour CI relies on: exit codes, saved plans, confirmation, masked secrets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from gcloudctl.cli import main as cli_main
+from gcloudctl.cli.context import AppContext
+from gcloudctl.drivers.fake import FakeApi, FakeCloud
+from tests.fixtures.core import EXAMPLE
+
+
+@pytest.fixture
+def run(monkeypatch):
+    api = FakeApi()
+    original = AppContext.from_options.__func__
+
+    def from_options(cls, **options):
+        ctx = original(cls, **options)
+        ctx.driver_factory = lambda cloud, region: FakeCloud(api)
+        return ctx
+
+    monkeypatch.setattr(AppContext, "from_options", classmethod(from_options))
+
+    def invoke(*args):
+        return cli_main.main(list(args))
+
+    invoke.api = api
+    return invoke
+
+
+def test_plan_apply_noop_destroy_exit_codes(run, tmp_path, capsys):
+    saved = tmp_path / "plan.json"
+    assert run("plan", str(EXAMPLE), "--detailed-exitcode") == 3
+    assert run("plan", str(EXAMPLE), "-o", str(saved)) == 0
+    assert run("apply", str(saved), "--yes") == 0
+    capsys.readouterr()
+    assert run("plan", str(EXAMPLE), "--detailed-exitcode") == 0
+    assert "No changes" in capsys.readouterr().out
+    assert run("destroy", "byt-his-staging", "--yes") == 0
+    assert run("destroy", "byt-his-staging", "--yes") == 0  # idempotent
+
+
+def test_saved_plan_refused_when_cloud_moved(run, tmp_path, capsys):
+    saved = tmp_path / "plan.json"
+    assert run("plan", str(EXAMPLE), "-o", str(saved)) == 0
+    assert run("apply", str(EXAMPLE), "--yes") == 0
+    capsys.readouterr()
+    assert run("apply", str(saved), "--yes") == 4
+    assert "stale plan" in capsys.readouterr().err
+
+
+def test_saved_plan_refused_when_request_changed(run, tmp_path, capsys):
+    request = tmp_path / "t.yaml"
+    shutil.copy(EXAMPLE, request)
+    saved = tmp_path / "plan.json"
+    assert run("plan", str(request), "-o", str(saved)) == 0
+    doc = yaml.safe_load(request.read_text())
+    doc["metadata"]["description"] = "changed"
+    request.write_text(yaml.safe_dump(doc))
+    capsys.readouterr()
+    assert run("apply", str(saved), "--yes") == 4
+    assert "changed since the plan was saved" in capsys.readouterr().err
+
+
+def test_apply_without_yes_and_without_tty_is_refused(run, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert run("apply", str(EXAMPLE)) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert not run.api.projects, "nothing was created"
+
+
+def test_plan_json_is_machine_readable_and_has_no_secrets(run, tmp_path, capsys):
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["servers"][0]["userData"]["vars"] = {"api_token": "tok-123456-secret"}
+    request = tmp_path / "t.yaml"
+    request.write_text(yaml.safe_dump(doc))
+    assert run("-o", "json", "plan", str(request)) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert data["summary"]["create"] == 31
+    assert "tok-123456-secret" not in out
+
+
+def test_describe_unknown_tenant_is_not_found(run, capsys):
+    assert run("describe", "nope-tenant") == 7
+
+
+def test_failed_apply_exits_1_and_says_how_to_resume(run, capsys):
+    run.api.inject("POST", r"^/routers$", 400, times=1)
+    assert run("apply", str(EXAMPLE), "--yes") == 1
+    assert "Re-run the same command" in capsys.readouterr().err
+    assert run("apply", str(EXAMPLE), "--yes") == 0
+
+
+def test_completion_script(run, capsys):
+    assert run("completion", "bash") == 0
+    assert "_GCLOUDCTL_COMPLETE" in capsys.readouterr().out

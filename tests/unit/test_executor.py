@@ -1,0 +1,108 @@
+"""The executor runs exactly the plan, over its dependency graph, bounded, and never attempts
+what depends on a failure. Asserted on the resulting world of the in-memory cloud."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gcloudctl import pipeline
+from gcloudctl.drivers.fake import FakeApi, FakeCloud
+from gcloudctl.executor import RetryPolicy, Status, apply, build_graph
+from gcloudctl.drivers.base import IdMap
+from tests.fixtures.core import request_from
+
+FAST = RetryPolicy(attempts=4, base=0.0, cap=0.0)
+
+
+def _plan(config, example_doc, api):
+    return pipeline.plan_request(request_from(example_doc, config), FakeCloud(api), config)
+
+
+def test_graph_orders_creates_after_dependencies(config, example_doc):
+    plan = _plan(config, example_doc, FakeApi())
+    graph = build_graph(plan)
+    by_name = {str(n): n for n in graph}
+    server = by_name["create server.web-1"]
+    waits = {str(w) for w in graph[server]}
+    assert {"create port.web-1.app", "create keypair.ops", "create server_group.web",
+            "create membership.@operator:member"} <= waits
+    fip = by_name["create floating_ip.web-1"]
+    assert "create router_interface.main.app" in {str(w) for w in graph[fip]}
+    assert "create server.web-1" not in {str(w) for w in graph[fip]}, "a floating IP needs the port, not the server"
+
+
+def test_permanent_failure_skips_dependents_only(config, example_doc):
+    api = FakeApi()
+    api.inject("POST", r"^/subnets$", 400, times=1, message="bad subnet")
+    plan = _plan(config, example_doc, api)
+    result = apply(plan, FakeCloud(api), IdMap.from_observed(plan.observed), retry=FAST)
+    status = {str(o.node): o.status for o in result.outcomes}
+    failed = [k for k, v in status.items() if v is Status.FAILED]
+    assert len(failed) == 1 and failed[0].startswith("create subnet.")
+    net = failed[0].split(".", 1)[1]
+    assert status[f"create router_interface.main.{net}"] is Status.SKIPPED
+    assert any(v is Status.DONE for k, v in status.items() if k.startswith("create security_group"))
+    # the next run converges what is left
+    result = pipeline.apply_plan(_plan(config, example_doc, api), FakeCloud(api))
+    assert result.ok
+    assert _plan(config, example_doc, api).is_empty()
+
+
+def test_transient_errors_are_retried(config, example_doc):
+    api = FakeApi()
+    api.inject("POST", r"^/networks$", 503, times=2)
+    api.inject("POST", r"^/servers$", 429, times=1)
+    plan = _plan(config, example_doc, api)
+    result = apply(plan, FakeCloud(api), IdMap.from_observed(plan.observed), retry=FAST)
+    assert result.ok, result.to_dict()
+    assert sum(o.attempts - 1 for o in result.outcomes) == 3, "each injected fault costs exactly one retry"
+
+
+def test_delete_in_use_names_the_blocker(config, example_doc):
+    api = FakeApi()
+    cloud = FakeCloud(api)
+    assert pipeline.apply_plan(_plan(config, example_doc, api), cloud).ok
+    pid = next(iter(api.projects))
+    net = next(n for n in api.neutron["networks"].values() if n["name"] == "app")
+    subnet = next(s for s in api.neutron["subnets"].values() if s["network_id"] == net["id"])
+    # a port another project created on our network: never ours to delete, blocks the network
+    api._neutron_create("ports", {"name": "foreign", "network_id": net["id"], "project_id": "other",
+                                  "fixed_ips": [{"subnet_id": subnet["id"]}]})
+    plan = pipeline.plan_destroy("byt-his-staging", cloud)
+    result = apply(plan, cloud, IdMap.from_observed(plan.observed), retry=FAST)
+    failed = {str(o.node): o.error for o in result.failed}
+    assert any("in use" in e and "blocked by port" in e for e in failed.values()), failed
+    assert pid in api.projects, "the project stays while something still blocks its network"
+
+
+def test_parallelism_is_bounded(config, example_doc):
+    api = FakeApi()
+    peak, current, lock = [0], [0], threading.Lock()
+    original = api.request
+
+    def tracking(*args, **kwargs):
+        with lock:
+            current[0] += 1
+            peak[0] = max(peak[0], current[0])
+        try:
+            threading.Event().wait(0.002)
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                current[0] -= 1
+
+    api.request = tracking
+    plan = _plan(config, example_doc, api)
+    assert apply(plan, FakeCloud(api), IdMap.from_observed(plan.observed), parallelism=3).ok
+    assert 1 < peak[0] <= 3
+
+
+def test_timeout_skips_the_rest(config, example_doc):
+    api = FakeApi(build_polls=10**9)  # servers never become ACTIVE
+    cloud = FakeCloud(api, server_timeout=0.2)
+    plan = _plan(config, example_doc, api)
+    result = apply(plan, cloud, IdMap.from_observed(plan.observed), timeout=1.0, retry=FAST)
+    assert not result.ok
+    assert any("not ACTIVE" in (o.error or "") for o in result.failed)
