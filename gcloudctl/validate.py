@@ -111,11 +111,20 @@ def _references(req: TenantRequest) -> list[Problem]:
 
 
 def _router(req: TenantRequest) -> list[Problem]:
-    if req.spec.router is not None:
-        return []
-    return [_p(f"spec.servers[{s}].floatingIP", f"server '{server.name}' asks for a floating IP but the "
-               "request has no router", "add 'router: {externalNetwork: public}'")
-            for s, server in enumerate(req.spec.servers) if server.floatingIP]
+    """A floating IP reaches a server through the router and the server's first network."""
+    found = []
+    routed = {n.name: n.routed for n in req.spec.networks}
+    for s, server in enumerate(req.spec.servers):
+        if not server.floatingIP:
+            continue
+        if req.spec.router is None:
+            found.append(_p(f"spec.servers[{s}].floatingIP", f"server '{server.name}' asks for a floating IP but "
+                            "the request has no router", "add 'router: {externalNetwork: public}'"))
+        elif routed.get(server.networks[0]) is False:
+            found.append(_p(f"spec.servers[{s}].floatingIP", f"server '{server.name}' asks for a floating IP but "
+                            f"its first network '{server.networks[0]}' is not routed",
+                            "list a routed network first"))
+    return found
 
 
 # --------------------------------------------------------------------------- catalog

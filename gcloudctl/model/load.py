@@ -117,6 +117,10 @@ def _read(source: Source, filename: str | None) -> tuple[bytes | str, str]:
     raise TypeError(f"source must be str, bytes or pathlib.Path, not {type(source).__name__}")
 
 
+# What the YAML reader refuses (C0/C1 controls except tab, newlines and NEL; surrogates; non-characters).
+_NOT_YAML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def _decode(data: bytes | str, filename: str) -> str:
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
@@ -138,7 +142,7 @@ def _decode(data: bytes | str, filename: str) -> str:
                 hint="save the file as UTF-8 (Vietnamese text is fine in UTF-8)")]) from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    bad = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]", text)
+    bad = _NOT_YAML_CHARS.search(text)
     if bad:
         head = text[: bad.start()]
         raise InvalidInput([Problem(
