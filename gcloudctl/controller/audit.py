@@ -116,7 +116,8 @@ def verify(records: Iterable[Sealed], head: tuple[int, str] | None) -> list[Brea
         expected_prev, expected_seq, last = record.hash, record.seq + 1, record
     if head is not None:
         head_seq, head_hash = head
-        if last is None or (last.seq, last.hash) != (head_seq, head_hash):
+        last_pair = (last.seq, last.hash) if last else (0, GENESIS)
+        if last_pair != (head_seq, head_hash):
             found = f"{last.seq}" if last else "no records"
             breaks.append(Break(head_seq, f"head mismatch: the chain should end at record {head_seq}, "
                                           f"found {found} (records were removed from the end)"))

@@ -327,16 +327,14 @@ class Tx:
     def append_audit(self, at: datetime, actor: str, action: str, tenant: str | None,
                      data: dict[str, Any]) -> audit.Sealed:
         """Seal and append one record; the head row lock serialises concurrent appenders."""
-        head = self.session.scalars(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).first()
-        previous_seq, previous_hash = (head.seq, head.hash) if head else (0, audit.GENESIS)
+        # the migration creates the head row (seq 0), so there is always a row to lock
+        head = self.session.scalars(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).one()
+        previous_seq, previous_hash = head.seq, head.hash
         record = audit.seal(previous_hash, previous_seq + 1, iso(at), actor, action, tenant, data)
         self.session.add(AuditRow(seq=record.seq, at=record.at, actor=record.actor, action=record.action,
                                   tenant=record.tenant, data=audit.canonical(record.data),
                                   prev_hash=record.prev_hash, hash=record.hash))
-        if head is None:
-            self.session.add(AuditHeadRow(id=1, seq=record.seq, hash=record.hash))
-        else:
-            head.seq, head.hash = record.seq, record.hash
+        head.seq, head.hash = record.seq, record.hash
         self.session.flush()
         return record
 
@@ -350,7 +348,7 @@ class Tx:
 
     def audit_head(self) -> tuple[int, str] | None:
         head = self.session.get(AuditHeadRow, 1)
-        return (head.seq, head.hash) if head else None
+        return (head.seq, head.hash) if head else None  # None only if someone deleted the row
 
     # leases --------------------------------------------------------------------------------
     def claim_due(self, holder: str, now: datetime, limit: int, lease_seconds: float,
@@ -364,7 +362,7 @@ class Tx:
         """
         if limit <= 0:
             return []
-        free = or_(LeaseRow.holder.is_(None), LeaseRow.expires_at < now, LeaseRow.holder == holder)
+        free = or_(LeaseRow.holder.is_(None), LeaseRow.expires_at < now)
         due = (TenantRow.phase.in_(sorted(phases)) if phases is not None
                else and_(TenantRow.next_reconcile_at.is_not(None), TenantRow.next_reconcile_at <= now))
         query = (select(LeaseRow.tenant)

@@ -88,12 +88,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_at", "audit", ["at"])
     op.create_index("ix_audit_tenant", "audit", ["tenant"])
-    op.create_table(
+    audit_head = op.create_table(
         "audit_head",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
     )
+    op.bulk_insert(audit_head, [{"id": 1, "seq": 0, "hash": "0" * 64}])  # the genesis head, locked by appenders
     op.create_table(
         "leases",
         sa.Column("tenant", sa.String(64), primary_key=True),
