@@ -518,13 +518,15 @@ class SdkApi:
         from keystoneauth1 import exceptions as ks_exc
 
         self._ks_exc = ks_exc
+        self.requests: Counter[str] = Counter()
+        self._service_by_netloc: dict[str, str] = {}
         try:
             self.conn = connection or openstack.connect(cloud=cloud)
-            self.requests: Counter[str] = Counter()
             self._hook(self.conn)
-            self.operator_user_id = self.conn.current_user_id
-            token_user = self.conn.session.auth.get_access(self.conn.session)
-            self.operator_user_name = token_user.username
+            access = self.conn.session.auth.get_access(self.conn.session)
+            self._map_endpoints(access)
+            self.operator_user_id = access.user_id
+            self.operator_user_name = access.username
         except ks_exc.ConnectFailure as exc:
             raise Unreachable(f"cannot reach the cloud {cloud!r}: {exc}",
                               hint="is it running? for the local cloud: gcloudctl devcloud up") from None
@@ -535,7 +537,507 @@ class SdkApi:
             raise Unreachable(f"cloud {cloud!r}: {exc}", hint="list clouds.yaml entries, or set --cloud / OS_CLOUD") from None
         self._scoped: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._services = {s["type"] for s in (self.conn.session.auth.get_access(self.conn.session).service_catalog.catalog or [])}
+        self._services = {entry["type"] for entry in (access.service_catalog.catalog or [])}
+
+    def _hook(self, conn: Any) -> None:
+        """Count every HTTP request the session makes (login and version discovery included),
+        keyed by "service METHOD"; the service is told by the endpoint's host:port."""
+        def count(response, *args, **kwargs):
+            netloc = response.request.url.split("/")[2]
+            service = self._service_by_netloc.get(netloc, netloc)
+            self.requests[f"{service} {response.request.method}"] += 1
+        conn.session.session.hooks.setdefault("response", []).append(count)
+
+    def _map_endpoints(self, access: Any) -> None:
+        for entry in access.service_catalog.catalog or []:
+            for endpoint in entry.get("endpoints", []):
+                netloc = endpoint.get("url", "").split("/")[2:3]
+                if netloc:
+                    self._service_by_netloc[netloc[0]] = entry["type"]
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def write_requests(self) -> int:
+        return sum(n for key, n in self.requests.items() if not key.endswith((" GET", " HEAD")))
+
+    def has_service(self, service: str) -> bool: ...
+
+
+class Catalogs:
+    """Per-driver caches of cloud-wide lookups (flavors, images, roles); filled on first use."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.flavors: dict[str, str] | None = None
+        self.images: dict[str, str] = {}
+        self.roles: dict[str, str] | None = None
+        self.users: dict[str, str] = {}
+
+
+class OpenStackDriver:
+    def __init__(self, api: RestApi, *, create_missing_users: bool = False, server_timeout: float = 600.0,
+                 poll_interval: float = 0.5, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
+        self.api = api
+        self.create_missing_users = create_missing_users
+        self.server_timeout = server_timeout
+        self.poll_interval = poll_interval
+        self.sleep = sleep
+        self.clock = clock
+        self.cache = Catalogs()
+        self.wait_for_servers = True
+
+    # ---------------------------------------------------------------- observe
+    def observe(self, tenant: str, *, external_networks: Iterable[str] = ()) -> ObservedState:
+        return to_observed(tenant, self.snapshot(tenant, external_networks=external_networks))
+
+    def snapshot(self, tenant: str, *, external_networks: Iterable[str] = ()) -> RawSnapshot:
+        """One list call per kind, filtered by project: the count never grows with the tenant."""
+        api = self.api
+        raw = RawSnapshot(operator_user_id=api.operator_user_id)
+        if external_networks:
+            nets = api.request("network", "GET", "/networks", params={"router:external": "True"})["networks"]
+            raw.external_networks = {n["name"]: n["id"] for n in nets}
+        projects = api.request("identity", "GET", "/projects", params={"name": naming.project_name(tenant)})["projects"]
+        if not projects:
+            return raw
+        project = projects[0]
+        if naming.TENANT_TAG_PREFIX + tenant not in (project.get("tags") or []):
+            raise Refused(f"project {project['name']!r} exists but is not managed by gcloudctl (no ownership tag); "
+                          "refusing to touch it", hint="choose another metadata.name, or ask ops to tag the project")
+        raw.project = project
+        pid = project["id"]
+        ra = api.request("identity", "GET", "/role_assignments",
+                         params={"scope.project.id": pid, "include_names": "True"})["role_assignments"]
+        raw.role_assignments = [{"user": a["user"]["name"], "user_id": a["user"]["id"], "role": a["role"]["name"],
+                                 "role_id": a["role"]["id"]} for a in ra if "user" in a]
+        cq = api.request("compute", "GET", f"/os-quota-sets/{pid}", microversion=COMPUTE_MICROVERSION)["quota_set"]
+        raw.compute_quota = {k: cq[k] for k in ("instances", "cores", "ram") if k in cq}
+        nq = api.request("network", "GET", f"/quotas/{pid}")["quota"]
+        raw.network_quota = {k: nq[k] for k in ("floatingip", "network", "port", "security_group",
+                                                "security_group_rule", "router", "subnet") if k in nq}
+        if api.has_service("block-storage"):
+            vq = api.request("block-storage", "GET", f"/os-quota-sets/{pid}")["quota_set"]
+            raw.volume_quota = {k: vq[k] for k in ("volumes", "gigabytes") if k in vq}
+        by_project = {"project_id": pid}
+        raw.networks = api.request("network", "GET", "/networks", params=by_project)["networks"]
+        raw.subnets = api.request("network", "GET", "/subnets", params=by_project)["subnets"]
+        raw.routers = api.request("network", "GET", "/routers", params=by_project)["routers"]
+        raw.ports = api.request("network", "GET", "/ports", params=by_project)["ports"]
+        raw.security_groups = api.request("network", "GET", "/security-groups", params=by_project)["security_groups"]
+        raw.floating_ips = api.request("network", "GET", "/floatingips", params=by_project)["floatingips"]
+        raw.servers = api.request("compute", "GET", "/servers/detail", params={"all_tenants": "1", "project_id": pid},
+                                  microversion=COMPUTE_MICROVERSION)["servers"]
+        raw.keypairs = [k["keypair"] for k in api.request("compute", "GET", "/os-keypairs",
+                                                          microversion=COMPUTE_MICROVERSION)["keypairs"]]
+        groups = api.request("compute", "GET", "/os-server-groups", params={"all_projects": "True"},
+                             microversion=COMPUTE_MICROVERSION)["server_groups"]
+        raw.server_groups = [g for g in groups if g.get("project_id") == pid]
+        return raw
+
+    def list_tenants(self) -> list[dict]:
+        projects = self.api.request("identity", "GET", "/projects", params={"tags": naming.MANAGED_TAG})["projects"]
+        out = []
+        for p in projects:
+            tenant = naming.tenant_from_tags(p.get("tags"))
+            if tenant:
+                tags = p.get("tags") or []
+                agency = next((t.split("=", 1)[1] for t in tags if t.startswith(naming.AGENCY_TAG_PREFIX)), None)
+                level = next((t.split("=", 1)[1] for t in tags if t.startswith(naming.LEVEL_TAG_PREFIX)), None)
+                out.append({"tenant": tenant, "project_id": p["id"], "agency": agency, "classification": level,
+                            "enabled": p.get("enabled", True), "description": p.get("description") or ""})
+        return sorted(out, key=lambda t: t["tenant"])
+
+    def taken_cidrs(self, agency: str, *, exclude_tenant: str | None = None) -> list[str]:
+        subnets = self.api.request("network", "GET", "/subnets",
+                                   params={"tags": naming.AGENCY_TAG_PREFIX + agency})["subnets"]
+        return [s["cidr"] for s in subnets
+                if exclude_tenant is None or naming.tenant_from_tags(s.get("tags")) != exclude_tenant]
+
+    # ---------------------------------------------------------------- create
+    def create(self, resource: Resource, ids: IdMap) -> str:
+        handler = getattr(self, f"_create_{resource.address.kind.value}")
+        return handler(resource, ids)
+
+    def _create_project(self, res: Resource, ids: IdMap) -> str:
+        a = res.attrs
+        body = {"project": {"name": a["name"], "description": a["description"], "enabled": a["enabled"],
+                            "tags": list(a["tags"]), "domain_id": "default"}}
+        return self.api.request("identity", "POST", "/projects", json=body)["project"]["id"]
+
+    def _create_membership(self, res: Resource, ids: IdMap) -> str:
+        pid = ids[_project(res)]
+        user_id = self._user_id(res.attrs["user"])
+        role_id = self._role_id(res.attrs["role"])
+        self.api.request("identity", "PUT", f"/projects/{pid}/users/{user_id}/roles/{role_id}")
+        return f"{user_id}:{role_id}"
+
+    def _create_quota(self, res: Resource, ids: IdMap) -> str:
+        self._set_quota(res, ids[_project(res)])
+        return res.address.name
+
+    def _create_keypair(self, res: Resource, ids: IdMap) -> str:
+        body = {"keypair": {"name": res.attrs["name"], "public_key": res.attrs["public_key"], "type": "ssh"}}
+        self.api.request("compute", "POST", "/os-keypairs", json=body, microversion=COMPUTE_MICROVERSION)
+        return res.attrs["name"]
+
+    def _create_server_group(self, res: Resource, ids: IdMap) -> str:
+        body = {"server_group": {"name": res.attrs["name"], "policy": res.attrs["policy"]}}
+        return self.api.request("compute", "POST", "/os-server-groups", json=body, microversion=COMPUTE_MICROVERSION,
+                                project_id=ids[_project(res)])["server_group"]["id"]
+
+    def _neutron_create(self, res: Resource, ids: IdMap, body: dict) -> dict:
+        collection, single = NEUTRON_COLLECTION[res.address.kind]
+        body = {k: v for k, v in body.items() if v is not None or k in ("port_range_min", "port_range_max")}
+        body["project_id"] = ids[_project(res)]
+        return self.api.request("network", "POST", f"/{collection}", json={single: body})[single]
+
+    def _create_network(self, res: Resource, ids: IdMap) -> str:
+        return self._neutron_create(res, ids, {"name": res.attrs["name"], "tags": list(res.attrs["tags"])})["id"]
+
+    def _create_subnet(self, res: Resource, ids: IdMap) -> str:
+        a = res.attrs
+        return self._neutron_create(res, ids, {
+            "name": a["name"], "network_id": ids.resolve(a["network"]), "ip_version": a["ip_version"], "cidr": a["cidr"],
+            "enable_dhcp": a["enable_dhcp"], "dns_nameservers": list(a["dns_nameservers"]), "tags": list(a["tags"])})["id"]
+
+    def _create_router(self, res: Resource, ids: IdMap) -> str:
+        a = res.attrs
+        return self._neutron_create(res, ids, {
+            "name": a["name"], "tags": list(a["tags"]),
+            "external_gateway_info": {"network_id": self._external_network(a["external_network"], ids)}})["id"]
+
+    def _create_router_interface(self, res: Resource, ids: IdMap) -> str:
+        router_id = ids.resolve(res.attrs["router"])
+        reply = self.api.request("network", "PUT", f"/routers/{router_id}/add_router_interface",
+                                 json={"subnet_id": ids.resolve(res.attrs["subnet"])})
+        return reply["port_id"]
+
+    def _create_security_group(self, res: Resource, ids: IdMap) -> str:
+        a = res.attrs
+        group = self._neutron_create(res, ids, {"name": a["name"], "description": a["description"], "tags": list(a["tags"])})
+        if not res.extra.get("keep_default_egress", True):
+            # Neutron adds allow-all egress rules to every new group; the request declared its own.
+            for rule in group.get("security_group_rules") or []:
+                self._ignore_missing("network", f"/security-group-rules/{rule['id']}")
+        return group["id"]
+
+    def _create_security_group_rule(self, res: Resource, ids: IdMap) -> str:
+        a = res.attrs
+        body = {"security_group_id": ids.resolve(a["security_group"]), "direction": a["direction"],
+                "ethertype": a["ethertype"], "protocol": a["protocol"], "port_range_min": a["port_min"],
+                "port_range_max": a["port_max"], "remote_ip_prefix": a["remote_ip_prefix"],
+                "remote_group_id": ids.resolve(a["remote_group"]) if a["remote_group"] else None}
+        body = {k: v for k, v in body.items() if v is not None}
+        try:
+            return self.api.request("network", "POST", "/security-group-rules",
+                                    json={"security_group_rule": body})["security_group_rule"]["id"]
+        except CloudError as exc:
+            found = re.search(r"Rule id is ([0-9a-f-]{36})", exc.message or "")
+            if exc.status == 409 and found:
+                return found.group(1)  # the same rule exists (e.g. Neutron's default egress): converged
+            raise
+
+    def _create_port(self, res: Resource, ids: IdMap) -> str:
+        a = res.attrs
+        return self._neutron_create(res, ids, {
+            "name": a["name"], "network_id": ids.resolve(a["network"]),
+            "fixed_ips": [{"subnet_id": ids.resolve(a["subnet"])}],
+            "security_groups": ids.resolve(a["security_groups"]), "tags": list(a["tags"])})["id"]
+
+    def _create_floating_ip(self, res: Resource, ids: IdMap) -> str:
+        a = res.attrs
+        return self._neutron_create(res, ids, {
+            "floating_network_id": self._external_network(a["external_network"], ids),
+            "port_id": ids.resolve(a["port"]) if a["port"] else None, "tags": list(a["tags"])})["id"]
+
+    def _create_server(self, res: Resource, ids: IdMap) -> str:
+        a = res.attrs
+        nics = res.extra.get("nics") or a["ports"]
+        server = {"name": a["name"], "flavorRef": self._flavor_id(a["flavor"]), "imageRef": self._image_id(a["image"]),
+                  "networks": [{"port": ids.resolve(p)} for p in nics], "metadata": dict(a["metadata"])}
+        if a.get("key_name"):
+            server["key_name"] = a["key_name"]
+        if res.extra.get("user_data"):
+            server["user_data"] = base64.b64encode(res.extra["user_data"].encode()).decode()
+        body: dict[str, Any] = {"server": server}
+        if a.get("server_group"):
+            body["os:scheduler_hints"] = {"group": ids.resolve(a["server_group"])}
+        created = self.api.request("compute", "POST", "/servers", json=body, microversion=COMPUTE_MICROVERSION,
+                                   project_id=ids[_project(res)])["server"]
+        ids[res.address] = created["id"]
+        if self.wait_for_servers:
+            self._wait_server(created["id"], a["name"])
+        return created["id"]
+
+    def _wait_server(self, server_id: str, name: str) -> None:
+        deadline = self.clock() + self.server_timeout
+        while True:
+            server = self.api.request("compute", "GET", f"/servers/{server_id}", microversion=COMPUTE_MICROVERSION)["server"]
+            status = server.get("status")
+            if status == "ACTIVE":
+                return
+            if status == "ERROR":
+                fault = (server.get("fault") or {}).get("message", "no fault message")
+                raise CloudError(f"server {name} went to ERROR: {fault}", transient=False,
+                                 hint="the next apply replaces it; check quotas, flavor and image")
+            if self.clock() > deadline:
+                raise CloudError(f"server {name} not ACTIVE after {self.server_timeout:.0f}s (status {status})",
+                                 transient=False)
+            self.sleep(self.poll_interval)
+
+    # ---------------------------------------------------------------- update
+    def update(self, before: Resource, after: Resource, changed: tuple[str, ...], ids: IdMap) -> None:
+        kind = after.address.kind
+        handler = getattr(self, f"_update_{kind.value}", None)
+        if handler is None:
+            raise CloudError(f"{after.address}: {', '.join(changed)} cannot be updated in place", transient=False)
+        handler(before, after, set(changed), ids)
+
+    def _update_project(self, before: Resource, after: Resource, changed: set, ids: IdMap) -> None:
+        body = {k: after.attrs[k] for k in ("description", "enabled", "tags") if k in changed}
+        if body:
+            self.api.request("identity", "PATCH", f"/projects/{before.id}", json={"project": body})
+
+    def _update_quota(self, before: Resource, after: Resource, changed: set, ids: IdMap) -> None:
+        self._set_quota(after, ids[_project(after)])
+
+    def _neutron_update(self, before: Resource, after: Resource, changed: set, fields: dict[str, Callable[[], Any]]) -> None:
+        collection, single = NEUTRON_COLLECTION[after.address.kind]
+        if "tags" in changed:
+            self.api.request("network", "PUT", f"/{collection}/{before.id}/tags", json={"tags": list(after.attrs["tags"])})
+        body = {key: make() for key, make in fields.items() if key in changed}
+        renamed = {"external_network": "external_gateway_info", "port": "port_id", "security_groups": "security_groups"}
+        body = {renamed.get(k, k): v for k, v in body.items()}
+        if body:
+            self.api.request("network", "PUT", f"/{collection}/{before.id}", json={single: body})
+
+    def _update_network(self, before, after, changed, ids):
+        self._neutron_update(before, after, changed, {"name": lambda: after.attrs["name"]})
+
+    def _update_subnet(self, before, after, changed, ids):
+        a = after.attrs
+        self._neutron_update(before, after, changed, {"name": lambda: a["name"], "enable_dhcp": lambda: a["enable_dhcp"],
+                                                      "dns_nameservers": lambda: list(a["dns_nameservers"])})
+
+    def _update_router(self, before, after, changed, ids):
+        a = after.attrs
+        self._neutron_update(before, after, changed, {
+            "name": lambda: a["name"],
+            "external_network": lambda: {"network_id": self._external_network(a["external_network"], ids)}})
+
+    def _update_security_group(self, before, after, changed, ids):
+        a = after.attrs
+        self._neutron_update(before, after, changed, {"name": lambda: a["name"], "description": lambda: a["description"]})
+
+    def _update_port(self, before, after, changed, ids):
+        a = after.attrs
+        self._neutron_update(before, after, changed, {"name": lambda: a["name"],
+                                                      "security_groups": lambda: ids.resolve(a["security_groups"])})
+
+    def _update_floating_ip(self, before, after, changed, ids):
+        a = after.attrs
+        self._neutron_update(before, after, changed, {"port": lambda: ids.resolve(a["port"]) if a["port"] else None})
+
+    def _update_server(self, before: Resource, after: Resource, changed: set, ids: IdMap) -> None:
+        if "name" in changed:
+            self.api.request("compute", "PUT", f"/servers/{before.id}", json={"server": {"name": after.attrs["name"]}},
+                             microversion=COMPUTE_MICROVERSION)
+        if "metadata" in changed:
+            self.api.request("compute", "PUT", f"/servers/{before.id}/metadata",
+                             json={"metadata": dict(after.attrs["metadata"])}, microversion=COMPUTE_MICROVERSION)
+
+    # ---------------------------------------------------------------- delete
+    def delete(self, resource: Resource, ids: IdMap) -> None:
+        handler = getattr(self, f"_delete_{resource.address.kind.value}")
+        handler(resource, ids)
+
+    def _ignore_missing(self, service: str, path: str, **kw: Any) -> None:
+        try:
+            self.api.request(service, "DELETE", path, **kw)
+        except NotFoundError:
+            pass
+
+    def _delete_project(self, res: Resource, ids: IdMap) -> None:
+        pid = res.id
+        # Neutron creates a `default` security group per project; it would outlive the project.
+        for group in self.api.request("network", "GET", "/security-groups", params={"project_id": pid})["security_groups"]:
+            self._ignore_missing("network", f"/security-groups/{group['id']}")
+        self._ignore_missing("identity", f"/projects/{pid}")
+
+    def _delete_membership(self, res: Resource, ids: IdMap) -> None:
+        pid = ids.get(_project(res)) or res.extra.get("project_id")
+        self._ignore_missing("identity", f"/projects/{pid}/users/{res.extra['user_id']}/roles/{res.extra['role_id']}")
+
+    def _delete_quota(self, res: Resource, ids: IdMap) -> None:
+        pid = ids[_project(res)]
+        service, path = {"compute": ("compute", f"/os-quota-sets/{pid}"), "network": ("network", f"/quotas/{pid}"),
+                         "volume": ("block-storage", f"/os-quota-sets/{pid}")}[res.address.name]
+        self._ignore_missing(service, path)
+
+    def _delete_keypair(self, res: Resource, ids: IdMap) -> None:
+        self._ignore_missing("compute", f"/os-keypairs/{res.attrs['name']}", microversion=COMPUTE_MICROVERSION)
+
+    def _delete_server_group(self, res: Resource, ids: IdMap) -> None:
+        self._ignore_missing("compute", f"/os-server-groups/{res.id}", microversion=COMPUTE_MICROVERSION)
+
+    def _neutron_delete(self, res: Resource) -> None:
+        collection, _ = NEUTRON_COLLECTION[res.address.kind]
+        try:
+            self._ignore_missing("network", f"/{collection}/{res.id}")
+        except CloudError as exc:
+            if exc.status == 409:
+                exc.message = f"{res.address} is in use: {exc.message}{self._blockers(res)}"
+            raise
+
+    def _blockers(self, res: Resource) -> str:
+        if res.address.kind not in (Kind.NETWORK, Kind.SUBNET, Kind.SECURITY_GROUP):
+            return ""
+        key = {Kind.NETWORK: "network_id", Kind.SUBNET: "fixed_ips", Kind.SECURITY_GROUP: "security_groups"}[res.address.kind]
+        value = f"subnet_id={res.id}" if key == "fixed_ips" else res.id
+        try:
+            ports = self.api.request("network", "GET", "/ports", params={key: value})["ports"]
+        except CloudError:
+            return ""
+        names = [f"port {p['id']} ({p.get('device_owner') or 'no owner'} {p.get('name') or ''})".strip() for p in ports[:5]]
+        return ("; blocked by " + ", ".join(names)) if names else ""
+
+    _delete_network = _delete_subnet = _delete_router = _delete_security_group = \
+        _delete_security_group_rule = _delete_port = _delete_floating_ip = \
+        lambda self, res, ids: self._neutron_delete(res)
+
+    def _delete_router_interface(self, res: Resource, ids: IdMap) -> None:
+        router_id = res.extra.get("router_id") or ids.resolve(res.attrs["router"])
+        subnet_id = res.extra.get("subnet_id") or ids.resolve(res.attrs["subnet"])
+        try:
+            self.api.request("network", "PUT", f"/routers/{router_id}/remove_router_interface", json={"subnet_id": subnet_id})
+        except NotFoundError:
+            pass
+
+    def _delete_server(self, res: Resource, ids: IdMap) -> None:
+        self._ignore_missing("compute", f"/servers/{res.id}", microversion=COMPUTE_MICROVERSION)
+        deadline = self.clock() + self.server_timeout
+        while True:
+            try:
+                self.api.request("compute", "GET", f"/servers/{res.id}", microversion=COMPUTE_MICROVERSION)
+            except NotFoundError:
+                return
+            if self.clock() > deadline:
+                raise CloudError(f"server {res.name} still exists {self.server_timeout:.0f}s after delete", transient=True)
+            self.sleep(self.poll_interval)
+
+    # ---------------------------------------------------------------- lookups
+    def _set_quota(self, res: Resource, pid: str) -> None:
+        values = dict(res.attrs)
+        if res.address.name == "compute":
+            self.api.request("compute", "PUT", f"/os-quota-sets/{pid}", json={"quota_set": values},
+                             microversion=COMPUTE_MICROVERSION)
+        elif res.address.name == "network":
+            self.api.request("network", "PUT", f"/quotas/{pid}", json={"quota": values})
+        else:
+            self.api.request("block-storage", "PUT", f"/os-quota-sets/{pid}", json={"quota_set": values})
+
+    def _external_network(self, name: str, ids: IdMap) -> str:
+        key = f"external_network:{name}"
+        if key not in ids.lookups:
+            nets = self.api.request("network", "GET", "/networks", params={"router:external": "True", "name": name})["networks"]
+            if not nets:
+                raise CloudError(f"external network {name!r} not found", transient=False,
+                                 hint="check router.externalNetwork against the platform catalog")
+            ids.lookups[key] = nets[0]["id"]
+        return ids.lookups[key]
+
+    def _flavor_id(self, name: str) -> str:
+        with self.cache.lock:
+            if self.cache.flavors is None:
+                flavors = self.api.request("compute", "GET", "/flavors", microversion=COMPUTE_MICROVERSION)["flavors"]
+                self.cache.flavors = {f["name"]: f["id"] for f in flavors}
+            if name not in self.cache.flavors:
+                raise CloudError(f"flavor {name!r} not found in the cloud", transient=False)
+            return self.cache.flavors[name]
+
+    def _image_id(self, name: str) -> str:
+        with self.cache.lock:
+            if name not in self.cache.images:
+                images = self.api.request("image", "GET", "/images", params={"name": name})["images"]
+                if not images:
+                    raise CloudError(f"image {name!r} not found in the cloud", transient=False)
+                self.cache.images[name] = images[0]["id"]
+            return self.cache.images[name]
+
+    def _role_id(self, name: str) -> str:
+        with self.cache.lock:
+            if self.cache.roles is None:
+                self.cache.roles = {r["name"]: r["id"] for r in self.api.request("identity", "GET", "/roles")["roles"]}
+            if name not in self.cache.roles:
+                raise CloudError(f"role {name!r} does not exist in Keystone", transient=False)
+            return self.cache.roles[name]
+
+    def _user_id(self, name: str) -> str:
+        if name == OPERATOR:
+            return self.api.operator_user_id
+        with self.cache.lock:
+            if name in self.cache.users:
+                return self.cache.users[name]
+            users = self.api.request("identity", "GET", "/users", params={"name": name})["users"]
+            if users:
+                self.cache.users[name] = users[0]["id"]
+            elif self.create_missing_users:
+                body = {"user": {"name": name, "domain_id": "default", "enabled": True,
+                                 "description": "created by gcloudctl (dev cloud without identity provider)"}}
+                self.cache.users[name] = self.api.request("identity", "POST", "/users", json=body)["user"]["id"]
+            else:
+                raise CloudError(f"user {name!r} not found in Keystone", transient=False,
+                                 hint="members must exist in the identity provider before they can be added")
+            return self.cache.users[name]
+
+
+def _project(res: Resource) -> Address:
+    if res.address.kind is Kind.PROJECT:
+        return res.address
+    for dep in res.depends_on:
+        if dep.kind is Kind.PROJECT:
+            return dep
+    raise CloudError(f"{res.address} has no project dependency", transient=False)
+
+
+# ------------------------------------------------------------------------------ real API
+class SdkApi:
+    """RestApi over openstacksdk: clouds.yaml / OS_CLOUD credentials, keystoneauth session,
+    one token per process, project-scoped connections for Nova calls that must be made
+    inside the tenant project. Counts HTTP requests per service (for benchmarks and metrics)."""
+
+    SERVICE_ATTR = {"identity": "identity", "compute": "compute", "network": "network", "image": "image",
+                    "block-storage": "block_storage"}
+
+    def __init__(self, cloud: str | None = None, *, connection: Any = None):
+        import openstack  # only drivers import openstacksdk
+        from keystoneauth1 import exceptions as ks_exc
+
+        self._ks_exc = ks_exc
+        self.requests: Counter[str] = Counter()
+        self._service_by_netloc: dict[str, str] = {}
+        try:
+            self.conn = connection or openstack.connect(cloud=cloud)
+            self._hook(self.conn)
+            access = self.conn.session.auth.get_access(self.conn.session)
+            self._map_endpoints(access)
+            self.operator_user_id = access.user_id
+            self.operator_user_name = access.username
+        except ks_exc.ConnectFailure as exc:
+            raise Unreachable(f"cannot reach the cloud {cloud!r}: {exc}",
+                              hint="is it running? for the local cloud: gcloudctl devcloud up") from None
+        except ks_exc.Unauthorized as exc:
+            raise Unreachable(f"authentication to {cloud!r} failed: {type(exc).__name__}",
+                              hint="check the clouds.yaml entry") from None
+        except openstack.exceptions.ConfigException as exc:
+            raise Unreachable(f"cloud {cloud!r}: {exc}", hint="list clouds.yaml entries, or set --cloud / OS_CLOUD") from None
+        self._scoped: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._services = {entry["type"] for entry in (access.service_catalog.catalog or [])}
 
     def _hook(self, conn: Any) -> None:
         def count(response, *args, **kwargs):

@@ -1,0 +1,74 @@
+"""Helpers for tests on the real devcloud: the independent `openstack` CLI, request files, the
+gcloudctl CLI as a subprocess. The openstack CLI is a different client: what it reports is
+the cloud's truth, not gcloudctl's view of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "byt-his-staging.yaml"
+BIN = Path(sys.executable).parent
+
+
+def openstack(*args: str, cloud: str = "devcloud", parse: bool = True):
+    cmd = [str(BIN / "openstack"), "--os-cloud", cloud, *args]
+    if parse:
+        cmd += ["-f", "json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise AssertionError(f"openstack {' '.join(args)} failed: {out.stderr[-800:]}")
+    return json.loads(out.stdout) if parse and out.stdout.strip() else out.stdout
+
+
+def gcloudctl(*args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    out = subprocess.run([str(BIN / "gcloudctl"), *args], capture_output=True, text=True, timeout=timeout, env=env)
+    if check and out.returncode != 0:
+        raise AssertionError(f"gcloudctl {' '.join(args)} -> {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    return out
+
+
+def unique_tenant(prefix: str = "byt-e2e") -> str:
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def request_file(tmp_path: Path, tenant: str, mutate=None) -> Path:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["metadata"]["name"] = tenant
+    if mutate:
+        mutate(doc)
+    path = tmp_path / f"{tenant}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def leftovers(tenant: str, project_id: str | None) -> dict[str, list]:
+    """Everything on the cloud that still carries the tenant's tag or lives in its project."""
+    found: dict[str, list] = {}
+    tag = f"gc-tenant={tenant}"
+    for kind in ("network", "subnet", "router", "port", "security group", "floating ip"):
+        items = openstack(*kind.split(), "list", "--tags", tag) if kind in ("network", "subnet", "router", "port") else []
+        if project_id:
+            items += [i for i in openstack(*kind.split(), "list", "--project", project_id)
+                      if i not in items]
+        if items:
+            found[kind] = items
+    if project_id:
+        servers = openstack("server", "list", "--all-projects", "--project", project_id)
+        if servers:
+            found["server"] = servers
+    keypairs = [k for k in openstack("keypair", "list") if k["Name"].startswith(f"gc.{tenant}.")]
+    if keypairs:
+        found["keypair"] = keypairs
+    projects = [p for p in openstack("project", "list") if p["Name"] == tenant]
+    if projects:
+        found["project"] = projects
+    return found
