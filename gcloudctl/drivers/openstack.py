@@ -29,6 +29,7 @@ from gcloudctl.resources import Address, Kind, ObservedState, Ref, Resource
 log = logging.getLogger("gcloudctl.drivers.openstack")
 
 COMPUTE_MICROVERSION = "2.64"  # 2.47: flavor.original_name in server detail; 2.64: server group "policy"
+API_VERSION_PATH = {"identity": "v3", "compute": "v2.1", "network": "v2.0", "image": "v2", "block-storage": "v3"}
 NEUTRON_COLLECTION = {
     Kind.NETWORK: ("networks", "network"), Kind.SUBNET: ("subnets", "subnet"), Kind.ROUTER: ("routers", "router"),
     Kind.PORT: ("ports", "port"), Kind.SECURITY_GROUP: ("security-groups", "security_group"),
@@ -510,9 +511,6 @@ class SdkApi:
     one token per process, project-scoped connections for Nova calls that must be made
     inside the tenant project. Counts HTTP requests per service (for benchmarks and metrics)."""
 
-    SERVICE_ATTR = {"identity": "identity", "compute": "compute", "network": "network", "image": "image",
-                    "block-storage": "block_storage"}
-
     def __init__(self, cloud: str | None = None, *, connection: Any = None):
         import openstack  # only drivers import openstacksdk
         from keystoneauth1 import exceptions as ks_exc
@@ -536,6 +534,7 @@ class SdkApi:
         except openstack.exceptions.ConfigException as exc:
             raise Unreachable(f"cloud {cloud!r}: {exc}", hint="list clouds.yaml entries, or set --cloud / OS_CLOUD") from None
         self._scoped: dict[str, Any] = {}
+        self._bases: dict[tuple[int, str], str] = {}
         self._lock = threading.Lock()
         self._services = {entry["type"] for entry in (access.service_catalog.catalog or [])}
 
@@ -1010,9 +1009,6 @@ class SdkApi:
     one token per process, project-scoped connections for Nova calls that must be made
     inside the tenant project. Counts HTTP requests per service (for benchmarks and metrics)."""
 
-    SERVICE_ATTR = {"identity": "identity", "compute": "compute", "network": "network", "image": "image",
-                    "block-storage": "block_storage"}
-
     def __init__(self, cloud: str | None = None, *, connection: Any = None):
         import openstack  # only drivers import openstacksdk
         from keystoneauth1 import exceptions as ks_exc
@@ -1036,6 +1032,7 @@ class SdkApi:
         except openstack.exceptions.ConfigException as exc:
             raise Unreachable(f"cloud {cloud!r}: {exc}", hint="list clouds.yaml entries, or set --cloud / OS_CLOUD") from None
         self._scoped: dict[str, Any] = {}
+        self._bases: dict[tuple[int, str], str] = {}
         self._lock = threading.Lock()
         self._services = {entry["type"] for entry in (access.service_catalog.catalog or [])}
 
@@ -1059,20 +1056,44 @@ class SdkApi:
                 self._scoped[project_id] = scoped
             return self._scoped[project_id]
 
+    def _base_url(self, conn: Any, service: str) -> str:
+        """The service's endpoint from the token's catalog, with its API version: no version
+        discovery round trips (they would double the cost of a no-op plan)."""
+        key = (id(conn), service)
+        if key not in self._bases:
+            access = conn.session.auth.get_access(conn.session)
+            aliases = {"block-storage": ("block-storage", "volumev3", "volume")}.get(service, (service,))
+            url = None
+            for service_type in aliases:
+                try:
+                    url = access.service_catalog.url_for(service_type=service_type, interface=conn.config.get_interface(),
+                                                         region_name=conn.config.get_region_name(service_type) or None)
+                    break
+                except self._ks_exc.EndpointNotFound:
+                    continue
+            if url is None:
+                raise CloudError(f"the cloud's catalog has no {service} endpoint", transient=False)
+            url = url.rstrip("/")
+            if not re.search(r"/v\d+(\.\d+)?(/|$)", url):
+                url += "/" + API_VERSION_PATH[service]
+            self._bases[key] = url
+        return self._bases[key]
+
     def request(self, service: str, method: str, path: str, *, params: dict | None = None, json: Any = None,
                 microversion: str | None = None, project_id: str | None = None) -> Any:
-        proxy = getattr(self._connection(project_id), self.SERVICE_ATTR[service])
-        kwargs: dict[str, Any] = {"params": params or None, "raise_exc": False}
+        conn = self._connection(project_id)
+        url = self._base_url(conn, service) + path
+        headers = {"Accept": "application/json"}
+        if microversion:
+            headers["OpenStack-API-Version"] = f"{service} {microversion}"
+            headers["X-OpenStack-Nova-API-Version"] = microversion
+        kwargs: dict[str, Any] = {"params": params or None, "raise_exc": False, "headers": headers}
         if json is not None:
             kwargs["json"] = json
-        if microversion:
-            kwargs["microversion"] = microversion
         try:
-            response = proxy.request(path, method, **kwargs)
+            response = conn.session.request(url, method, **kwargs)
         except (self._ks_exc.ConnectFailure, self._ks_exc.ConnectTimeout, self._ks_exc.RetriableConnectionFailure) as exc:
             raise CloudError(f"{service} {method} {path}: connection failed ({type(exc).__name__})", transient=True) from None
-        except self._ks_exc.EndpointNotFound:
-            raise CloudError(f"the cloud has no {service} endpoint", transient=False) from None
         if response.status_code >= 400:
             retry_after = response.headers.get("Retry-After")
             raise classify_status(response.status_code, f"{service} {method} {path}: {response.status_code} "
