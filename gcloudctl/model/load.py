@@ -228,10 +228,10 @@ def _compose(text: str, filename: str) -> tuple[yaml.Node | None, list[Problem]]
                                     message="more than one YAML document ('---') in the file",
                                     hint="put one request per file"))
             return None, problems
-        problems.append(_syntax_problem(exc, filename))
+        problems.append(_syntax_problem(exc, filename, text))
         return None, problems
     except yaml.MarkedYAMLError as exc:
-        problems.append(_syntax_problem(exc, filename))
+        problems.append(_syntax_problem(exc, filename, text))
         return None, problems
     except yaml.YAMLError as exc:  # e.g. ReaderError: unprintable characters
         problems.append(Problem(path="", file=filename, line=getattr(exc, "line", None), message=f"YAML error: {exc}"))
@@ -251,14 +251,17 @@ def _empty_problem(filename: str) -> Problem:
                    hint="a document starts with 'apiVersion: gcloud.gov.vn/v1' and its 'kind'")
 
 
-def _syntax_problem(exc: yaml.MarkedYAMLError, filename: str) -> Problem:
+def _syntax_problem(exc: yaml.MarkedYAMLError, filename: str, text: str) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     what = " ".join(part for part in (exc.context, exc.problem) if part)
     hint = "check the indentation and quoting around this position"
     if "\t" in (what or "") or "tab" in (what or ""):
         hint = "YAML indentation must use spaces, not tabs"
-    return Problem(path="", file=filename, line=mark.line + 1 if mark else None,
-                   column=mark.column + 1 if mark else None, message=f"YAML syntax error: {what}", hint=hint)
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    lines = text.split("\n")
+    if line is not None and line > len(lines):  # libyaml puts "end of stream" past a last line without newline
+        line, column = len(lines), len(lines[-1]) + 1
+    return Problem(path="", file=filename, line=line, column=column, message=f"YAML syntax error: {what}", hint=hint)
 
 
 # --------------------------------------------------------------------------- building values
