@@ -275,7 +275,9 @@ def wait_ready(target: SshTarget, known_hosts: Path, *, timeout: float = 180.0, 
                 text = console()
                 if FP_END in text:
                     keys = trust_console(known_hosts, target.host, text, target.port)
-            with connect(target, known_hosts, timeout=connect_timeout, console_keys=keys) as session:
+            # short timeouts first: a relay to a port nobody listens on yet looks like a silent peer
+            attempt_timeout = min(connect_timeout, 2.0 * attempts)
+            with connect(target, known_hosts, timeout=attempt_timeout, console_keys=keys) as session:
                 rc, _, err = session.run("true", timeout=connect_timeout)
                 if rc == 0:
                     return ReadyResult(target.host, attempts, clock() - start)
