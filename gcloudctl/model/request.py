@@ -31,6 +31,12 @@ _SSH_KEY = re.compile(
 )
 
 
+def _refuse_number_as_address(value: Any, example: str) -> None:
+    """Pydantic would read `true` as 0.0.0.1/32 and `0` as 0.0.0.0/32: addresses are written as text."""
+    if isinstance(value, (bool, int, float)):
+        raise ValueError(f"write the address as text, like {example}")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
@@ -74,6 +80,7 @@ class Network(_Model):
     @field_validator("cidr", mode="before")
     @classmethod
     def _strict_cidr(cls, value: Any) -> Any:
+        _refuse_number_as_address(value, "10.40.1.0/24")
         if isinstance(value, str):
             try:
                 ipaddress.IPv4Network(value, strict=True)
@@ -97,6 +104,12 @@ class Rule(_Model):
     remote: ipaddress.IPv4Network | None = Field(None, description="Remote IPv4 CIDR.")
     remoteGroup: LocalName | None = Field(None, description="Name of a security group of this request.")
     description: str = Field("", max_length=255)
+
+    @field_validator("remote", mode="before")
+    @classmethod
+    def _remote_as_text(cls, value: Any) -> Any:
+        _refuse_number_as_address(value, "0.0.0.0/0")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "Rule":
