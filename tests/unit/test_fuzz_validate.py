@@ -112,7 +112,53 @@ def test_mutations_of_the_example(text):
     assert_clean(text.encode("utf-8", "surrogatepass"))
 
 
+NAMES = st.sampled_from(["web", "app", "db", "mgmt", "dmz", "bastion", "jump", "ops", "web-1", "x"])
+RULES = st.fixed_dictionaries(
+    {"direction": st.sampled_from(["ingress", "egress"]), "protocol": st.sampled_from(["tcp", "udp", "icmp", "any"])},
+    optional={"ports": st.sampled_from(["22", "80", "443", "1-65535", "3389", "8000-8080", 5432]),
+              "remote": st.sampled_from(["0.0.0.0/0", "0.0.0.0/1", "10.0.0.0/8", "203.0.113.0/24"]),
+              "remoteGroup": NAMES})
+
+
+@st.composite
+def semantic_request(draw):
+    """Requests that pass the schema more often than not, to reach references, quotas and policy."""
+    networks = draw(st.lists(st.fixed_dictionaries(
+        {"name": NAMES, "zone": st.sampled_from(["dmz", "app", "db", "mgmt", "internal", "lab"])},
+        optional={"cidr": st.sampled_from(["10.40.1.0/24", "10.40.1.128/25", "10.50.0.0/24", "10.60.9.0/24",
+                                           "192.168.0.0/16"]),
+                  "routed": st.booleans(), "prefixLength": st.integers(16, 28)}), max_size=4))
+    groups = draw(st.lists(st.fixed_dictionaries({"name": NAMES, "rules": st.lists(RULES, max_size=3)}), max_size=3))
+    servers = draw(st.lists(st.fixed_dictionaries(
+        {"name": NAMES, "flavor": st.sampled_from(["g1.small", "g1.large", "m1.tiny"]),
+         "image": st.sampled_from(["debian-12-hardened", "ubuntu-24.04-hardened", "windows"]),
+         "networks": st.lists(NAMES, min_size=1, max_size=3)},
+        optional={"count": st.integers(1, 50), "securityGroups": st.lists(NAMES, max_size=2),
+                  "keypair": NAMES, "floatingIP": st.booleans(), "antiAffinity": st.booleans(),
+                  "hardening": st.fixed_dictionaries({"profile": st.sampled_from(["L1", "L2", "L3", "L4"])}),
+                  "userData": st.fixed_dictionaries({"template": st.sampled_from(["default.yaml.j2", "x.j2", "../a"]),
+                                                     "vars": st.dictionaries(st.sampled_from(["a", "b"]),
+                                                                             st.integers())})}), max_size=4))
+    spec = {"classification": draw(st.integers(1, 5)), "region": draw(st.sampled_from(["hn1", "hcm1"])),
+            "quotas": {name: draw(st.integers(0, 300)) for name in ("instances", "cores", "ramMiB", "floatingIPs")},
+            "networks": networks, "securityGroups": groups, "servers": servers,
+            "keypairs": [{"name": "ops", "publicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB ops"}]}
+    if draw(st.booleans()):
+        spec["router"] = {"externalNetwork": draw(st.sampled_from(["public", "other"]))}
+    if draw(st.booleans()):
+        spec["expiresAt"] = "2026-12-31T00:00:00+07:00"
+    return yaml.safe_dump({"apiVersion": "gcloud.gov.vn/v1", "kind": "TenantRequest",
+                           "metadata": {"name": "fuzz-tenant", "agency": draw(st.sampled_from(["BYT", "BTC", "XYZ"])),
+                                        "requester": "fuzz.user"}, "spec": spec}, sort_keys=False)
+
+
+@FUZZ
+@given(semantic_request())
+def test_semantically_varied_requests(text):
+    assert_clean(text.encode("utf-8"))
+
+
 def test_fuzz_ran_and_saw_both_outcomes():
     """Runs after the fuzzers in this module: they did run, and not every input was refused."""
-    assert len(RESULTS) >= 3 * min(EXAMPLES, 10)
+    assert len(RESULTS) >= 4 * min(EXAMPLES, 10)
     assert 2 in RESULTS
