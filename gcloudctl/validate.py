@@ -12,10 +12,10 @@ it never talks to a cloud.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
-from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from gcloudctl import policy
 from gcloudctl.errors import InvalidInput, Problem
@@ -157,8 +157,6 @@ def _catalog(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
 
 def _allowed(path: str, what: str, name: str, table: dict[str, Any], level: int) -> list[Problem]:
     if name not in table:
-        import difflib
-
         close = difflib.get_close_matches(name, list(table), n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"{what}s: {', '.join(sorted(table))}"
         return [_p(path, f"{what} '{name}' is not in the platform catalog", hint)]
@@ -237,7 +235,8 @@ def _quotas(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
 # --------------------------------------------------------------------------- user data
 
 def user_data_context(req: TenantRequest, catalog: PlatformCatalog, server_index: int) -> dict:
-    """What a template sees at validation: the first copy of the server, real tenant facts."""
+    """What a template sees at validation: the first copy of the server, real tenant facts.
+    The keys must be the ones `gcloudctl.expand` gives the renderer (same names, same values)."""
     from gcloudctl.naming import server_name
 
     server = req.spec.servers[server_index]
@@ -249,7 +248,7 @@ def user_data_context(req: TenantRequest, catalog: PlatformCatalog, server_index
     return {
         "tenant": req.name, "agency": req.metadata.agency, "server": name, "hostname": name,
         "role": server.name, "zone": zones.get(server.networks[0], "app"),
-        "classification": req.spec.classification, "classification_level": req.spec.classification,
+        "classification_level": req.spec.classification,
         "automation_user": catalog.spec.automationUser,
         "ssh_authorized_keys": [keys[server.keypair]] if server.keypair in keys else [],
         "hardening_profile": profile,
@@ -303,6 +302,3 @@ def check_file(path: Path | str, config: Any) -> tuple[TenantRequest | None, lis
     """`check_document` for a file: (the request, []) when valid, else (None, problems)."""
     return check_document(Path(path), config)
 
-
-def check_files(paths: Iterable[Path], config: Any) -> list[Problem]:
-    return [p for path in paths for p in check_file(path, config)[1]]

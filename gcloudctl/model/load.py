@@ -108,7 +108,7 @@ def _read(source: Source, filename: str | None) -> tuple[bytes | str, str]:
         try:
             size = source.stat().st_size
             if size > MAX_BYTES:
-                return b"x" * (MAX_BYTES + 1), name  # reported by _decode's size check
+                raise InvalidInput([_too_big(size, name)])
             return source.read_bytes(), name
         except OSError as exc:
             raise InvalidInput([Problem(path="", file=name, message=f"cannot read file: {exc.strerror or exc}")]) from None
@@ -119,6 +119,12 @@ def _read(source: Source, filename: str | None) -> tuple[bytes | str, str]:
     raise TypeError(f"source must be str, bytes or pathlib.Path, not {type(source).__name__}")
 
 
+def _too_big(size: int, filename: str) -> Problem:
+    return Problem(path="", file=filename, line=1, column=1,
+                   message=f"file is {size} bytes; the limit is {MAX_BYTES} (1 MiB)",
+                   hint="a request is a few KiB; check that this is the right file")
+
+
 # What the YAML reader refuses (C0/C1 controls except tab, newlines and NEL; surrogates; non-characters).
 _NOT_YAML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 
@@ -126,9 +132,7 @@ _NOT_YAML_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud80
 def _decode(data: bytes | str, filename: str) -> str:
     size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
-        raise InvalidInput([Problem(path="", file=filename, line=1, column=1,
-                                    message=f"file is {size} bytes; the limit is {MAX_BYTES} (1 MiB)",
-                                    hint="a request is a few KiB; check that this is the right file")])
+        raise InvalidInput([_too_big(size, filename)])
     if isinstance(data, str):
         text = data
     else:
@@ -433,74 +437,115 @@ def _data_loc(data: Any, loc: Loc) -> tuple[Loc, Loc]:
     return loc, ()
 
 
+@dataclass(frozen=True)
+class _Error:
+    """One pydantic error, with its location split into the part present in the data and the rest."""
+
+    kind: str
+    loc: Loc
+    rest: Loc  # union branch tags, a missing field's name, "[key]"
+    value: Any
+    ctx: dict
+    msg: str
+    model_cls: type[BaseModel]
+
+
+@dataclass(frozen=True)
+class _Words:
+    message: str
+    hint: str | None = None
+    at_key: bool = False  # the problem is the key (unknown field, bad label key), not the value
+    loc: Loc | None = None  # where the problem is, when not where the error is
+
+
+def _missing(e: _Error) -> _Words:
+    if not e.rest:
+        return _fallback(e)
+    name = e.rest[0]
+    model = model_at(e.model_cls, e.loc)
+    info = model.model_fields.get(name) if model is not None else None
+    return _Words(f"missing required field '{name}'", hint=info.description if info else None, loc=e.loc + (name,))
+
+
+def _unknown(e: _Error) -> _Words:
+    name = str(e.loc[-1]) if e.loc else "?"
+    model = model_at(e.model_cls, e.loc[:-1])
+    fields = sorted(model.model_fields) if model else []
+    close = difflib.get_close_matches(name, fields, n=1, cutoff=0.6) or [f for f in fields if f.lower() == name.lower()]
+    hint = f"did you mean '{close[0]}'?" if close else f"fields here: {', '.join(fields)}" if fields else None
+    return _Words(f"unknown field '{name}'", hint=hint, at_key=True)
+
+
+_KINDS = ("TenantRequest", "PlatformCatalog", "AgencyRegistry", "Rulebook")
+
+
+def _literal(e: _Error) -> _Words:
+    hint = None
+    if e.loc == ("kind",) and e.value in _KINDS:
+        hint = f"this file is a {e.value}, not a {e.model_cls.__name__}"
+    return _Words(f"must be {e.ctx.get('expected', '')}, not {_describe(e.value)}", hint=hint)
+
+
+def _pattern(e: _Error) -> _Words:
+    pattern = e.ctx.get("pattern", "")
+    words = _PATTERN_WORDS.get(pattern, f"text matching {pattern}")
+    if e.rest and e.rest[-1] == "[key]":
+        return _Words(f"invalid key {_describe(e.value)}: expected {words}", at_key=True)
+    return _Words(f"{_describe(e.value)} is not valid here: expected {words}")
+
+
+_BOUNDS = {"greater_than_equal": "at least", "less_than_equal": "at most", "greater_than": "more than",
+           "less_than": "less than"}
+
+
+def _bound(e: _Error) -> _Words:
+    limit = next(iter(e.ctx.values()), "?")
+    return _Words(f"must be {_BOUNDS[e.kind]} {limit}, not {_describe(e.value)}")
+
+
+def _length(e: _Error) -> _Words:
+    unit = "character" if isinstance(e.value, str) else "item"
+    if e.kind in ("too_short", "string_too_short"):
+        return _Words(f"needs at least {e.ctx.get('min_length')} {unit}(s)")
+    return _Words(f"too long: at most {e.ctx.get('max_length')} {unit}s are allowed")
+
+
+def _value_error(e: _Error) -> _Words:
+    return _Words(e.msg.removeprefix("Value error, "))
+
+
+def _wrong_type(e: _Error) -> _Words:
+    hint = None
+    if e.kind == "string_type" and isinstance(e.value, (bool, int, float)):
+        hint = 'YAML read this as a boolean or number; put it in quotes, e.g. "yes" or "08"'
+    elif e.kind in ("model_type", "model_attributes_type") and not e.loc:
+        hint = "the document must be a mapping with apiVersion, kind, metadata and spec"
+    return _Words(f"expected {_TYPE_WORDS[e.kind]}, not {_describe(e.value)}", hint=hint)
+
+
+def _fallback(e: _Error) -> _Words:
+    return _Words(e.msg or e.kind)
+
+
+_WORDS_FOR = {
+    "missing": _missing, "extra_forbidden": _unknown, "literal_error": _literal,
+    "string_pattern_mismatch": _pattern, "value_error": _value_error,
+    **{kind: _bound for kind in _BOUNDS},
+    **{kind: _length for kind in ("too_short", "too_long", "string_too_short", "string_too_long")},
+    **{kind: _wrong_type for kind in _TYPE_WORDS},
+}
+
+
 def _friendly(error: dict, model_cls: type[BaseModel], data: Any) -> tuple[Problem, bool]:
     """One pydantic error in plain words, and whether it points at a key (unknown field)."""
-    kind = error["type"]
     loc, rest = _data_loc(data, tuple(error["loc"]))
-    value = error.get("input")
-    hint = None
-    key = False
-    if kind == "missing" and rest:
-        loc = loc + (rest[0],)
-        message = f"missing required field '{rest[0]}'"
-        model = model_at(model_cls, loc[:-1])
-        if model is not None and rest[0] in model.model_fields and model.model_fields[rest[0]].description:
-            hint = model.model_fields[rest[0]].description
-    elif kind == "extra_forbidden":
-        name = str(loc[-1]) if loc else "?"
-        message = f"unknown field '{name}'"
-        key = True
-        model = model_at(model_cls, loc[:-1])
-        fields = sorted(model.model_fields) if model else []
-        close = difflib.get_close_matches(name, fields, n=1, cutoff=0.6) or \
-            [f for f in fields if f.lower() == name.lower()]
-        if close:
-            hint = f"did you mean '{close[0]}'?"
-        elif fields:
-            hint = f"fields here: {', '.join(fields)}"
-    elif kind == "literal_error":
-        expected = (error.get("ctx") or {}).get("expected", "")
-        message = f"must be {expected}, not {_describe(value)}"
-        if loc == ("kind",) and isinstance(value, str) and value:
-            hint = f"this file is a {value}, not a {model_cls.__name__}" if value in (
-                "TenantRequest", "PlatformCatalog", "AgencyRegistry", "Rulebook") else None
-    elif kind == "string_pattern_mismatch":
-        pattern = (error.get("ctx") or {}).get("pattern", "")
-        words = _PATTERN_WORDS.get(pattern, f"text matching {pattern}")
-        message = f"{_describe(value)} is not valid here: expected {words}"
-        if rest and rest[-1] == "[key]":
-            message, key = f"invalid key {_describe(value)}: expected {words}", True
-    elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        ctx = error.get("ctx") or {}
-        bound = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
-                 "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}[kind]
-        limit = next(iter(ctx.values()), "?")
-        message = f"must be {bound[0]} {limit}, not {_describe(value)}"
-    elif kind in ("too_short", "too_long"):
-        ctx = error.get("ctx") or {}
-        if kind == "too_short":
-            message = f"needs at least {ctx.get('min_length')} item(s)"
-        else:
-            message = f"has {ctx.get('actual_length')} items; at most {ctx.get('max_length')} are allowed"
-        if isinstance(value, str):
-            message = message.replace("item(s)", "character(s)").replace("items", "characters")
-    elif kind in ("string_too_short", "string_too_long"):
-        ctx = error.get("ctx") or {}
-        message = (f"too long: at most {ctx.get('max_length')} characters" if kind == "string_too_long"
-                   else f"too short: at least {ctx.get('min_length')} character(s)")
-    elif kind == "value_error":
-        message = str(error.get("msg", "")).removeprefix("Value error, ")
-    elif kind in _TYPE_WORDS:
-        message = f"expected {_TYPE_WORDS[kind]}, not {_describe(value)}"
-        if kind == "string_type" and isinstance(value, (bool, int, float)):
-            hint = 'YAML read this as a boolean or number; put it in quotes, e.g. "yes" or "08"'
-        if kind in ("model_type", "model_attributes_type") and not loc:
-            hint = "the document must be a mapping with apiVersion, kind, metadata and spec"
-    else:
-        message = str(error.get("msg", kind))
-    if rest and rest[-1] == "[key]" and not key:
-        message, key = f"invalid key {_describe(loc[-1] if loc else '?')}: {message}", True
-    return Problem(path=format_path(loc), message=message, hint=hint), key
+    e = _Error(kind=error["type"], loc=loc, rest=rest, value=error.get("input"), ctx=error.get("ctx") or {},
+               msg=str(error.get("msg", "")), model_cls=model_cls)
+    words = _WORDS_FOR.get(e.kind, _fallback)(e)
+    message, at_key = words.message, words.at_key
+    if rest and rest[-1] == "[key]" and not at_key:
+        message, at_key = f"invalid key {_describe(loc[-1] if loc else '?')}: {message}", True
+    return Problem(path=format_path(words.loc or loc), message=message, hint=words.hint), at_key
 
 
 def problems_from_validation(exc: ValidationError, model_cls: type[BaseModel], data: Any,

@@ -130,6 +130,12 @@ CASES = [
     ("remote-number", "pydantic alone would read 0 as 0.0.0.0/32, a single host",
      mutate("remote: 0.0.0.0/0", "remote: 0"),
      [(18, 69, "spec.securityGroups[0].rules[0].remote", "write the address as text")], None),
+    ("too-long", "length limits are stated in characters",
+     mutate("  requester: nguyen.van.a\n", "  requester: nguyen.van.a\n  description: " + "x" * 256 + "\n"),
+     [(7, 16, "metadata.description", "too long: at most 255 characters are allowed")], None),
+    ("empty-list", "a list that needs items says how many",
+     mutate("networks: [app]", "networks: []"),
+     [(26, 17, "spec.servers[0].networks", "needs at least 1 item(s)")], None),
     ("ports-word", "a port range that is not one",
      mutate('ports: "443"', 'ports: "https"'),
      [(18, 54, "spec.securityGroups[0].rules[0].ports", 'expected a port "443" or a range "8000-8080"')], None),
@@ -194,6 +200,16 @@ def test_oversized_input_is_refused_before_parsing():
     with pytest.raises(InvalidInput) as info:
         load_request(text)
     assert "limit is 1048576" in info.value.problems[0].message
+
+
+def test_oversized_file_is_refused_without_reading_it(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"#" * (1024 * 1024 + 1))
+    with pytest.raises(InvalidInput) as info:
+        load_request(path)
+    problem = info.value.problems[0]
+    assert (problem.file, problem.line, problem.column) == (str(path), 1, 1)
+    assert "file is 1048577 bytes" in problem.message
 
 
 def test_alias_bomb_is_refused_quickly():
