@@ -1,7 +1,226 @@
-"""CLI commands for the 'hardening' area (filled in by the issue that owns it)."""
+"""CLI for hardened VMs: `inventory`, `harden`, `audit-hosts` (thin: parse, call, render).
+
+Hosts come from the cloud (`pipeline.observe_hosts`) or, without a cloud, from `--hosts FILE`
+(observed host dicts) or `--inventory FILE` (an inventory this command generated).
+Exit codes: 0 ok; 1 a task failed; 3 `--check` found drift; 6 a host was unreachable or
+refused its host key; 2 bad input.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import click
+import yaml
+
+from gcloudctl.cli.render import emit, table
+from gcloudctl.errors import ExitCode, GcloudctlError, InvalidInput
+
+
+def _hosts_options(fn):
+    options = [
+        click.option("--inventory", "inventory_file", type=click.Path(exists=True, dir_okay=False),
+                     help="Use this inventory (YAML/JSON as `gcloudctl inventory` writes) instead of the cloud."),
+        click.option("--hosts", "hosts_file", type=click.Path(exists=True, dir_okay=False),
+                     help="Observed hosts as YAML/JSON: a list, or {level, hosts, bastion}; no cloud needed."),
+        click.option("--level", type=click.IntRange(1, 4), help="Classification level / hardening profile L1..L4."),
+        click.option("--user", "automation_user", default="gcadmin", show_default=True, help="Automation user."),
+        click.option("--key", "key_file", type=click.Path(dir_okay=False), help="Automation user's private key."),
+        click.option("--proxy-command", help="How the controller reaches a first hop (ProxyCommand with %h %p)."),
+        click.option("--region", help="Platform region (default: the catalog's first)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _load_structured(path: str):
+    text = Path(path).read_text()
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path}: not YAML/JSON: {exc}") from exc
+
+
+def _inventory(app, tenant: str, opts: dict) -> tuple[dict, int, list[tuple[str, str]]]:
+    """(inventory dict, level, hosts left out) from --inventory, --hosts or the cloud."""
+    from gcloudctl.hardening.inventory import Bastion, build_inventory, select_hosts
+
+    if opts.get("inventory_file"):
+        inv = _load_structured(opts["inventory_file"])
+        if not isinstance(inv, dict) or "all" not in inv:
+            raise InvalidInput(f"{opts['inventory_file']}: expected an inventory with an `all` group")
+        levels = {v.get("gcloudctl_level") for v in inv["all"].get("hosts", {}).values()}
+        return inv, opts.get("level") or max((lv for lv in levels if lv), default=1), []
+    bastion = None
+    if opts.get("hosts_file"):
+        data = _load_structured(opts["hosts_file"])
+        hosts = data.get("hosts", []) if isinstance(data, dict) else data
+        level = opts.get("level") or (data.get("level") if isinstance(data, dict) else None)
+        if isinstance(data, dict) and data.get("bastion"):
+            bastion = Bastion(**data["bastion"])
+    else:
+        from gcloudctl import pipeline
+
+        config = app.config()
+        hosts = pipeline.observe_hosts(tenant, app.driver(config, opts.get("region")))
+        level = opts.get("level")
+    if not level:
+        raise InvalidInput("the classification level is unknown: pass --level 1..4",
+                           hint="it selects the hardening profile L1..L4")
+    if not isinstance(hosts, list):
+        raise InvalidInput("hosts must be a list of {name, role, zones, fixed_ips, floating_ip, image, status}")
+    _, left_out = select_hosts(hosts)
+    inv = build_inventory(tenant, int(level), hosts, automation_user=opts["automation_user"], bastion=bastion,
+                          proxy_command=opts.get("proxy_command"), key_file=opts.get("key_file"),
+                          known_hosts=str(_known_hosts(tenant, opts)))
+    return inv, int(level), left_out
+
+
+def _known_hosts(tenant: str, opts: dict) -> Path:
+    from gcloudctl.drivers.ssh import known_hosts_path
+
+    return Path(opts["known_hosts"]) if opts.get("known_hosts") else known_hosts_path(tenant)
+
+
+def _trust(app, tenant: str, inv: dict, opts: dict) -> Path:
+    """Write console-verified host keys into the tenant's known_hosts (from --console-dir or the cloud)."""
+    from gcloudctl.hardening.access import console_from_dir, ssh_targets, trust_consoles
+
+    known_hosts = _known_hosts(tenant, opts)
+    console = None
+    if opts.get("console_dir"):
+        console = console_from_dir(Path(opts["console_dir"]))
+    elif not (opts.get("inventory_file") or opts.get("hosts_file")):
+        config = app.config()
+        driver = app.driver(config, opts.get("region"))
+        if hasattr(driver, "console_log"):
+            console = driver.console_log
+    if console is not None:
+        trust_consoles(ssh_targets(inv, key_file=opts.get("key_file")), known_hosts, console)
+    return known_hosts
+
+
+def _trust_options(fn):
+    fn = click.option("--known-hosts", type=click.Path(dir_okay=False),
+                      help="Tenant known_hosts (default: ~/.local/state/gcloudctl/known_hosts/TENANT).")(fn)
+    fn = click.option("--console-dir", type=click.Path(exists=True, file_okay=False),
+                      help="Console logs (HOST.log or HOST/console.log) to verify host keys from.")(fn)
+    return fn
 
 
 def register(cli: click.Group) -> None:
     """Attach this area's commands to the root group."""
+
+    @cli.command("inventory")
+    @click.argument("tenant")
+    @click.option("--format", "fmt", type=click.Choice(["yaml", "ini", "json"]), default="yaml", show_default=True)
+    @_hosts_options
+    @click.pass_obj
+    def inventory_cmd(app, tenant, fmt, **opts):
+        """Print an Ansible inventory of TENANT's servers (groups: tenant, role, zone, level)."""
+        from gcloudctl.hardening.inventory import render_inventory
+
+        inv, _, left_out = _inventory(app, tenant, opts)
+        for name, reason in left_out:
+            click.echo(f"# left out {name}: {reason}", err=True)
+        click.echo(render_inventory(inv, fmt), nl=False)
+
+    @cli.command("harden")
+    @click.argument("tenant")
+    @click.option("--check", is_flag=True, help="Report drift only (ansible check mode); exit 3 if any.")
+    @click.option("--limit", help="Only these hosts (Ansible pattern).")
+    @click.option("--forks", default=10, show_default=True, type=click.IntRange(1, 50))
+    @_hosts_options
+    @_trust_options
+    @click.pass_obj
+    def harden_cmd(app, tenant, check, limit, forks, **opts):
+        """Harden TENANT's servers by its classification level (the project's own roles)."""
+        from gcloudctl.drivers.ansible import run_playbook
+
+        inv, level, _ = _inventory(app, tenant, opts)
+        known_hosts = _trust(app, tenant, inv, opts)
+        verbose = app.verbose > 0
+
+        def progress(event) -> None:
+            if verbose or event.status in ("changed", "failed", "unreachable"):
+                detail = f": {event.message}" if event.message and event.status != "changed" else ""
+                click.echo(f"  {event.host:<16} {event.status:<11} {event.task}{detail}", err=True)
+
+        click.echo(f"hardening {len(inv['all']['hosts'])} host(s) of {tenant} with profile L{level}"
+                   f"{' (check mode)' if check else ''}", err=True)
+        result = run_playbook(inv, known_hosts=known_hosts, check=check, limit=limit, forks=forks,
+                              progress=progress)
+        emit(app.output, result.to_dict(), lambda: _harden_text(result))
+        if any(h.unreachable for h in result.hosts.values()):
+            return ExitCode.UNREACHABLE
+        if not result.ok:
+            return ExitCode.ERROR
+        if check and result.drift:
+            return ExitCode.CHANGES
+        return ExitCode.OK
+
+    @cli.command("audit-hosts")
+    @click.argument("tenant")
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Report directory "
+                  "(default: ./audit-reports/TENANT); an earlier report there becomes the baseline.")
+    @click.option("--lynis/--no-lynis", default=True, show_default=True, help="Also run lynis (≈1 min per host).")
+    @_hosts_options
+    @_trust_options
+    @click.pass_obj
+    def audit_cmd(app, tenant, out_dir, lynis, **opts):
+        """Check every host of TENANT: own controls + lynis; JSON and HTML report per host."""
+        from gcloudctl.drivers.ssh import connect
+        from gcloudctl.hardening.access import ssh_targets
+        from gcloudctl.hardening.audit import audit_host, write_report
+
+        inv, level, _ = _inventory(app, tenant, opts)
+        known_hosts = _trust(app, tenant, inv, opts)
+        targets = ssh_targets(inv, key_file=opts.get("key_file"))
+        out = Path(out_dir or Path("audit-reports") / tenant)
+        now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        def one(item):
+            name, target = item
+            try:
+                with connect(target, known_hosts) as session:
+                    return name, write_report(audit_host(session, name, level, lynis=lynis), out, generated_at=now), None
+            except GcloudctlError as exc:
+                return name, None, exc
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(one, sorted(targets.items())))
+        reports = {name: rep for name, rep, _ in results if rep}
+        errors = {name: err for name, _, err in results if err}
+        emit(app.output, {"reports": reports, "errors": {k: v.message for k, v in errors.items()}},
+             lambda: _audit_text(reports, errors, out))
+        return ExitCode.UNREACHABLE if errors else ExitCode.OK
+
+
+def _harden_text(result) -> str:
+    rows = [(h, s.ok, s.changed, s.failed, s.unreachable, s.skipped) for h, s in sorted(result.hosts.items())]
+    text = [table(["host", "ok", "changed", "failed", "unreachable", "skipped"], rows)]
+    if result.check:
+        text.append(f"drift: {len(result.drift)} task(s) would change" if result.drift else "drift: none")
+        text += [f"  {d.host}: {d.task}" for d in result.drift]
+    for host, ids in sorted(result.not_applicable.items()):
+        if ids:
+            text.append(f"not applicable on {host} (container): {', '.join(ids)}")
+    for f in result.failures:
+        text.append(f"FAILED {f.host}: {f.task}: {f.message}")
+    text.append(f"{result.status} in {result.seconds:.0f}s")
+    return "\n".join(text)
+
+
+def _audit_text(reports: dict, errors: dict, out: Path) -> str:
+    rows = []
+    for name, rep in sorted(reports.items()):
+        s, b = rep["score"], rep.get("baseline") or {}
+        rows.append((name, rep["profile"], s["passed"], s["failed"], s["not_applicable"],
+                     s["lynis_hardening_index"], b.get("passed", "–"), b.get("lynis_hardening_index", "–")))
+    text = [table(["host", "profile", "pass", "fail", "n/a", "lynis", "pass before", "lynis before"], rows)]
+    text += [f"ERROR {name}: {err.message}" for name, err in sorted(errors.items())]
+    text.append(f"reports in {out}/")
+    return "\n".join(text)

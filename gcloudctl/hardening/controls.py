@@ -3,7 +3,8 @@
 Stage: pure data (no I/O). Used by `audit` (own checks over SSH), the reports, and a test that
 keeps the playbooks' task names in step with these ids.
 
-Each control has a stable project id (`GC-...`), the lowest classification level whose profile
+Controls marked `audit_only` have no safe automatic fix (e.g. a second UID 0 account): they are
+checked and reported, never changed. Each control has a stable project id (`GC-...`), the lowest classification level whose profile
 requires it (profiles L1..L4 are cumulative, like the levels), the CIS Benchmark items it
 implements for Debian 12 and Ubuntu 24.04 (Level 1 - Server; numbering of the v1.x benchmarks,
 which share their structure), and a shell check run as root on the host. A check prints its
@@ -41,10 +42,12 @@ class Control:
     cis_debian12: str
     cis_ubuntu2404: str
     check: str  # shell, run as root after CHECK_PRELUDE
+    audit_only: bool = False  # no safe automatic remediation: reported, never changed by a role
 
 
-def _c(id, title, level, cis, check, ubuntu=None):  # noqa: A002 - table helper
-    return Control(id=id, title=title, level=level, cis_debian12=cis, cis_ubuntu2404=ubuntu or cis, check=check)
+def _c(id, title, level, cis, check, ubuntu=None, audit_only=False):  # noqa: A002 - table helper
+    return Control(id=id, title=title, level=level, cis_debian12=cis, cis_ubuntu2404=ubuntu or cis, check=check,
+                   audit_only=audit_only)
 
 
 CONTROLS: tuple[Control, ...] = (
@@ -79,7 +82,8 @@ CONTROLS: tuple[Control, ...] = (
     _c("GC-ACC-01", "root password locked", 1, "5.4.2.4",
        "s=$(passwd -S root | awk '{print $2}'); echo \"root status $s\"; [ \"$s\" = L ]"),
     _c("GC-ACC-02", "only root has UID 0", 1, "5.4.2.1",
-       "u=$(awk -F: '$3==0 {print $1}' /etc/passwd | xargs); echo \"uid0: $u\"; [ \"$u\" = root ]"),
+       "u=$(awk -F: '$3==0 {print $1}' /etc/passwd | xargs); echo \"uid0: $u\"; [ \"$u\" = root ]",
+       audit_only=True),
     _c("GC-ACC-03", "no account with an empty password", 1, "7.2.2",
        "e=$(awk -F: '$2==\"\" {print $1}' /etc/shadow | xargs); echo \"empty: ${e:-none}\"; [ -z \"$e\" ]"),
     _c("GC-ACC-04", "default umask 027", 1, "5.4.3.3", "v=$(def_val UMASK); echo \"UMASK=$v\"; [ \"$v\" = 027 ]"),

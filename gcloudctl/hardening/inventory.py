@@ -85,11 +85,16 @@ def _ssh_hop_command(bastion: Bastion, proxy_command: str | None, known_hosts: s
         inner = proxy_command.replace("%h", bastion.host).replace("%p", str(bastion.port))
         args += ["-o", f"ProxyCommand={inner}"]
     args.append(f"{bastion.user}@{bastion.host}")
-    return " ".join(shlex.quote(a) if a not in ("%h:%p",) else a for a in args)
+    return " ".join(_quote(a) for a in args)
+
+
+def _quote(word: str) -> str:
+    """Shell-quote only when needed (keeps %h:%p and ~/paths readable; ~ still expands)."""
+    return word if re.fullmatch(r"[\w@%+=:,./~-]+", word) else shlex.quote(word)
 
 
 def _common_args(command: str) -> str:
-    return f"-o ProxyCommand={shlex.quote(command)}"
+    return f"-o ProxyCommand={_quote(command)}"
 
 
 def build_inventory(tenant: str, level: int, hosts: list[dict], *, automation_user: str = "gcadmin",

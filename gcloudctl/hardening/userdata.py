@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 
 import jinja2
+import jinja2.meta
 import jinja2.sandbox
 import yaml
 
@@ -98,8 +99,14 @@ def render_user_data(template: str, vars: dict, context: dict,
     namespace = _namespace(vars, context)
     try:
         text = env.get_template(name).render(namespace)
-    except jinja2.UndefinedError as exc:
-        raise UserDataError(f"template {template!r}: unknown variable: {exc.message}",
+    except (jinja2.UndefinedError, TypeError) as exc:
+        # filters such as tojson see an Undefined and raise TypeError: name the variables instead
+        missing = sorted(jinja2.meta.find_undeclared_variables(env.parse(real.read_text(encoding="utf-8")))
+                         - set(namespace))
+        what = ", ".join(repr(m) for m in missing) if missing else str(getattr(exc, "message", exc))
+        if not missing and isinstance(exc, TypeError) and "Undefined" not in str(exc):
+            raise UserDataError(f"template {template!r}: {exc}") from exc
+        raise UserDataError(f"template {template!r}: unknown variable: {what}",
                             hint="define it in userData.vars (used as vars.NAME) or fix the template") from exc
     except jinja2.TemplateSyntaxError as exc:
         raise UserDataError(f"template {template!r} line {exc.lineno}: {exc.message}") from exc

@@ -1,0 +1,106 @@
+"""Inventory builder: golden output per format, and Ansible itself reads what we write."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gcloudctl.hardening.inventory import Bastion, build_inventory, render_inventory, select_hosts
+
+GOLDEN = Path(__file__).with_name("golden")
+UPDATE = os.environ.get("GCLOUDCTL_UPDATE_GOLDEN") == "1"
+
+# Servers as the core's observe layer returns them for a level-3 tenant (devcloud shape).
+L3_HOSTS = [
+    {"name": "moh-web-1", "role": "web", "zones": ["dmz"], "fixed_ips": {"moh-dmz": "10.20.1.11"},
+     "floating_ip": "203.0.113.21", "image": "debian-12", "status": "ACTIVE"},
+    {"name": "moh-app-1", "role": "app", "zones": ["app"], "fixed_ips": {"moh-app": "10.20.2.11"},
+     "floating_ip": None, "image": "debian-12", "status": "ACTIVE"},
+    {"name": "moh-app-2", "role": "app", "zones": ["app"], "fixed_ips": {"moh-app": "10.20.2.12"},
+     "floating_ip": None, "image": "debian-12", "status": "ACTIVE"},
+    {"name": "moh-db-1", "role": "db", "zones": ["db"], "fixed_ips": {"moh-db": "10.20.3.11", "moh-backup": "10.20.9.11"},
+     "floating_ip": None, "image": "debian-12", "status": "ACTIVE"},
+    {"name": "moh-bastion", "role": "bastion", "zones": ["mgmt"], "fixed_ips": {"moh-mgmt": "10.20.0.5"},
+     "floating_ip": "203.0.113.5", "image": "debian-12", "status": "ACTIVE"},
+    {"name": "moh-batch-1", "role": "app", "zones": ["app"], "fixed_ips": {}, "floating_ip": None,
+     "image": "debian-12", "status": "BUILD"},
+]
+L1_HOSTS = [
+    {"name": "edu-portal", "role": "web", "zones": ["dmz", "app"], "fixed_ips": {"edu-net": "10.30.0.10"},
+     "floating_ip": "198.51.100.7", "image": "ubuntu-24.04", "status": "ACTIVE"},
+]
+
+CASES = {
+    "l3-bastion": dict(tenant="moh", level=3, hosts=L3_HOSTS, kwargs=dict(
+        key_file="~/.ssh/moh_gcadmin", known_hosts="~/.local/state/gcloudctl/known_hosts/moh",
+        allowed_ports={"web": [{"port": 443, "proto": "tcp", "sources": ["0.0.0.0/0"]}]},
+        admin_sources=["10.20.0.0/24"])),
+    "l1-direct": dict(tenant="edu", level=1, hosts=L1_HOSTS, kwargs={}),
+}
+
+
+def _build(case):
+    c = CASES[case]
+    return build_inventory(c["tenant"], c["level"], c["hosts"], **c["kwargs"])
+
+
+@pytest.mark.parametrize("case, fmt", [("l3-bastion", "yaml"), ("l3-bastion", "ini"), ("l3-bastion", "json"),
+                                       ("l1-direct", "yaml"), ("l1-direct", "ini")])
+def test_golden(case, fmt):
+    text = render_inventory(_build(case), fmt)
+    path = GOLDEN / f"inventory-{case}.{fmt}"
+    if UPDATE:
+        path.write_text(text)
+    assert text == path.read_text(), f"regenerate with GCLOUDCTL_UPDATE_GOLDEN=1 after reviewing {path}"
+
+
+def test_output_is_independent_of_input_order():
+    shuffled = list(reversed(L3_HOSTS))
+    assert build_inventory("moh", 3, shuffled) == build_inventory("moh", 3, L3_HOSTS)
+
+
+def test_non_active_servers_are_left_out_with_a_reason():
+    kept, left = select_hosts(L3_HOSTS)
+    assert [h["name"] for h in kept] == ["moh-app-1", "moh-app-2", "moh-bastion", "moh-db-1", "moh-web-1"]
+    assert left == [("moh-batch-1", "status BUILD")]
+
+
+def test_private_hosts_hop_through_the_bastion_and_public_ones_do_not():
+    hosts = _build("l3-bastion")["all"]["hosts"]
+    assert hosts["moh-db-1"]["ansible_host"] == "10.20.9.11"  # first network by name: moh-backup
+    assert "ssh -W %h:%p" in hosts["moh-app-1"]["ansible_ssh_common_args"]
+    assert "gcadmin@203.0.113.5" in hosts["moh-app-1"]["ansible_ssh_common_args"]
+    assert hosts["moh-app-1"]["gcloudctl_bastion"] == "moh-bastion"
+    assert "ansible_ssh_common_args" not in hosts["moh-web-1"]
+    assert hosts["moh-bastion"]["gcloudctl_is_bastion"] is True
+    assert hosts["moh-web-1"]["gcloudctl_allowed_ports"][0]["port"] == 443
+
+
+def test_explicit_bastion_and_first_hop_proxy_compose():
+    inv = build_inventory("t", 4, L1_HOSTS[:0] + [dict(L3_HOSTS[1])], bastion=Bastion("192.0.2.9", "ops", name="jump"),
+                          proxy_command="nsenter --net=/run/netns/x relay %h %p")
+    args = inv["all"]["hosts"]["moh-app-1"]["ansible_ssh_common_args"]
+    # the bastion's own hop is spelled out (the outer ssh expands %h/%p), the target's stays %h:%p
+    assert "relay 192.0.2.9 22" in args and "-W %h:%p" in args and "ops@192.0.2.9" in args
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "ini", "json"])
+def test_ansible_reads_the_inventory_the_same_in_every_format(tmp_path, fmt):
+    path = tmp_path / f"hosts.{ 'yml' if fmt == 'yaml' else fmt }"
+    path.write_text(render_inventory(_build("l3-bastion"), fmt))
+    tool = Path(sys.executable).with_name("ansible-inventory")
+    out = subprocess.run([str(tool), "-i", str(path), "--list"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "ANSIBLE_INVENTORY_ENABLED": "yaml,ini"})
+    data = json.loads(out.stdout)
+    hostvars = data["_meta"]["hostvars"]
+    assert hostvars["moh-app-1"]["ansible_host"] == "10.20.2.11"
+    assert hostvars["moh-app-1"]["gcloudctl_level"] == 3
+    assert hostvars["moh-web-1"]["gcloudctl_zones"] == ["dmz"]
+    assert hostvars["moh-web-1"]["gcloudctl_allowed_ports"] == [{"port": 443, "proto": "tcp", "sources": ["0.0.0.0/0"]}]
+    assert sorted(data["role_app"]["hosts"]) == ["moh-app-1", "moh-app-2"]
+    assert sorted(data["level_3"]["hosts"]) == sorted(["moh-app-1", "moh-app-2", "moh-bastion", "moh-db-1", "moh-web-1"])
+    assert data["zone_mgmt"]["hosts"] == ["moh-bastion"]
+    assert "moh-batch-1" not in hostvars
