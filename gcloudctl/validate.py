@@ -17,7 +17,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any, Callable
 
-from gcloudctl import policy
+from gcloudctl import naming, policy
 from gcloudctl.errors import InvalidInput, Problem
 from gcloudctl.model.catalog import Agency, AgencyRegistry, PlatformCatalog
 from gcloudctl.model.load import Positions, load_located, sort_problems
@@ -25,6 +25,7 @@ from gcloudctl.model.request import TenantRequest
 from gcloudctl.policy.rulebook import Rulebook
 
 UserDataCheck = Callable[[str | None, dict | None, dict], list[Problem]]
+AUTO = "auto"  # validate_request(user_data_check=AUTO): gcloudctl.hardening.userdata if installed
 
 
 def _user_data_checker() -> UserDataCheck | None:
@@ -66,13 +67,11 @@ def _unique_names(req: TenantRequest) -> list[Problem]:
 
 def _expanded_server_names(req: TenantRequest) -> list[Problem]:
     """web (count 2) becomes web-1, web-2: those must not collide with another entry's names."""
-    from gcloudctl.naming import server_name
-
     owner: dict[str, int] = {}
     found = []
     for s, server in enumerate(req.spec.servers):
         for index in range(1, server.count + 1):
-            name = server_name(server.name, index)
+            name = naming.server_name(server.name, index)
             if name in owner and owner[name] != s:
                 other = req.spec.servers[owner[name]].name
                 found.append(_p(f"spec.servers[{s}].name", f"server '{server.name}' would create '{name}', "
@@ -237,12 +236,10 @@ def _quotas(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
 def user_data_context(req: TenantRequest, catalog: PlatformCatalog, server_index: int) -> dict:
     """What a template sees at validation: the first copy of the server, real tenant facts.
     The keys must be the ones `gcloudctl.expand` gives the renderer (same names, same values)."""
-    from gcloudctl.naming import server_name
-
     server = req.spec.servers[server_index]
     zones = {n.name: n.zone for n in req.spec.networks}
     keys = {k.name: k.publicKey for k in req.spec.keypairs}
-    name = server_name(server.name, 1)
+    name = naming.server_name(server.name, 1)
     profile = (server.hardening.profile if server.hardening and server.hardening.profile
                else policy.default_hardening_profile(req.spec.classification))
     return {
@@ -274,9 +271,10 @@ def _user_data(req: TenantRequest, catalog: PlatformCatalog, check: UserDataChec
 
 def validate_request(req: TenantRequest, catalog: PlatformCatalog, agencies: AgencyRegistry,
                      rulebook: Rulebook, *, positions: Positions | None = None,
-                     user_data_check: UserDataCheck | None | bool = True) -> list[Problem]:
-    """Every semantic and policy problem of *req*, located by *positions* when given."""
-    check = _user_data_checker() if user_data_check is True else (user_data_check or None)
+                     user_data_check: UserDataCheck | str | None = AUTO) -> list[Problem]:
+    """Every semantic and policy problem of *req*, located by *positions* when given.
+    *user_data_check*: AUTO, a function like `check_user_data`, or None to skip templates."""
+    check = _user_data_checker() if user_data_check == AUTO else user_data_check
     agency = agencies.get(req.metadata.agency)
     found = (_unique_names(req) + _references(req) + _router(req) + _catalog(req, catalog)
              + _agency(req, agency, agencies) + _quotas(req, catalog) + _user_data(req, catalog, check)

@@ -68,6 +68,10 @@ def only_ports(rule: Rule, allowed: list[int]) -> bool:
     return all(port in allowed for port in range(low, high + 1))
 
 
+def zone_words(zone: str | None) -> str:
+    return f"zone '{zone}'" if zone else "no known zone"
+
+
 def describe_rule(rule: Rule) -> str:
     ports = f" port {rule.ports}" if rule.ports is not None else " all ports" if rule.protocol in ADMIN_PROTOCOLS else ""
     remote = str(rule.remote) if rule.remote is not None else "anywhere"
@@ -106,7 +110,7 @@ def world_ingress_ports(req: TenantRequest, catalog: PlatformCatalog, params: rb
         for i, group in enumerate(server.securityGroups):
             if group in open_groups and zone not in params.zones:
                 found.append(Violation(f"spec.servers[{s}].securityGroups[{i}]",
-                                       f"server '{server.name}' in zone '{zone}' uses group '{group}', "
+                                       f"server '{server.name}' in {zone_words(zone)} uses group '{group}', "
                                        "which is open to the internet"))
     return found
 
@@ -122,7 +126,7 @@ def world_ingress_forbidden_ports(req: TenantRequest, catalog: PlatformCatalog, 
 
 def floating_ip_zones(req: TenantRequest, catalog: PlatformCatalog, params: rb.Zones) -> list[Violation]:
     return [Violation(f"spec.servers[{s}].floatingIP",
-                      f"server '{server.name}' is in zone '{primary_zone(req, server)}'")
+                      f"server '{server.name}' is in {zone_words(primary_zone(req, server))}")
             for s, server in enumerate(req.spec.servers)
             if server.floatingIP and primary_zone(req, server) not in params.zones]
 
