@@ -313,8 +313,12 @@ class _Builder:
         try:
             return builder(node)
         except (ValueError, OverflowError, yaml.constructor.ConstructorError):
-            self._problem(node, loc, f"cannot read {node.value[:40]!r} as {_short_tag(node.tag)}",
-                          "quote the value to make it a string")
+            if node.tag == f"{_CORE}timestamp":
+                self._problem(node, loc, f"{node.value[:40]!r} is not a valid date",
+                              'write a real date and time with its zone, e.g. "2026-12-31T00:00:00+07:00"')
+            else:
+                self._problem(node, loc, f"cannot read {node.value[:40]!r} as {_short_tag(node.tag)}",
+                              "quote the value to make it a string")
             return None
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict:
