@@ -22,7 +22,6 @@ from .fakes import desired
 from .ha_worker import WORLD_DDL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-pytest_plugins = ["tests.fixtures.postgres"]
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANTS = 24

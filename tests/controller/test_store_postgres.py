@@ -12,7 +12,6 @@ from gcloudctl.controller.store import open_store
 from .conftest import load_model, request_text
 
 pytestmark = pytest.mark.postgres
-pytest_plugins = ["tests.fixtures.postgres"]
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 
