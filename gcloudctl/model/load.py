@@ -160,6 +160,9 @@ def _decode(data: bytes | str, filename: str) -> str:
 
 # --------------------------------------------------------------------------- composing
 
+_NO_STEP = object()
+
+
 class _Abort(Exception):
     """Stop composing: the problems collected so far are all that can be said."""
 
@@ -188,34 +191,38 @@ class _Composer(yaml.composer.Composer, yaml.resolver.Resolver, _Parser):
         yaml.resolver.Resolver.__init__(self)
         self._problems = problems
         self._filename = filename
-        self._depth = 0
+        self._path: list[Any] = []  # key or index per level being composed (_NO_STEP: root, keys)
         self._nodes = 0
 
     def _refuse(self, mark: Any, message: str, hint: str, *, stop: bool = False) -> None:
-        self._problems.append(Problem(path="", file=self._filename, line=mark.line + 1, column=mark.column + 1,
+        path = format_path(step for step in self._path if step is not _NO_STEP)
+        self._problems.append(Problem(path=path, file=self._filename, line=mark.line + 1, column=mark.column + 1,
                                       message=message, hint=hint))
         if stop:
             raise _Abort()
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102 - PyYAML hook
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            self._refuse(event.start_mark, f"alias *{event.anchor} is not allowed",
-                         "write the value out in full; anchors and aliases are refused (no alias bombs)", stop=True)
-        if getattr(event, "anchor", None) is not None:
-            self._refuse(event.start_mark, f"anchor &{event.anchor} is not allowed",
-                         "write each value out in full; anchors and aliases are refused")
-        self._nodes += 1
-        if self._nodes > MAX_NODES:
-            self._refuse(event.start_mark, f"more than {MAX_NODES} YAML nodes", "split the document", stop=True)
-        self._depth += 1
-        if self._depth > MAX_DEPTH:
-            self._refuse(event.start_mark, f"nesting deeper than {MAX_DEPTH} levels",
-                         "a request is only a few levels deep; check the indentation", stop=True)
+        # index: None for the root and for mapping keys, the key node for values, an int in sequences
+        self._path.append(index.value if isinstance(index, yaml.ScalarNode) else
+                          index if isinstance(index, int) and parent is not None else _NO_STEP)
         try:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                self._refuse(event.start_mark, f"alias *{event.anchor} is not allowed",
+                             "write the value out in full; anchors and aliases are refused (no alias bombs)",
+                             stop=True)
+            if getattr(event, "anchor", None) is not None:
+                self._refuse(event.start_mark, f"anchor &{event.anchor} is not allowed",
+                             "write each value out in full; anchors and aliases are refused")
+            self._nodes += 1
+            if self._nodes > MAX_NODES:
+                self._refuse(event.start_mark, f"more than {MAX_NODES} YAML nodes", "split the document", stop=True)
+            if len(self._path) > MAX_DEPTH:
+                self._refuse(event.start_mark, f"nesting deeper than {MAX_DEPTH} levels",
+                             "a request is only a few levels deep; check the indentation", stop=True)
             return super().compose_node(parent, index)
         finally:
-            self._depth -= 1
+            self._path.pop()
 
 
 def _compose(text: str, filename: str) -> tuple[yaml.Node | None, list[Problem]]:
