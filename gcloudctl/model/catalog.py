@@ -53,7 +53,7 @@ class CatalogSpec(_Model):
     zones: list[Zone] = Field(default_factory=lambda: ["dmz", "app", "db", "internal", "mgmt"])
     rulebook: str = "vn-nd85-tcvn11930"
     serveLevel5: bool = Field(False, description="Level 5 is not served by the shared G-Cloud unless enabled.")
-    automationUser: UserName = "gcops"
+    automationUser: UserName = "gcadmin"
 
 
 class PlatformCatalog(_Model):
