@@ -3,6 +3,8 @@ problem and 0 otherwise, a machine-readable list with -o json, no traceback ever
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +15,18 @@ from gcloudctl.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = (ROOT / "examples" / "byt-his-staging.yaml").read_text(encoding="utf-8")
+
+
+def validate_text(directory: Path, source: str | bytes, *options: str) -> tuple[int, Path, str]:
+    """Write *source* to a file and run `gcloudctl [options] validate FILE`: (exit code, file, stderr).
+    Used by the table-driven tests of load, validate and policy; a traceback fails the test."""
+    path = directory / "request.yaml"
+    path.write_bytes(source if isinstance(source, bytes) else source.encode("utf-8"))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*options, "validate", str(path)])
+    assert "Traceback" not in out.getvalue() + err.getvalue()
+    return code, path, err.getvalue()
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gcloudctl.cli.main import main
 from gcloudctl.errors import InvalidInput
 from gcloudctl.model.load import load_agencies, load_document, load_platform, load_request
 from gcloudctl.model.request import TenantRequest
+from tests.unit.test_cli_validate import validate_text
 
 # Line numbers below refer to this text; keep it stable.
 BASE = """\
@@ -175,12 +175,9 @@ def test_bad_input_is_located(case_id, reason, source, expected, hint):
 
 
 @pytest.mark.parametrize("case_id,reason,source,expected,hint", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_via_cli_exits_2_without_traceback(case_id, reason, source, expected, hint, tmp_path, capsys):
-    path = tmp_path / "t.yaml"
-    path.write_bytes(source if isinstance(source, bytes) else source.encode("utf-8"))
-    assert main(["validate", str(path)]) == 2, reason
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
+def test_bad_input_via_cli_exits_2_without_traceback(case_id, reason, source, expected, hint, tmp_path):
+    code, path, err = validate_text(tmp_path, source)
+    assert code == 2, reason
     for line, col, field, _ in expected:
         assert f"{path}:{line}:{col}: {field or '<document>'}: " in err, (reason, err)
 
