@@ -49,16 +49,24 @@ def validate_command(app, paths: tuple[Path, ...], output: str | None) -> int:
     Reports every problem of every file; exit status 2 if there is any, 0 otherwise.
     Nothing is sent to any cloud.
     """
+    from gcloudctl.errors import InvalidInput
     from gcloudctl.validate import check_file
 
-    config = app.config()
+    as_json = _output_format(output, app) in ("json", "yaml")
+    try:
+        config = app.config()
+    except InvalidInput as exc:  # a broken catalog, registry or rulebook: still a list for machines
+        if not as_json:
+            raise
+        click.echo(json.dumps([p.to_dict() for p in exc.problems], indent=2, ensure_ascii=False))
+        return ExitCode.INVALID
     files, problems = _request_files(paths)
     bad_files = len({p.file for p in problems})
     for path in files:
         found = check_file(path, config)[1]
         bad_files += bool(found)
         problems += found
-    if _output_format(output, app) in ("json", "yaml"):
+    if as_json:
         click.echo(json.dumps([p.to_dict() for p in problems], indent=2, ensure_ascii=False))
     else:
         for problem in problems:

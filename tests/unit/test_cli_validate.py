@@ -75,6 +75,14 @@ def test_json_output_is_a_list_of_located_problems(tree, capsys):
     assert all(p["message"] for p in problems)
 
 
+def test_json_output_for_a_broken_rulebook(tree, capsys):
+    (tree / "book.yaml").write_text("kind: Rulebook\n", encoding="utf-8")
+    assert main(["--rulebook", str(tree / "book.yaml"), "validate", "-o", "json", str(tree / "good")]) == 2
+    problems = json.loads(capsys.readouterr().out)
+    assert {(p["file"], p["path"]) for p in problems} == {(str(tree / "book.yaml"), field)
+                                                          for field in ("apiVersion", "metadata", "spec")}
+
+
 def test_json_output_when_valid_is_empty(tree, capsys):
     assert main(["-o", "json", "validate", str(tree / "good" / "a.yaml")]) == 0
     assert json.loads(capsys.readouterr().out) == []
