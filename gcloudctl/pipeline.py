@@ -20,18 +20,20 @@ from gcloudctl.model.request import TenantRequest
 from gcloudctl.policy.rulebook import Rulebook
 from gcloudctl.validate import check_document
 
-DATA_PACKAGE = "gcloudctl.data"
+def _data_dir():
+    """gcloudctl/data inside the installed package (a plain folder, not a package)."""
+    return resources.files("gcloudctl").joinpath("data")
 
 
 def _shipped(name: str) -> tuple[str, str]:
     """(text, display name) of a file shipped in gcloudctl/data."""
-    resource = resources.files(DATA_PACKAGE).joinpath(name)
+    resource = _data_dir().joinpath(*name.split("/"))
     return resource.read_text(encoding="utf-8"), f"<shipped>/{name}"
 
 
 def shipped_rulebooks() -> list[str]:
     """Names of the rulebook profiles shipped with gcloudctl."""
-    folder = resources.files(DATA_PACKAGE).joinpath("rulebooks")
+    folder = _data_dir().joinpath("rulebooks")
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
