@@ -1,7 +1,105 @@
-"""CLI commands for the 'devcloud' area (filled in by the issue that owns it)."""
+"""CLI for `gcloudctl devcloud`: up, status, down, logs (thin: parse, call lifecycle, render)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
 
 import click
+import yaml
+
+from gcloudctl.devcloud import lifecycle
+from gcloudctl.devcloud.layout import Layout, default_dir
+
+
+def _layout(ctx: click.Context, directory: str | None) -> Layout:
+    environ = ctx.obj.environ
+    root = Path(directory) if directory else default_dir(Path(environ.get("HOME", str(Path.home()))))
+    return Layout(root.expanduser().resolve())
+
+
+def _progress_printer():
+    t0 = time.monotonic()
+
+    def progress(message: str) -> None:
+        click.echo(f"[{time.monotonic() - t0:6.1f}s] {message}", err=True)
+
+    return progress
+
+
+dir_option = click.option("--dir", "directory", type=click.Path(file_okay=False),
+                          help="devcloud directory (default ~/.local/share/gcloudctl/devcloud).")
+
+
+@click.group("devcloud")
+def devcloud() -> None:
+    """A real all-in-one OpenStack on this machine (127.0.0.1 only)."""
+
+
+@devcloud.command("up")
+@dir_option
+@click.pass_context
+def up_cmd(ctx: click.Context, directory: str | None) -> None:
+    """Install (first time), start and bootstrap devcloud. Safe to repeat."""
+    report = lifecycle.up(_layout(ctx, directory), progress=_progress_printer(), environ=ctx.obj.environ)
+    if ctx.obj.output != "table":
+        _dump(ctx, report.__dict__)
+
+
+@devcloud.command("status")
+@dir_option
+@click.pass_context
+def status_cmd(ctx: click.Context, directory: str | None) -> None:
+    """Each service: state, URL, version, pid, RSS. Exit 1 when any service is not up."""
+    rows = lifecycle.status(_layout(ctx, directory))
+    if ctx.obj.output == "table":
+        header = f"{'SERVICE':<16}{'STATE':<10}{'URL':<24}{'VERSION':<10}{'PID':>8}{'RSS MiB':>10}"
+        click.echo(header)
+        for r in rows:
+            click.echo(f"{r.name:<16}{r.state:<10}{r.url or '-':<24}{r.version or '-':<10}"
+                       f"{r.pid or '-':>8}{r.rss_mib if r.rss_mib is not None else '-':>10}")
+        total = sum(r.rss_mib or 0 for r in rows)
+        click.echo(f"total RSS: {total:.0f} MiB")
+    else:
+        _dump(ctx, {"services": [r.to_dict() for r in rows]})
+    ctx.exit(0 if all(r.state == "up" for r in rows) else 1)
+
+
+@devcloud.command("down")
+@dir_option
+@click.option("--purge", is_flag=True, help="Also delete databases, vhost, venv, data and clouds.yaml entries.")
+@click.pass_context
+def down_cmd(ctx: click.Context, directory: str | None, purge: bool) -> None:
+    """Stop every service (data kept unless --purge)."""
+    layout = _layout(ctx, directory)
+    stopped = lifecycle.down(layout, purge=purge, progress=_progress_printer(), environ=ctx.obj.environ)
+    if not stopped and not purge:
+        click.echo("devcloud was not running", err=True)
+
+
+@devcloud.command("logs")
+@dir_option
+@click.argument("service")
+@click.option("-n", "--lines", default=50, show_default=True, help="Lines to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.pass_context
+def logs_cmd(ctx: click.Context, directory: str | None, service: str, lines: int, follow: bool) -> None:
+    """Show a service's log (also init-<project>, install, mariadb, rabbitmq)."""
+    path = lifecycle.log_path(_layout(ctx, directory), service)
+    argv = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(path)]
+    click.echo(f"==> {path} <==", err=True)
+    ctx.exit(subprocess.call(argv))
+
+
+def _dump(ctx: click.Context, value) -> None:
+    if ctx.obj.output == "json":
+        click.echo(json.dumps(value, indent=2, default=str))
+    else:
+        click.echo(yaml.safe_dump(value, sort_keys=False))
 
 
 def register(cli: click.Group) -> None:
     """Attach this area's commands to the root group."""
+    cli.add_command(devcloud)

@@ -1,0 +1,157 @@
+"""Installs the services virtualenv from the lock file and initialises devcloud's databases.
+
+Stage: effect (venv, pip, `*-manage` commands). Called by lifecycle on `up`; both steps are
+skipped when their stamp says they are done for this lock file. Must not start services or
+talk to their APIs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from gcloudctl.devcloud import supervisor
+from gcloudctl.devcloud.config import Secrets
+from gcloudctl.devcloud.layout import Layout
+from gcloudctl.errors import GcloudctlError
+
+Progress = Callable[[str], None]
+HERE = Path(__file__).resolve().parent
+LOCK_FILE = HERE / "files" / "requirements.lock"
+PLUGINS_DIR = HERE / "plugins"
+
+
+class InstallError(GcloudctlError):
+    pass
+
+
+def _tool_env(base: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in base.items() if k not in ("PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV", "PYTHONPATH")}
+
+
+def content_hash() -> str:
+    digest = hashlib.sha256(LOCK_FILE.read_bytes())
+    for path in sorted(PLUGINS_DIR.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and ".egg-info" not in str(path):
+            digest.update(path.relative_to(PLUGINS_DIR).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def venv_current(layout: Layout) -> bool:
+    try:
+        return layout.venv_stamp.read_text().strip() == content_hash()
+    except OSError:
+        return False
+
+
+def ensure_venv(layout: Layout, progress: Progress, environ: dict[str, str]) -> bool:
+    """Create or update the services venv. Returns True when it had to install."""
+    if venv_current(layout):
+        return False
+    env = _tool_env(environ)
+    python = layout.venv_bin / "python"
+    if not python.exists():
+        progress(f"creating the services virtualenv {layout.venv}")
+        _run([sys.executable, "-m", "venv", str(layout.venv)], env, layout.logs / "install.log")
+    started = time.monotonic()
+    progress("installing OpenStack services from the lock file (first time: a few minutes)")
+    _run([str(python), "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q",
+          "-r", str(LOCK_FILE)], env, layout.logs / "install.log")
+    progress("installing devcloud's plugins (ML2 driver) into the services venv")
+    _run([str(python), "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q",
+          "--force-reinstall", str(PLUGINS_DIR)], env, layout.logs / "install.log")
+    layout.venv_stamp.write_text(content_hash() + "\n")
+    progress(f"services venv ready in {time.monotonic() - started:.0f}s")
+    return True
+
+
+def _run(argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as fh:
+        fh.write(f"\n$ {' '.join(argv)}\n".encode())
+        fh.flush()
+        proc = subprocess.run(argv, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd)
+    if proc.returncode != 0:
+        raise InstallError(f"`{' '.join(argv[:6])}…` failed (exit {proc.returncode}); log {log}:\n"
+                           f"{supervisor.tail(log, 15)}")
+
+
+def _manage_steps(layout: Layout, secrets: Secrets) -> dict[str, list[list[str]]]:
+    """Independent chains of *-manage calls, each run in order; chains run in parallel."""
+    b = layout.venv_bin
+    ks = ["--config-file", str(layout.config_dir("keystone") / "keystone.conf")]
+    nova = ["--config-file", str(layout.config_dir("nova") / "nova.conf")]
+    neutron = ["--config-file", str(layout.config_dir("neutron") / "neutron.conf"),
+               "--config-file", str(layout.config_dir("neutron") / "ml2_conf.ini")]
+    keystone_url = "http://127.0.0.1:5000/v3/"
+    return {
+        "keystone": [
+            [str(b / "keystone-manage"), *ks, "db_sync"],
+            [str(b / "keystone-manage"), *ks, "fernet_setup", "--keystone-user", "root", "--keystone-group", "root"],
+            [str(b / "keystone-manage"), *ks, "credential_setup", "--keystone-user", "root", "--keystone-group", "root"],
+            [str(b / "keystone-manage"), *ks, "bootstrap", "--bootstrap-password", secrets.admin_password,
+             "--bootstrap-admin-url", keystone_url, "--bootstrap-internal-url", keystone_url,
+             "--bootstrap-public-url", keystone_url, "--bootstrap-region-id", "RegionOne"],
+        ],
+        "placement": [[str(b / "placement-manage"), "--config-file",
+                       str(layout.config_dir("placement") / "placement.conf"), "db", "sync"]],
+        "glance": [[str(b / "glance-manage"), "--config-file",
+                    str(layout.config_dir("glance") / "glance-api.conf"), "db_sync"]],
+        "nova": [
+            [str(b / "nova-manage"), *nova, "api_db", "sync"],
+            [str(b / "nova-manage"), *nova, "cell_v2", "map_cell0"],
+            [str(b / "nova-manage"), *nova, "cell_v2", "create_cell", "--name", "cell1"],
+            [str(b / "nova-manage"), *nova, "db", "sync"],
+        ],
+        "neutron": [[str(b / "neutron-db-manage"), *neutron, "upgrade", "heads"]],
+    }
+
+
+# create_cell exits 2 when the same cell already exists: fine on a re-run.
+_TOLERATED = {"create_cell": (0, 2)}
+
+
+def init_databases(layout: Layout, secrets: Secrets, progress: Progress, environ: dict[str, str]) -> None:
+    """Schema migrations and Keystone bootstrap, chains in parallel; stamp on success."""
+    env = _tool_env(environ)
+    chains = _manage_steps(layout, secrets)
+    progress(f"initialising databases in parallel: {', '.join(chains)}")
+    started = time.monotonic()
+    procs = {}
+    for name, chain in chains.items():
+        log = layout.logs / f"init-{name}.log"
+        procs[name] = (subprocess.Popen(["/bin/sh", "-c", _chain_shell(chain)], env=env,
+                                        stdout=open(log, "ab"), stderr=subprocess.STDOUT), log)
+    failed = []
+    for name, (proc, log) in procs.items():
+        if proc.wait() != 0:
+            failed.append((name, log))
+    if failed:
+        name, log = failed[0]
+        raise InstallError(f"database initialisation of {', '.join(n for n, _ in failed)} failed; log {log}:\n"
+                           f"{supervisor.tail(log, 15)}",
+                           hint="fix the cause, then re-run `gcloudctl devcloud up` (migrations are idempotent).")
+    layout.db_stamp.write_text(f"{time.time():.0f}\n")
+    progress(f"databases initialised in {time.monotonic() - started:.0f}s")
+
+
+def _chain_shell(chain: list[list[str]]) -> str:
+    parts = []
+    for argv in chain:
+        quoted = " ".join(_quote(a) for a in argv)
+        ok = _TOLERATED.get(argv[-3] if len(argv) >= 3 else "", (0,))
+        if ok != (0,):
+            parts.append(f"{{ {quoted}; rc=$?; [ $rc -eq 0 ] || [ $rc -eq 2 ]; }}")
+        else:
+            parts.append(quoted)
+    return "set -e; " + " && ".join(parts)
+
+
+def _quote(arg: str) -> str:
+    return shlex.quote(arg)

@@ -1,0 +1,342 @@
+"""devcloud's use cases: up, status, down, logs — the facade for the CLI and the pytest fixture.
+
+Stage: composition of effects (calls system, install, supervisor, bootstrap; decisions come
+from services/readiness/config/catalog). Must not print: progress goes through the callback,
+results come back as values for the caller to render.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from gcloudctl.devcloud import bootstrap, install, readiness, supervisor, system
+from gcloudctl.devcloud import catalog as cat
+from gcloudctl.devcloud import services as svc
+from gcloudctl.devcloud.config import Backends, Secrets, render_all
+from gcloudctl.devcloud.layout import COMPUTE_HOST, HOST, Layout
+from gcloudctl.devcloud.rest import Session, http_status
+from gcloudctl.errors import CloudError, GcloudctlError, NotFound, TimeoutExpired
+
+Progress = Callable[[str], None]
+START_TIMEOUT = {svc.Phase.IDENTITY: 120.0, svc.Phase.CONTROL: 180.0, svc.Phase.COMPUTE: 180.0}
+
+
+class PortInUse(GcloudctlError):
+    pass
+
+
+class ServiceFailed(GcloudctlError):
+    pass
+
+
+@dataclass
+class UpReport:
+    elapsed: float
+    installed: bool
+    initialised: bool
+    started: list[str] = field(default_factory=list)
+    clouds_yaml: str = ""
+    steps: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: str
+    url: str | None
+    version: str | None
+    pid: int | None
+    rss_mib: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def user_clouds_yaml(environ: dict[str, str]) -> Path:
+    return Path(environ.get("HOME", str(Path.home()))) / ".config" / "openstack" / "clouds.yaml"
+
+
+# --- secrets, configs, clouds.yaml ---------------------------------------------------------
+
+def load_or_create_secrets(layout: Layout) -> Secrets:
+    if layout.secrets_file.exists():
+        return Secrets(**json.loads(layout.secrets_file.read_text()))
+    fresh = Secrets(**{name: pysecrets.token_urlsafe(18) for name in
+                       ("admin_password", "service_password", "gcloudctl_password", "db_password")})
+    layout.root.mkdir(parents=True, exist_ok=True)
+    tmp = layout.secrets_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(fresh.to_dict(), indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(layout.secrets_file)
+    return fresh
+
+
+def write_configs(layout: Layout, secrets: Secrets) -> None:
+    for rel, text in render_all(layout, secrets, Backends()).items():
+        path = layout.etc / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            path.chmod(0o600)
+    # nova's WSGI app takes its paste pipeline from the first file of OS_NOVA_CONFIG_FILES
+    shipped = layout.venv / "etc" / "nova" / "api-paste.ini"
+    if shipped.exists():
+        shutil.copyfile(shipped, layout.config_dir("nova") / "api-paste.ini")
+    for project in ("glance", "nova", "neutron", "placement", "keystone"):
+        (layout.data / project / "lock").mkdir(parents=True, exist_ok=True)
+
+
+def _write_yaml(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".devcloud-tmp")
+    tmp.write_text(yaml.safe_dump(content, sort_keys=False, default_flow_style=False))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def write_clouds_yaml(layout: Layout, secrets: Secrets, environ: dict[str, str]) -> Path:
+    """Copy in the devcloud dir, and merged into the user's clouds.yaml (other clouds kept)."""
+    entries = cat.cloud_entries(secrets)
+    _write_yaml(layout.clouds_yaml, {"clouds": entries})
+    user_file = user_clouds_yaml(environ)
+    existing = yaml.safe_load(user_file.read_text()) if user_file.exists() else None
+    merged = cat.merge_clouds(existing if isinstance(existing, dict) else None, entries)
+    if merged != existing:
+        _write_yaml(user_file, merged)
+    return user_file
+
+
+def _remove_from_clouds_yaml(environ: dict[str, str]) -> None:
+    user_file = user_clouds_yaml(environ)
+    if not user_file.exists():
+        return
+    content = yaml.safe_load(user_file.read_text()) or {}
+    clouds = content.get("clouds") or {}
+    if any(name in clouds for name in (cat.CLOUD_ADMIN, cat.CLOUD_GCLOUDCTL)):
+        for name in (cat.CLOUD_ADMIN, cat.CLOUD_GCLOUDCTL):
+            clouds.pop(name, None)
+        _write_yaml(user_file, content)
+
+
+# --- up ------------------------------------------------------------------------------------
+
+def up(layout: Layout, *, progress: Progress, environ: dict[str, str]) -> UpReport:
+    started = time.monotonic()
+    steps: dict[str, float] = {}
+
+    def step(name: str, t0: float) -> None:
+        steps[name] = round(time.monotonic() - t0, 2)
+
+    for path in (layout.root, layout.logs, layout.run, layout.data):
+        path.mkdir(parents=True, exist_ok=True)
+    secrets = load_or_create_secrets(layout)
+    _check_ports(layout)
+
+    t0 = time.monotonic()
+    backing = system.ensure(layout, progress)
+    step("backends", t0)
+    t0 = time.monotonic()
+    installed = install.ensure_venv(layout, progress, environ)
+    step("venv", t0)
+    write_configs(layout, secrets)
+
+    initialised = False
+    if not layout.db_stamp.exists():
+        t0 = time.monotonic()
+        progress("creating devcloud's databases and RabbitMQ vhost")
+        system.prepare(backing, secrets.db_password)
+        install.init_databases(layout, secrets, progress, environ)
+        initialised = True
+        step("db_init", t0)
+
+    report = UpReport(elapsed=0.0, installed=installed, initialised=initialised, steps=steps)
+    t0 = time.monotonic()
+    report.started += _start_phase(layout, svc.Phase.IDENTITY, progress, environ, None)
+    session = Session.login("admin", secrets.admin_password)
+    bootstrap.identity(session, secrets)
+    session = Session.login("admin", secrets.admin_password)  # catalog now lists every service
+    step("identity", t0)
+    t0 = time.monotonic()
+    report.started += _start_phase(layout, svc.Phase.CONTROL, progress, environ, session)
+    step("control", t0)
+    t0 = time.monotonic()
+    report.started += _start_phase(layout, svc.Phase.COMPUTE, progress, environ, session)
+    step("compute", t0)
+
+    t0 = time.monotonic()
+    if not layout.bootstrap_stamp.exists():
+        time.sleep(3)  # let the scheduler's periodic discovery (every 2 s) map the new compute host
+    bootstrap.cloud(session, progress)
+    layout.bootstrap_stamp.write_text(f"{time.time():.0f}\n")
+    report.clouds_yaml = str(write_clouds_yaml(layout, secrets, environ))
+    step("bootstrap", t0)
+    report.elapsed = round(time.monotonic() - started, 1)
+    progress(f"devcloud is up in {report.elapsed:.0f}s; clouds.yaml entries '{cat.CLOUD_ADMIN}' and "
+             f"'{cat.CLOUD_GCLOUDCTL}' in {report.clouds_yaml}")
+    return report
+
+
+def _check_ports(layout: Layout) -> None:
+    for service in svc.SERVICES:
+        if service.port is None or supervisor.running(layout.pid_file(service.name)):
+            continue
+        if not supervisor.port_free(HOST, service.port):
+            raise PortInUse(f"port {HOST}:{service.port} needed by {service.name} is taken by "
+                            f"{supervisor.port_owner(service.port)}",
+                            hint="stop that process (or a devcloud started from another --dir) and re-run.")
+
+
+def _start_phase(layout: Layout, phase: svc.Phase, progress: Progress, environ: dict[str, str],
+                 session: Session | None) -> list[str]:
+    records: dict[str, supervisor.Record] = {}
+    for service in svc.in_phase(phase):
+        if supervisor.running(layout.pid_file(service.name)):
+            continue
+        records[service.name] = supervisor.start(
+            svc.command(layout, service), env=svc.environment(layout, service, environ),
+            log_file=layout.log_file(service.name), pid_file=layout.pid_file(service.name), cwd=layout.root)
+    pending = [s for s in svc.in_phase(phase)]
+    if records:
+        progress(f"starting {', '.join(records)}")
+    _wait_ready(layout, pending, records, session, progress, START_TIMEOUT[phase])
+    return list(records)
+
+
+def _nova_services(session: Session | None) -> list[dict]:
+    if session is None:
+        return []
+    try:
+        return session.get("compute", "/os-services")["services"]
+    except CloudError:
+        return []
+
+
+def probe(layout: Layout, service: svc.Service, nova_rows: list[dict] | None) -> tuple[readiness.Probe, supervisor.Record | None]:
+    record = supervisor.running(layout.pid_file(service.name))
+    if record is None:
+        return readiness.Probe(alive=False), None
+    if service.kind is svc.Kind.WSGI:
+        return readiness.Probe(alive=True, http_status=http_status(service.url + service.probe_path)), record
+    beat = None if nova_rows is None else readiness.heartbeat_since(nova_rows, service.binary, COMPUTE_HOST,
+                                                                  record.started_at)
+    return readiness.Probe(alive=True, heartbeat_ok=beat), record
+
+
+def _wait_ready(layout: Layout, pending: list[svc.Service], records: dict[str, supervisor.Record],
+                session: Session | None, progress: Progress, timeout: float) -> None:
+    t0 = time.monotonic()
+    waiting = list(pending)
+    while waiting:
+        rows = _nova_services(session) if any(s.kind is svc.Kind.DAEMON for s in waiting) else None
+        for service in list(waiting):
+            result, _ = probe(layout, service, rows)
+            state = readiness.judge(result, was_started=True)
+            if state is readiness.State.UP:
+                waiting.remove(service)
+                if service.name in records:
+                    progress(f"{service.name} ready ({time.monotonic() - t0:.1f}s)")
+            elif state is readiness.State.FAILED:
+                log = layout.log_file(service.name)
+                raise ServiceFailed(f"{service.name} exited during start-up; last lines of {log}:\n"
+                                    f"{supervisor.tail(log, 25)}",
+                                    hint=f"see `gcloudctl devcloud logs {service.name}`; fix and re-run `up`.")
+        if waiting and time.monotonic() - t0 > timeout:
+            names = ", ".join(s.name for s in waiting)
+            log = layout.log_file(waiting[0].name)
+            raise TimeoutExpired(f"not ready after {timeout:.0f}s: {names}; last lines of {log}:\n"
+                                 f"{supervisor.tail(log, 25)}")
+        if waiting:
+            time.sleep(0.5)
+
+
+# --- status / down / logs ------------------------------------------------------------------
+
+def locked_versions() -> dict[str, str]:
+    versions = {}
+    for line in install.LOCK_FILE.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            versions[name.strip().lower()] = version.strip()
+    return versions
+
+
+def status(layout: Layout) -> list[ServiceStatus]:
+    versions = locked_versions()
+    session = None
+    if layout.secrets_file.exists() and http_status(svc.BY_NAME["keystone"].url + "/v3") == 200:
+        try:
+            session = Session.login("admin", load_or_create_secrets(layout).admin_password)
+        except CloudError:
+            session = None
+    rows = _nova_services(session) if session else None
+    out = []
+    for service in svc.SERVICES:
+        result, record = probe(layout, service, rows)
+        if result.alive and rows is not None and service.kind is svc.Kind.DAEMON:
+            # a running daemon with an old heartbeat is only "starting" during its first report
+            # interval; afterwards status reports the heartbeat of the service list as is
+            result = readiness.Probe(alive=True, heartbeat_ok=_heartbeat_fresh(rows, service))
+        state = readiness.judge(result, was_started=False)
+        out.append(ServiceStatus(
+            name=service.name, state=state.value, url=service.url, version=versions.get(service.package),
+            pid=record.pid if record else None,
+            rss_mib=round(supervisor.rss_kib(record.pid) / 1024, 1) if record else None))
+    return out
+
+
+def _heartbeat_fresh(rows: list[dict], service: svc.Service) -> bool:
+    return readiness.heartbeat_since(rows, service.binary, COMPUTE_HOST, time.time() - 60)
+
+
+def down(layout: Layout, *, purge: bool, progress: Progress, environ: dict[str, str]) -> list[str]:
+    names = [s.name for s in sorted(svc.SERVICES, key=lambda s: -s.phase)]
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        stopped = [n for n, ok in zip(names, pool.map(lambda n: supervisor.stop(layout.pid_file(n)), names)) if ok]
+    if stopped:
+        progress(f"stopped {', '.join(stopped)}")
+    if purge:
+        _purge(layout, progress, environ)
+    return stopped
+
+
+def _purge(layout: Layout, progress: Progress, environ: dict[str, str]) -> None:
+    if layout.root.exists():
+        try:
+            backing = system.ensure(layout, progress) if system.tcp_open(HOST, 3306) else None
+            if backing is not None:
+                system.drop(backing)
+                progress("dropped devcloud's databases and RabbitMQ vhost")
+        finally:
+            system.stop_self_hosted(layout)
+        shutil.rmtree(layout.root)
+        progress(f"removed {layout.root}")
+    _remove_from_clouds_yaml(environ)
+
+
+def log_path(layout: Layout, service: str) -> Path:
+    known = [s.name for s in svc.SERVICES] + ["mariadb", "rabbitmq", "install"] + \
+            [f"init-{n}" for n in ("keystone", "placement", "glance", "nova", "neutron")]
+    if service not in known:
+        raise NotFound(f"no devcloud service named {service!r}", hint=f"one of: {', '.join(known)}")
+    path = layout.log_file(service)
+    if not path.exists():
+        raise NotFound(f"no log yet for {service} at {path}", hint="run `gcloudctl devcloud up` first.")
+    return path
+
+
+def total_rss_mib(layout: Layout) -> float:
+    total = 0
+    for service in svc.SERVICES:
+        record = supervisor.running(layout.pid_file(service.name))
+        if record:
+            total += supervisor.rss_kib(record.pid)
+    return round(total / 1024, 1)
