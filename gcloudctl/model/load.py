@@ -1,8 +1,8 @@
 """Stage: load. YAML text, bytes or a file -> a frozen model, with every problem located.
 
-Called by `gcloudctl.pipeline` (requests, catalog, registry) and `gcloudctl.policy` users
-(rulebooks). It reads at most the one file it is given and nothing else: no network, no
-environment, no clock.
+Called by `gcloudctl.pipeline` (requests, platform catalog, agency registry, rulebooks) and
+`gcloudctl.validate`. It reads at most the one file it is given and nothing else: no network,
+no environment, no clock.
 
 How: the YAML is *composed* (never constructed by PyYAML) into a node tree; this module
 builds plain Python values from the nodes itself, which lets it refuse what a request never
@@ -39,7 +39,6 @@ Loc = tuple[Union[str, int], ...]
 M = TypeVar("M", bound=BaseModel)
 
 _CORE = "tag:yaml.org,2002:"
-_SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _MAP_TAG, _SEQ_TAG, _MERGE_TAG = f"{_CORE}map", f"{_CORE}seq", f"{_CORE}merge"
 
 
