@@ -132,11 +132,11 @@ class Runner:
             log.exception("reconcile of %s crashed", claim.tenant, extra={"tenant": claim.tenant})
             return Outcome(claim.tenant, Result.TRANSIENT, message=f"crashed: {type(exc).__name__}: {exc}")
         finally:
-            with self.store.tx() as tx:
-                tx.release(claim, self.holder)
-            with self._lock:
+            with self._lock:  # forget it first, so the heartbeat never mistakes the release for a loss
                 self._inflight.pop(claim.tenant, None)
                 self.metrics.inflight.set(len(self._inflight))
+            with self.store.tx() as tx:
+                tx.release(claim, self.holder)
 
     def _heartbeat(self, stop: threading.Event) -> None:
         """Renew the leases of tenants in flight every third of a lease period."""
@@ -152,6 +152,8 @@ class Runner:
             except Exception:  # noqa: BLE001 - the database may be briefly unreachable; retry next beat
                 log.warning("lease renewal failed", exc_info=True)
                 continue
-            for claim in claims:
-                if claim.tenant not in held:
-                    log.warning("lost the lease of %s", claim.tenant, extra={"tenant": claim.tenant})
+            with self._lock:  # a reconcile that finished meanwhile released its lease: not a loss
+                lost = [c for c in claims if c.tenant not in held and self._inflight.get(c.tenant, (None,))[0] is c]
+            for claim in lost:
+                log.warning("lost the lease of %s; its reconcile will not apply or write status", claim.tenant,
+                            extra={"tenant": claim.tenant})
