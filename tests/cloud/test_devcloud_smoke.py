@@ -45,6 +45,12 @@ def member_project(os_conn, devcloud):
     os_conn.identity.delete_project(project, ignore_missing=True)
 
 
+def _project_security_groups(os_conn, project_id: str) -> list:
+    """Filtered client-side: listing with a project filter makes Neutron (re)create that
+    project's default security group, which would hide what we want to check."""
+    return [g for g in os_conn.network.security_groups() if g.project_id == project_id]
+
+
 def _leftovers(os_conn, project_id: str) -> dict[str, list[str]]:
     net = os_conn.network
     return {
@@ -54,7 +60,7 @@ def _leftovers(os_conn, project_id: str) -> dict[str, list[str]]:
         "ports": [p.id for p in net.ports(project_id=project_id)],
         "routers": [r.id for r in net.routers(project_id=project_id)],
         "floating_ips": [f.id for f in net.ips(project_id=project_id)],
-        "security_groups": [g.id for g in net.security_groups(project_id=project_id)],
+        "security_groups": [g.id for g in _project_security_groups(os_conn, project_id)],
     }
 
 
@@ -69,7 +75,7 @@ def test_member_builds_and_tears_down_a_tenant(os_conn, devcloud, member_project
     subnet = conn.network.create_subnet(name=f"{name}-subnet", network_id=net.id, ip_version=4,
                                         cidr="10.20.0.0/24")
     router = conn.network.create_router(name=f"{name}-router", external_gateway_info={"network_id": public.id})
-    conn.network.add_interface_to_router(router, subnet_id=subnet.id)
+    conn.network.add_interface_to_router(router, subnet=subnet.id)
     sg = conn.network.create_security_group(name=f"{name}-sg", description="smoke")
     for port in (22, 443):
         conn.network.create_security_group_rule(security_group_id=sg.id, direction="ingress", protocol="tcp",
@@ -117,12 +123,12 @@ def test_member_builds_and_tears_down_a_tenant(os_conn, devcloud, member_project
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, interval=1, wait=120)
     conn.compute.delete_keypair(keypair)
-    conn.network.remove_interface_from_router(router, subnet_id=subnet.id)
+    conn.network.remove_interface_from_router(router, subnet=subnet.id)
     conn.network.delete_router(router)
     conn.network.delete_security_group(sg)
     conn.network.delete_subnet(subnet)
     conn.network.delete_network(net)
-    for group in os_conn.network.security_groups(project_id=project.id, name="default"):
+    for group in _project_security_groups(os_conn, project.id):
         os_conn.network.delete_security_group(group)  # a project's default SG is admin-only to delete
     total_seconds = time.monotonic() - started
 
