@@ -199,7 +199,7 @@ def neutron_conf(layout: Layout, secrets: Secrets, backends: Backends) -> str:
 def ml2_conf() -> str:
     return render_ini({
         "ml2": {"type_drivers": "flat,vxlan", "tenant_network_types": "vxlan",
-                "mechanism_drivers": "gcloudctl_devcloud", "extension_drivers": "port_security"},
+                "mechanism_drivers": "gcloudctl_devcloud", "extension_drivers": "port_security,tag_ports_during_bulk_creation"},
         "ml2_type_flat": {"flat_networks": "public"},
         "ml2_type_vxlan": {"vni_ranges": "1:65000"},
         "securitygroup": {"enable_security_group": True, "firewall_driver": "noop"},

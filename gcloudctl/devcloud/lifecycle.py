@@ -80,19 +80,23 @@ def load_or_create_secrets(layout: Layout) -> Secrets:
     return fresh
 
 
-def write_configs(layout: Layout, secrets: Secrets) -> None:
+def write_configs(layout: Layout, secrets: Secrets) -> set[str]:
+    """Write rendered configs; return the paths (relative to etc/) whose content changed."""
+    changed = set()
     for rel, text in render_all(layout, secrets, Backends()).items():
         path = layout.etc / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             path.chmod(0o600)
+            changed.add(rel)
     # nova's WSGI app takes its paste pipeline from the first file of OS_NOVA_CONFIG_FILES
     shipped = layout.venv / "etc" / "nova" / "api-paste.ini"
     if shipped.exists():
         shutil.copyfile(shipped, layout.config_dir("nova") / "api-paste.ini")
     for project in ("glance", "nova", "neutron", "placement", "keystone"):
         (layout.data / project / "lock").mkdir(parents=True, exist_ok=True)
+    return changed
 
 
 def _write_yaml(path: Path, content: dict) -> None:
@@ -147,7 +151,13 @@ def up(layout: Layout, *, progress: Progress, environ: dict[str, str]) -> UpRepo
     t0 = time.monotonic()
     installed = install.ensure_venv(layout, progress, environ)
     step("venv", t0)
-    write_configs(layout, secrets)
+    changed = write_configs(layout, secrets)
+    restart = svc.affected_by(changed)
+    if installed:
+        restart = [s.name for s in svc.SERVICES]
+    stopped = [n for n in restart if supervisor.stop(layout.pid_file(n))]
+    if stopped:
+        progress(f"restarted for new config or packages: {', '.join(stopped)}")
 
     initialised = False
     if not layout.db_stamp.exists():

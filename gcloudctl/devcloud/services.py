@@ -41,7 +41,7 @@ class Service:
     wsgi_module: str | None = None
     threads: int = 2
     console_script: str | None = None
-    config_files: tuple[str, ...] = ()  # for daemons: --config-file arguments, under etc/<project>
+    config_files: tuple[str, ...] = ()  # files it reads under etc/<project> (daemons: --config-file)
     env: dict[str, str] = field(default_factory=dict)  # config-location variables (relative to etc/<project>)
     probe_path: str = "/"
     binary: str | None = None  # nova binary name for heartbeat checks
@@ -55,22 +55,23 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("keystone", Kind.WSGI, Phase.IDENTITY, "keystone", "keystone", port=5000,
             wsgi_module="keystone.wsgi.api:application", threads=4,
-            env={"OS_KEYSTONE_CONFIG_DIR": "."}, probe_path="/v3",
+            config_files=("keystone.conf",), env={"OS_KEYSTONE_CONFIG_DIR": "."}, probe_path="/v3",
             catalog=Catalog("identity", "keystone", "/v3")),
     Service("placement", Kind.WSGI, Phase.CONTROL, "openstack-placement", "placement", port=8778,
             wsgi_module="placement.wsgi.api:application",
-            env={"OS_PLACEMENT_CONFIG_DIR": "."}, catalog=Catalog("placement", "placement", "")),
+            config_files=("placement.conf",), env={"OS_PLACEMENT_CONFIG_DIR": "."}, catalog=Catalog("placement", "placement", "")),
     Service("glance", Kind.WSGI, Phase.CONTROL, "glance", "glance", port=9292,
             wsgi_module="glance.wsgi.api:application",
-            env={"OS_GLANCE_CONFIG_DIR": "."}, probe_path="/versions",
+            config_files=("glance-api.conf",), env={"OS_GLANCE_CONFIG_DIR": "."}, probe_path="/versions",
             catalog=Catalog("image", "glance", "")),
     Service("neutron", Kind.WSGI, Phase.CONTROL, "neutron", "neutron", port=9696,
             wsgi_module="neutron.wsgi.api:application", threads=4,
+            config_files=("neutron.conf", "ml2_conf.ini"),
             env={"OS_NEUTRON_CONFIG_DIR": ".", "OS_NEUTRON_CONFIG_FILES": "neutron.conf;ml2_conf.ini"},
             catalog=Catalog("network", "neutron", "")),
     Service("nova-api", Kind.WSGI, Phase.CONTROL, "nova", "nova", port=8774,
             wsgi_module="nova.wsgi.osapi_compute:application", threads=4,
-            env={"OS_NOVA_CONFIG_DIR": ".", "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"},
+            config_files=("nova.conf",), env={"OS_NOVA_CONFIG_DIR": ".", "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"},
             catalog=Catalog("compute", "nova", "/v2.1")),
     Service("nova-conductor", Kind.DAEMON, Phase.CONTROL, "nova", "nova",
             console_script="nova-conductor", config_files=("nova.conf",), binary="nova-conductor"),
@@ -85,6 +86,18 @@ BY_NAME = {s.name: s for s in SERVICES}
 
 def in_phase(phase: Phase) -> list[Service]:
     return [s for s in SERVICES if s.phase == phase]
+
+
+def affected_by(changed_config_files: set[str]) -> list[str]:
+    """Services to restart when these files (relative to etc/) changed."""
+    hit = []
+    for service in SERVICES:
+        own = {f"{service.project}/{name}" for name in service.config_files}
+        if service.kind is Kind.WSGI:
+            own.add(f"uwsgi/{service.name}.ini")
+        if own & changed_config_files:
+            hit.append(service.name)
+    return hit
 
 
 def uwsgi_ini_path(layout: Layout, service: Service) -> str:
