@@ -129,16 +129,20 @@ class _Collector:
         self.drift: list[Drift] = []
         self.failures: list[HostEvent] = []
         self.not_applicable: dict[str, list[str]] = {}
+        self.handlers: set[str] = set()
 
     def __call__(self, event: dict) -> bool:
-        kind = _TASK_EVENTS.get(event.get("event", ""))
         data = event.get("event_data") or {}
+        if event.get("event") == "playbook_on_task_start" and "RUNNING HANDLER" in event.get("stdout", ""):
+            self.handlers.add(data.get("task_uuid", ""))  # runner marks handlers only in the banner
+        kind = _TASK_EVENTS.get(event.get("event", ""))
         if kind is None or "host" not in data:
             return True
         res = data.get("res") or {}
         host, task = data["host"], data.get("task", "")
         status = "changed" if kind == "ok" and res.get("changed") else kind
-        if status == "changed":
+        if status == "changed" and data.get("task_uuid") not in self.handlers:
+            # drift is what tasks would change; handlers (reloads) only follow from it
             self.drift.append(Drift(host, task, _diff_text(res)))
         if status in ("failed", "unreachable") and not data.get("ignore_errors"):
             self.failures.append(HostEvent(host, task, status, _message(res)))

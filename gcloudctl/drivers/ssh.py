@@ -290,3 +290,29 @@ def wait_ready(target: SshTarget, known_hosts: Path, *, timeout: float = 180.0, 
         log.debug("ssh %s not ready (%s); retry in %.1fs", target.host, last, delay)
         sleep(delay)
         delay = min(delay * factor, max_delay)
+
+
+def allowed_auth_methods(target: SshTarget, known_hosts: Path, *, timeout: float = 10.0) -> list[str]:
+    """The authentication methods the server offers *target.user* (host key verified first).
+
+    Read-only: asks with the "none" method, which servers answer with the list of methods left.
+    """
+    sock = _proxy_sock(target) if target.proxy_command else None
+    if target.bastion is not None:
+        raise NotImplementedError("allowed_auth_methods through a bastion")
+    transport = paramiko.Transport(sock or (target.host, target.port))
+    try:
+        transport.start_client(timeout=timeout)
+        key = transport.get_remote_server_key()
+        known = paramiko.HostKeys(str(known_hosts)) if known_hosts.exists() else paramiko.HostKeys()
+        if not known.check(_host_pattern(target.host, target.port), key):
+            raise HostKeyMismatch(f"{target.host}: host key {key.fingerprint} is not the verified one")
+        try:
+            transport.auth_none(target.user)
+        except paramiko.BadAuthenticationType as exc:
+            return sorted(exc.allowed_types)
+        return ["none"]
+    except (paramiko.SSHException, OSError) as exc:
+        raise Unreachable(f"{target.host}:{target.port}: {exc}") from exc
+    finally:
+        transport.close()
