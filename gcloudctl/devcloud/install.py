@@ -51,24 +51,49 @@ def venv_current(layout: Layout) -> bool:
 
 
 def ensure_venv(layout: Layout, progress: Progress, environ: dict[str, str]) -> bool:
-    """Create or update the services venv. Returns True when it had to install."""
+    """Create or update the services venv from the lock file. Returns True when it installed.
+
+    uv (a PyPI wheel, put under the devcloud dir) installs the ~170 locked wheels several
+    times faster than pip; pip stays the fallback when uv cannot be had.
+    """
     if venv_current(layout):
         return False
     env = _tool_env(environ)
+    log = layout.logs / "install.log"
+    started = time.monotonic()
+    uv = _ensure_uv(layout, env, log, progress)
     python = layout.venv_bin / "python"
     if not python.exists():
         progress(f"creating the services virtualenv {layout.venv}")
-        _run([sys.executable, "-m", "venv", str(layout.venv)], env, layout.logs / "install.log")
-    started = time.monotonic()
-    progress("installing OpenStack services from the lock file (first time: a few minutes)")
-    _run([str(python), "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q",
-          "-r", str(LOCK_FILE)], env, layout.logs / "install.log")
-    progress("installing devcloud's plugins (ML2 driver) into the services venv")
-    _run([str(python), "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q",
-          "--force-reinstall", str(PLUGINS_DIR)], env, layout.logs / "install.log")
+        _run([sys.executable, "-m", "venv", *(["--without-pip"] if uv else []), str(layout.venv)], env, log)
+    progress("installing OpenStack services from the lock file (first time: a minute or more)")
+    if uv:
+        uv_env = {**env, "SSL_CERT_FILE": env.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")}
+        common = [str(uv), "pip", "install", "--no-deps", "--python", str(python), "--compile-bytecode", "-q"]
+        _run([*common, "-r", str(LOCK_FILE)], uv_env, log)
+        _run([*common, "--reinstall-package", "gcloudctl-devcloud-plugins", str(PLUGINS_DIR)], uv_env, log)
+    else:
+        common = [str(python), "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q"]
+        _run([*common, "-r", str(LOCK_FILE)], env, log)
+        _run([*common, "--force-reinstall", str(PLUGINS_DIR)], env, log)
     layout.venv_stamp.write_text(content_hash() + "\n")
-    progress(f"services venv ready in {time.monotonic() - started:.0f}s")
+    progress(f"services venv ready in {time.monotonic() - started:.0f}s (with the ML2 plugin)")
     return True
+
+
+def _ensure_uv(layout: Layout, env: dict[str, str], log: Path, progress: Progress) -> Path | None:
+    tools = layout.root / "tools"
+    uv = tools / "bin" / "uv"
+    if uv.exists():
+        return uv
+    progress("fetching uv (PyPI wheel) to install the services quickly")
+    try:
+        _run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target",
+              str(tools), "uv"], env, log)
+    except InstallError:
+        progress("uv unavailable; falling back to pip (slower)")
+        return None
+    return uv if uv.exists() else None
 
 
 def _run(argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
