@@ -114,6 +114,10 @@ class Reconciler:
             outcome = self._failed(claim, snap, exc, transient=exc.transient, retry_after=exc.retry_after)
         except GcloudctlError as exc:  # Refused (quota pre-flight), InvalidInput (catalog changed) ...
             outcome = self._failed(claim, snap, exc, transient=False)
+        except Exception as exc:  # noqa: BLE001 - a bug must back off like an outage, not spin
+            log.exception("reconcile of %s crashed", claim.tenant, extra={"tenant": claim.tenant})
+            error = CloudError(f"internal error: {type(exc).__name__}: {exc}", transient=True)
+            outcome = self._failed(claim, snap, error, transient=True)
         self.metrics.reconciles.labels(outcome.result.value).inc()
         self.metrics.duration.observe(time.monotonic() - started)
         log.info("reconciled %s: %s %s", claim.tenant, outcome.result.value, outcome.message,

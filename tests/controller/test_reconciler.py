@@ -218,3 +218,13 @@ def _next(service):
     from datetime import datetime
 
     return datetime.fromisoformat(service.status("byt-his-staging")["nextReconcileAt"].replace("Z", "+00:00"))
+
+
+def test_a_crash_backs_off_instead_of_spinning(service, runner, world, clock):
+    approve(service)
+    world.fail_plan["byt-his-staging"] = [AttributeError("bug in a driver")]
+    assert runner.run_once().counts() == {"transient-error": 1}
+    status = service.status("byt-his-staging")
+    assert "AttributeError" in status["lastError"]
+    assert (_next(service) - clock()).total_seconds() == 2.0
+    assert runner.run_once(only_due=True).outcomes == []
