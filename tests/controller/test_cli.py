@@ -116,3 +116,14 @@ def test_metrics_and_healthz_on_loopback():
             stale.stop()
     finally:
         server.stop()
+
+
+def test_structured_json_logs_name_the_tenant(db, cloud, capsys):
+    run(capsys, "request", "submit", str(EXAMPLE), "--as", "nguyen.van.a")
+    run(capsys, "request", "approve", "1", "--as", "tran.thi.b", "--reason", "ok")
+    run(capsys, "request", "approve", "1", "--as", "le.van.c", "--reason", "ok")
+    code, _, err = run(capsys, "--log-format", "json", "-v", "controller", "run", "--once")
+    assert code == ExitCode.OK
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    reconciled = [r for r in records if r.get("tenant") == "byt-his-staging" and r.get("action") == "applied"]
+    assert reconciled and "duration" in reconciled[0]
