@@ -5,6 +5,7 @@ nothing left. The tests of one module share a tenant and run in order."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -48,6 +49,8 @@ def small_request(name: str, *, drift_policy: str = "enforce", servers: bool = T
 def ctl(devcloud, tmp_path_factory):
     from gcloudctl.drivers.openstack import OpenStackDriver, SdkApi
 
+    saved = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(devcloud.clouds_yaml)  # for openstacksdk and the openstack CLI
     config = pipeline.Config.load()
     store = open_store(f"sqlite:///{tmp_path_factory.mktemp('ctl') / 'controller.db'}")
     clock = ShiftableClock()
@@ -63,6 +66,10 @@ def ctl(devcloud, tmp_path_factory):
         driver = engine.driver(request)
         pipeline.apply_plan(pipeline.plan_destroy(name, driver), driver)
     store.dispose()
+    if saved is None:
+        os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
+    else:
+        os.environ["OS_CLIENT_CONFIG_FILE"] = saved
 
 
 def provision(ctl, text):
