@@ -100,7 +100,7 @@ def count_leftovers(conn, tenant: str) -> int:
     projects = list(conn.identity.projects(name=tenant))
     for p in projects:
         n += 1 + sum(1 for _ in conn.network.security_groups(project_id=p.id))
-    n += sum(1 for k in conn.compute.keypairs() if k.name.startswith(f"gc.{tenant}."))
+    n += sum(1 for k in conn.compute.keypairs() if k.name.startswith(f"gc_{tenant}_"))
     return n
 
 

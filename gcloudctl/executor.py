@@ -172,6 +172,8 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
         while True:
             attempt += 1
             try:
+                if attempt > 1 and node.step is Step.CREATE and _adopt_earlier_attempt(node, driver, ids):
+                    return Outcome(node, Status.DONE, clock() - t0, attempts=attempt)
                 _execute(node, driver, ids)
                 return Outcome(node, Status.DONE, clock() - t0, attempts=attempt)
             except CloudError as exc:
@@ -230,6 +232,16 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
     result.outcomes = sorted(done.values(), key=lambda o: order[o.node])
     result.seconds = clock() - started
     return result
+
+
+def _adopt_earlier_attempt(node: Node, driver: CloudDriver, ids: IdMap) -> bool:
+    """Before retrying a create, look for what the failed attempt may already have made."""
+    find = getattr(driver, "find", None)
+    existing = find(node.change.after, ids) if find else None
+    if existing:
+        ids[node.change.address] = existing
+        log.info("%s: adopted what an earlier attempt created (%s)", node, existing)
+    return bool(existing)
 
 
 def _execute(node: Node, driver: CloudDriver, ids: IdMap) -> None:

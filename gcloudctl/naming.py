@@ -36,13 +36,14 @@ def port_name(server: str, network: str) -> str:
 
 
 def keypair_name(tenant: str, keypair: str) -> str:
-    """Nova keypairs belong to a user, not a project: prefix them with the tenant; "." cannot occur
-    in a tenant name, so one tenant's prefix never matches another's keypairs."""
-    return f"gc.{tenant}.{keypair}"
+    """Nova keypairs belong to a user, not a project: prefix them with the tenant. "_" cannot occur
+    in a tenant name, so one tenant's prefix never matches another's keypairs (and Nova before
+    microversion 2.92 accepts only [_- a-zA-Z0-9] in keypair names)."""
+    return f"gc_{tenant}_{keypair}"
 
 
 def keypair_prefix(tenant: str) -> str:
-    return f"gc.{tenant}."
+    return f"gc_{tenant}_"
 
 
 def ownership_tags(tenant: str, address: str) -> list[str]:

@@ -180,7 +180,7 @@ def nova_compute_conf(layout: Layout, secrets: Secrets, backends: Backends) -> s
 
 def neutron_conf(layout: Layout, secrets: Secrets, backends: Backends) -> str:
     return render_ini({
-        "DEFAULT": {"debug": False, "use_stderr": True, "core_plugin": "ml2", "service_plugins": "router",
+        "DEFAULT": {"debug": False, "use_stderr": True, "core_plugin": "ml2", "service_plugins": "router,tag",
                     "auth_strategy": "keystone", "transport_url": _transport(secrets, backends),
                     "allow_overlapping_ips": True, "notify_nova_on_port_status_changes": True,
                     "notify_nova_on_port_data_changes": True, "state_path": str(layout.data / "neutron"),

@@ -7,6 +7,8 @@ and by the devcloud suite against OpenStack):
   exists under the same deterministic name must not duplicate it (callers adopt twins first);
 - update(before, after, changed, ids) converges the named attributes; idempotent;
 - delete(resource, ids) treats "already gone" as success (ignore_missing);
+- find(resource, ids) (optional) returns the id of what an earlier, failed attempt at create
+  made, or None; the executor calls it before retrying a create, so retries never duplicate;
 - errors are raised as gcloudctl.errors.CloudError with `transient` classified once, here.
 """
 

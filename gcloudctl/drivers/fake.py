@@ -31,7 +31,8 @@ def _id() -> str:
 class FakeApi:
     operator_user_name = "gcloudctl"
 
-    def __init__(self, *, build_polls: int = 1):
+    def __init__(self, *, build_polls: int = 1, tag_creation: bool = True):
+        self.tag_creation = tag_creation  # Neutron's `tag-creation` extension: tags allowed in POST
         self.lock = threading.RLock()
         self.requests: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
@@ -57,10 +58,12 @@ class FakeApi:
     def has_service(self, service: str) -> bool:
         return service != "block-storage"
 
-    def inject(self, method: str, path_pattern: str, status: int, times: int = 1, message: str = "injected") -> None:
-        """The next `times` matching requests fail with `status` (before any effect)."""
+    def inject(self, method: str, path_pattern: str, status: int, times: int = 1, message: str = "injected",
+               after: bool = False) -> None:
+        """The next `times` matching requests fail with `status`: before any effect, or with
+        `after=True` once the effect happened (a lost reply: the classic source of duplicates)."""
         self.faults.append({"method": method, "re": re.compile(path_pattern), "status": status, "times": times,
-                            "message": message})
+                            "message": message, "after": after})
 
     def request(self, service: str, method: str, path: str, *, params: dict | None = None, json: Any = None,
                 microversion: str | None = None, project_id: str | None = None) -> Any:
@@ -68,15 +71,19 @@ class FakeApi:
             self.requests[service] += 1
             if method != "GET":
                 self.writes[service] += 1
-            for fault in self.faults:
-                if fault["times"] > 0 and fault["method"] == method and fault["re"].search(path):
-                    fault["times"] -= 1
+            fault = next((f for f in self.faults if f["times"] > 0 and f["method"] == method and f["re"].search(path)), None)
+            if fault is not None:
+                fault["times"] -= 1
+                if not fault["after"]:
                     raise classify_status(fault["status"], f"{service} {method} {path}: {fault['status']} {fault['message']}")
             handler = getattr(self, f"_{service.replace('-', '_')}")
             try:
-                return copy.deepcopy(handler(method, path.strip("/").split("/"), params or {}, copy.deepcopy(json), project_id))
+                reply = copy.deepcopy(handler(method, path.strip("/").split("/"), params or {}, copy.deepcopy(json), project_id))
             except _Http as exc:
                 raise classify_status(exc.status, f"{service} {method} {path}: {exc.status} {exc.message}") from None
+            if fault is not None:
+                raise classify_status(fault["status"], f"{service} {method} {path}: {fault['status']} {fault['message']}")
+            return reply
 
     # ----------------------------------------------------------------- keystone
     def _identity(self, method, parts, params, body, scoped):
@@ -148,7 +155,10 @@ class FakeApi:
         if parts == ["flavors"]:
             return {"flavors": list(self.flavors.values())}
         if parts == ["servers", "detail"]:
-            return {"servers": [s for s in self.servers.values() if s["tenant_id"] == params.get("project_id")]}
+            servers = [s for s in self.servers.values() if s["tenant_id"] == params.get("project_id")]
+            if "name" in params:
+                servers = [s for s in servers if re.fullmatch(params["name"].strip("^$"), s["name"])]
+            return {"servers": servers}
         if parts == ["servers"] and method == "POST":
             return self._create_server(body, scoped)
         if parts[0] == "servers" and len(parts) >= 2:
@@ -182,6 +192,8 @@ class FakeApi:
                 raise _Http(409, f"Key pair '{kp['name']}' already exists.")
             self.keypairs[kp["name"]] = kp
             return {"keypair": kp}
+        if parts[0] == "os-keypairs" and method == "GET":
+            return {"keypair": self._get(self.keypairs, parts[1])}
         if parts[0] == "os-keypairs" and method == "DELETE":
             self._get(self.keypairs, parts[1])
             del self.keypairs[parts[1]]
@@ -251,6 +263,8 @@ class FakeApi:
         if len(parts) == 1 and method == "GET":
             return {collection.replace("-", "_"): [self._render(collection, x) for x in items.values() if _match(x, params)]}
         if len(parts) == 1 and method == "POST":
+            if not self.tag_creation and "tags" in body[NEUTRON[collection]]:
+                raise _Http(400, "Attribute 'tags' not allowed in POST")
             return {NEUTRON[collection]: self._render(collection, self._neutron_create(collection, body[NEUTRON[collection]]))}
         item = self._get(items, parts[1])
         if len(parts) == 3 and parts[2] == "tags" and method == "PUT":

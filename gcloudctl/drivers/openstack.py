@@ -76,6 +76,7 @@ class Catalogs:
         self.images: dict[str, str] = {}
         self.roles: dict[str, str] | None = None
         self.users: dict[str, str] = {}
+        self.no_tag_creation: set[str] = set()  # Neutron collections refusing tags in POST
 
 
 class OpenStackDriver:
@@ -191,10 +192,26 @@ class OpenStackDriver:
                                 project_id=ids[_project(res)])["server_group"]["id"]
 
     def _neutron_create(self, res: Resource, ids: IdMap, body: dict) -> dict:
+        """Create with ownership tags in the same call where Neutron allows it (`tag-creation`);
+        otherwise create, then tag. A crash between the two leaves an untagged twin with the
+        deterministic name, which the next plan adopts instead of duplicating."""
         collection, single = NEUTRON_COLLECTION[res.address.kind]
         body = {k: v for k, v in body.items() if v is not None or k in ("port_range_min", "port_range_max")}
         body["project_id"] = ids[_project(res)]
-        return self.api.request("network", "POST", f"/{collection}", json={single: body})[single]
+        tags = body.pop("tags", None)
+        if tags is not None and collection not in self.cache.no_tag_creation:
+            try:
+                return self.api.request("network", "POST", f"/{collection}", json={single: {**body, "tags": tags}})[single]
+            except CloudError as exc:
+                if exc.status != 400 or "tags" not in (exc.message or ""):
+                    raise
+                self.cache.no_tag_creation.add(collection)
+                log.info("Neutron refuses tags on create for %s: creating, then tagging", collection)
+        created = self.api.request("network", "POST", f"/{collection}", json={single: body})[single]
+        if tags:
+            created["tags"] = self.api.request("network", "PUT", f"/{collection}/{created['id']}/tags",
+                                               json={"tags": list(tags)})["tags"]
+        return created
 
     def _create_network(self, res: Resource, ids: IdMap) -> str:
         return self._neutron_create(res, ids, {"name": res.attrs["name"], "tags": list(res.attrs["tags"])})["id"]
@@ -289,6 +306,54 @@ class OpenStackDriver:
                 raise CloudError(f"server {name} not ACTIVE after {self.server_timeout:.0f}s (status {status})",
                                  transient=False)
             self.sleep(self.poll_interval)
+
+    # ---------------------------------------------------------------- find (retried creates)
+    def find(self, resource: Resource, ids: IdMap) -> str | None:
+        """The id of `resource` if an earlier attempt created it (same deterministic name in the
+        tenant's project; a floating IP: the one on the same port). Missing ownership tags are
+        set. Called by the executor before it retries a create, so a retry never duplicates."""
+        kind = resource.address.kind
+        a = resource.attrs
+        if kind is Kind.PROJECT:
+            found = self.api.request("identity", "GET", "/projects", params={"name": a["name"]})["projects"]
+            return found[0]["id"] if found else None
+        pid = ids.get(_project(resource))
+        if pid is None:
+            return None
+        if kind in NEUTRON_COLLECTION and kind is not Kind.SECURITY_GROUP_RULE:
+            collection, _ = NEUTRON_COLLECTION[kind]
+            params = {"project_id": pid}
+            if kind is Kind.FLOATING_IP:
+                params["port_id"] = ids.resolve(a["port"])
+            else:
+                params["name"] = a["name"]
+            items = self.api.request("network", "GET", f"/{collection}", params=params)[collection.replace("-", "_")]
+            if not items:
+                return None
+            item = items[0]
+            if a.get("tags") and sorted(item.get("tags") or []) != sorted(a["tags"]):
+                self.api.request("network", "PUT", f"/{collection}/{item['id']}/tags", json={"tags": list(a["tags"])})
+            return item["id"]
+        if kind is Kind.SERVER:
+            servers = self.api.request("compute", "GET", "/servers/detail", microversion=COMPUTE_MICROVERSION,
+                                       params={"all_tenants": "1", "project_id": pid, "name": f"^{a['name']}$"})["servers"]
+            if not servers:
+                return None
+            if self.wait_for_servers:
+                self._wait_server(servers[0]["id"], a["name"])
+            return servers[0]["id"]
+        if kind is Kind.KEYPAIR:
+            try:
+                self.api.request("compute", "GET", f"/os-keypairs/{a['name']}", microversion=COMPUTE_MICROVERSION)
+            except NotFoundError:
+                return None
+            return a["name"]
+        if kind is Kind.SERVER_GROUP:
+            groups = self.api.request("compute", "GET", "/os-server-groups", params={"all_projects": "True"},
+                                      microversion=COMPUTE_MICROVERSION)["server_groups"]
+            match = [g for g in groups if g.get("project_id") == pid and g["name"] == a["name"]]
+            return match[0]["id"] if match else None
+        return None  # quotas, memberships, rules, router interfaces: their creates are idempotent
 
     # ---------------------------------------------------------------- update
     def update(self, before: Resource, after: Resource, changed: tuple[str, ...], ids: IdMap) -> None:
@@ -519,7 +584,7 @@ class SdkApi:
         self.requests: Counter[str] = Counter()
         self._service_by_netloc: dict[str, str] = {}
         try:
-            self.conn = connection or openstack.connect(cloud=cloud)
+            self.conn = connection or openstack.connect(cloud=cloud, **_auth_overrides(cloud))
             self._hook(self.conn)
             access = self.conn.session.auth.get_access(self.conn.session)
             self._map_endpoints(access)
@@ -553,6 +618,9 @@ class SdkApi:
                 netloc = endpoint.get("url", "").split("/")[2:3]
                 if netloc:
                     self._service_by_netloc[netloc[0]] = entry["type"]
+        for key in [k for k in self.requests if k.split(" ")[0] in self._service_by_netloc]:
+            netloc, method = key.split(" ")
+            self.requests[f"{self._service_by_netloc[netloc]} {method}"] += self.requests.pop(key)  # the login
 
     @property
     def total_requests(self) -> int:
@@ -571,7 +639,7 @@ class SdkApi:
             return self.conn
         with self._lock:
             if project_id not in self._scoped:
-                scoped = self.conn.connect_as_project(project_id)
+                scoped = self.conn.connect_as_project({"id": project_id, "domain_id": "default"})
                 self._hook(scoped)
                 self._scoped[project_id] = scoped
             return self._scoped[project_id]
@@ -621,6 +689,22 @@ class SdkApi:
         if response.status_code == 204 or not response.content:
             return {}
         return response.json()
+
+
+def _auth_overrides(cloud: str | None) -> dict:
+    """The generic `password` plugin first GETs the auth URL to discover the identity version.
+    When clouds.yaml already names /v3, use the v3 plugin directly: same login, one request less."""
+    import openstack.config
+
+    try:
+        region = openstack.config.OpenStackConfig(load_envvars=cloud is None).get_one(cloud=cloud)
+    except Exception:  # noqa: BLE001 - let openstack.connect report configuration problems
+        return {}
+    auth_type = region.config.get("auth_type") or "password"
+    auth_url = (region.config.get("auth") or {}).get("auth_url", "")
+    if auth_type == "password" and auth_url.rstrip("/").endswith("/v3"):
+        return {"auth_type": "v3password"}
+    return {}
 
 
 def _error_text(response: Any) -> str:

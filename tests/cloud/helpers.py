@@ -65,7 +65,7 @@ def leftovers(tenant: str, project_id: str | None) -> dict[str, list]:
         servers = openstack("server", "list", "--all-projects", "--project", project_id)
         if servers:
             found["server"] = servers
-    keypairs = [k for k in openstack("keypair", "list") if k["Name"].startswith(f"gc.{tenant}.")]
+    keypairs = [k for k in openstack("keypair", "list") if k["Name"].startswith(f"gc_{tenant}_")]
     if keypairs:
         found["keypair"] = keypairs
     projects = [p for p in openstack("project", "list") if p["Name"] == tenant]

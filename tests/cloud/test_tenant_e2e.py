@@ -62,7 +62,7 @@ def test_1_apply_creates_everything_the_request_names(devcloud, tenant):
     limits = {q["Resource"]: q["Limit"] for q in quota} if isinstance(quota, list) else quota
     assert limits["instances"] == 10 and limits["cores"] == 32 and limits["floating-ips"] == 2, limits
     keypairs = [k["Name"] for k in openstack("keypair", "list")]
-    assert f"gc.{name}.ops" in keypairs
+    assert f"gc_{name}_ops" in keypairs
     members = openstack("role", "assignment", "list", "--project", pid, "--names")
     assert any(m["User"].startswith("nguyen.van.a") and m["Role"] == "member" for m in members)
 

@@ -212,3 +212,48 @@ def test_plan_text_masks_user_data(config, example_doc) -> None:
     import json
     assert "S3cr3t-value" not in render_text(plan)
     assert "S3cr3t-value" not in json.dumps(plan.to_dict())
+
+
+def test_cloud_without_tag_creation_creates_then_tags(config, example_doc) -> None:
+    api = FakeApi(tag_creation=False)
+    cloud = FakeCloud(api)
+    request = request_from(example_doc, config)
+    converge(cloud, request, config)
+    assert pipeline.plan_request(request, cloud, config).is_empty()
+    assert all(n["tags"] for n in api.neutron["networks"].values() if n["name"] != "public")
+
+
+def test_retried_create_never_duplicates(config, example_doc) -> None:
+    """The tag call after a create fails transiently once: the retry finds the network the
+    first attempt made (by its deterministic name) and tags it instead of creating a twin."""
+    api = FakeApi(tag_creation=False)
+    api.inject("PUT", r"^/networks/[^/]+/tags$", 503, times=1)
+    api.inject("POST", r"^/servers$", 502, times=1, after=True)  # the server exists; the reply was lost
+    api.inject("POST", r"^/ports$", 504, times=2, after=True)
+    cloud = FakeCloud(api)
+    request = request_from(example_doc, config)
+    converge(cloud, request, config)
+    assert sorted(n["name"] for n in api.neutron["networks"].values()) == ["app", "db", "public"]
+    assert sorted(s["name"] for s in api.servers.values()) == ["db-1", "web-1", "web-2"]
+    assert sorted(p["name"] for p in api.neutron["ports"].values() if p["name"]) == ["db-1-db", "web-1-app", "web-2-app"]
+    assert pipeline.plan_request(request, cloud, config).is_empty()
+
+
+def test_crash_between_create_and_tag_is_adopted(config, example_doc) -> None:
+    """On a cloud without tag-creation, the tag call keeps failing (as if the process died
+    between the two calls): the next run adopts the untagged network by its deterministic
+    name; no duplicate, no orphan."""
+    api = FakeApi(tag_creation=False)
+    api.inject("PUT", r"^/networks/[^/]+/tags$", 400, times=2)
+    cloud = FakeCloud(api)
+    request = request_from(example_doc, config)
+    first = pipeline.apply_plan(pipeline.plan_request(request, cloud, config), cloud)
+    assert not first.ok
+    api.faults.clear()
+    plan = pipeline.plan_request(request, cloud, config)
+    adopted = [c for c in plan.changes if c.reason.startswith("adopt")]
+    assert sorted(str(c.address) for c in adopted) == ["network.app", "network.db"], render_text(plan)
+    converge(cloud, request, config)
+    assert pipeline.plan_request(request, cloud, config).is_empty()
+    names = sorted(n["name"] for n in api.neutron["networks"].values())
+    assert names == ["app", "db", "public"]
