@@ -235,7 +235,7 @@ def test_retried_create_never_duplicates(config, example_doc) -> None:
     converge(cloud, request, config)
     assert sorted(n["name"] for n in api.neutron["networks"].values()) == ["app", "db", "public"]
     assert sorted(s["name"] for s in api.servers.values()) == ["db-1", "web-1", "web-2"]
-    assert sorted(p["name"] for p in api.neutron["ports"].values() if p["name"]) == ["db-1-db", "web-1-app", "web-2-app"]
+    assert sorted(p["name"] for p in api.neutron["ports"].values() if p.get("name")) == ["db-1-db", "web-1-app", "web-2-app"]
     assert pipeline.plan_request(request, cloud, config).is_empty()
 
 
