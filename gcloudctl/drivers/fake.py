@@ -32,7 +32,8 @@ class FakeApi:
     operator_user_name = "gcloudctl"
 
     def __init__(self, *, build_polls: int = 1, tag_creation: bool = True):
-        self.tag_creation = tag_creation  # Neutron's `tag-creation` extension: tags allowed in POST
+        # Like Neutron 29: tags in a create body only for ports (tag-ports-during-bulk-creation)
+        self.tag_creation = tag_creation
         self.lock = threading.RLock()
         self.requests: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
@@ -257,13 +258,16 @@ class FakeApi:
                 return {"quota": self.network_quotas[pid]}
             return {}
         collection = parts[0]
+        if collection == "extensions":
+            aliases = ["standard-attr-tag", "tag-creation"] + (["tag-ports-during-bulk-creation"] if self.tag_creation else [])
+            return {"extensions": [{"alias": a} for a in aliases]}
         if collection not in NEUTRON:
             raise _Http(404, f"no route network {method} {'/'.join(parts)}")
         items = self.neutron[collection]
         if len(parts) == 1 and method == "GET":
             return {collection.replace("-", "_"): [self._render(collection, x) for x in items.values() if _match(x, params)]}
         if len(parts) == 1 and method == "POST":
-            if not self.tag_creation and "tags" in body[NEUTRON[collection]]:
+            if (collection != "ports" or not self.tag_creation) and "tags" in body[NEUTRON[collection]]:
                 raise _Http(400, "Attribute 'tags' not allowed in POST")
             return {NEUTRON[collection]: self._render(collection, self._neutron_create(collection, body[NEUTRON[collection]]))}
         item = self._get(items, parts[1])

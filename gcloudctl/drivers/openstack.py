@@ -77,6 +77,7 @@ class Catalogs:
         self.roles: dict[str, str] | None = None
         self.users: dict[str, str] = {}
         self.no_tag_creation: set[str] = set()  # Neutron collections refusing tags in POST
+        self.neutron_extensions: set[str] | None = None
 
 
 class OpenStackDriver:
@@ -199,7 +200,7 @@ class OpenStackDriver:
         body = {k: v for k, v in body.items() if v is not None or k in ("port_range_min", "port_range_max")}
         body["project_id"] = ids[_project(res)]
         tags = body.pop("tags", None)
-        if tags is not None and collection not in self.cache.no_tag_creation:
+        if tags is not None and self._tags_in_post(collection):
             try:
                 return self.api.request("network", "POST", f"/{collection}", json={single: {**body, "tags": tags}})[single]
             except CloudError as exc:
@@ -212,6 +213,17 @@ class OpenStackDriver:
             created["tags"] = self.api.request("network", "PUT", f"/{collection}/{created['id']}/tags",
                                                json={"tags": list(tags)})["tags"]
         return created
+
+    def _tags_in_post(self, collection: str) -> bool:
+        """Neutron accepts `tags` in a create only for ports, and only with the
+        `tag-ports-during-bulk-creation` extension; elsewhere tags are set right after."""
+        if collection != "ports" or collection in self.cache.no_tag_creation:
+            return False
+        with self.cache.lock:
+            if self.cache.neutron_extensions is None:
+                extensions = self.api.request("network", "GET", "/extensions")["extensions"]
+                self.cache.neutron_extensions = {e["alias"] for e in extensions}
+        return "tag-ports-during-bulk-creation" in self.cache.neutron_extensions
 
     def _create_network(self, res: Resource, ids: IdMap) -> str:
         return self._neutron_create(res, ids, {"name": res.attrs["name"], "tags": list(res.attrs["tags"])})["id"]
