@@ -148,3 +148,25 @@ def test_explicit_credentials_are_not_overridden_by_clouds_yaml(devcloud, os_con
     finally:
         os_conn.identity.delete_user(user)
         os_conn.identity.delete_project(project)
+
+
+def test_up_refuses_a_taken_port_with_a_clear_error(devcloud, tmp_path):
+    """A second devcloud dir while the first runs: keystone's port is taken -> exit 1, no side effects."""
+    gcloudctl = os.path.join(os.path.dirname(sys.executable), "gcloudctl")
+    other = tmp_path / "other-devcloud"
+    proc = subprocess.run([gcloudctl, "devcloud", "up", "--dir", str(other)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert "port 127.0.0.1:5000 needed by keystone is taken" in proc.stderr
+    assert "hint:" in proc.stderr
+    assert not (other / "venv").exists()
+
+
+def test_logs_command_shows_a_service_log(devcloud):
+    gcloudctl = os.path.join(os.path.dirname(sys.executable), "gcloudctl")
+    proc = subprocess.run([gcloudctl, "devcloud", "logs", "--dir", str(devcloud.dir), "-n", "5", "keystone"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and str(devcloud.dir / "logs" / "keystone.log") in proc.stderr
+    unknown = subprocess.run([gcloudctl, "devcloud", "logs", "--dir", str(devcloud.dir), "nope"],
+                             capture_output=True, text=True, timeout=30)
+    assert unknown.returncode == 7 and "no devcloud service named 'nope'" in unknown.stderr
