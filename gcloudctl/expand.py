@@ -208,6 +208,26 @@ def expand(request: TenantRequest, catalog: PlatformCatalog, agency: Agency, *,
     return DesiredState(tenant=tenant, resources=b.resources, request_digest=request_digest(request))
 
 
+def user_data_context(request: TenantRequest, catalog: PlatformCatalog, server: Server, index: int) -> dict:
+    """What a user-data template sees for the index-th (1-based) copy of `server`. The one
+    definition used by validation (which renders copy 1) and by expand (every copy)."""
+    from gcloudctl.policy import default_hardening_profile
+
+    name = naming.server_name(server.name, index)
+    zones = {n.name: n.zone for n in request.spec.networks}
+    keys = {k.name: k.publicKey for k in request.spec.keypairs}
+    profile = (server.hardening.profile if server.hardening and server.hardening.profile
+               else default_hardening_profile(request.spec.classification))
+    return {
+        "tenant": request.name, "agency": request.metadata.agency, "server": name, "hostname": name,
+        "role": server.name, "zone": zones.get(server.networks[0], "app"),
+        "classification_level": request.spec.classification,
+        "automation_user": catalog.spec.automationUser,
+        "ssh_authorized_keys": [keys[server.keypair]] if server.keypair in keys else [],
+        "hardening_profile": profile,
+    }
+
+
 def _expand_server(b: _Builder, request: TenantRequest, catalog: PlatformCatalog, server: Server,
                    zones: Mapping[str, str], keypairs: Mapping[str, str], operator: Address,
                    router_addr: Address | None, render_user_data: UserDataRenderer | None) -> None:
@@ -235,14 +255,7 @@ def _expand_server(b: _Builder, request: TenantRequest, catalog: PlatformCatalog
         if render_user_data is not None:
             template = server.userData.template if server.userData else "default.yaml.j2"
             variables = dict(server.userData.vars) if server.userData else {}
-            context = {
-                "tenant": tenant, "agency": request.metadata.agency, "hostname": name, "server": name,
-                "role": server.name, "zone": zone, "classification_level": request.spec.classification,
-                "automation_user": catalog.spec.automationUser,
-                "ssh_authorized_keys": [keypairs[server.keypair]] if server.keypair in keypairs else [],
-                "hardening_profile": (server.hardening.profile if server.hardening and server.hardening.profile
-                                      else f"L{min(request.spec.classification, 4)}"),
-            }
+            context = user_data_context(request, catalog, server, index)
             user_data = render_user_data(template, variables, context)
             digest = hashlib.sha256(user_data.encode()).hexdigest()[:16]
         s_addr = f"server.{name}"

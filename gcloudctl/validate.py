@@ -234,22 +234,10 @@ def _quotas(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
 # --------------------------------------------------------------------------- user data
 
 def user_data_context(req: TenantRequest, catalog: PlatformCatalog, server_index: int) -> dict:
-    """What a template sees at validation: the first copy of the server, real tenant facts.
-    The keys must be the ones `gcloudctl.expand` gives the renderer (same names, same values)."""
-    server = req.spec.servers[server_index]
-    zones = {n.name: n.zone for n in req.spec.networks}
-    keys = {k.name: k.publicKey for k in req.spec.keypairs}
-    name = naming.server_name(server.name, 1)
-    profile = (server.hardening.profile if server.hardening and server.hardening.profile
-               else policy.default_hardening_profile(req.spec.classification))
-    return {
-        "tenant": req.name, "agency": req.metadata.agency, "server": name, "hostname": name,
-        "role": server.name, "zone": zones.get(server.networks[0], "app"),
-        "classification_level": req.spec.classification,
-        "automation_user": catalog.spec.automationUser,
-        "ssh_authorized_keys": [keys[server.keypair]] if server.keypair in keys else [],
-        "hardening_profile": profile,
-    }
+    """What a template sees at validation: the first copy of the server (see expand)."""
+    from gcloudctl.expand import user_data_context as context_for
+
+    return context_for(req, catalog, req.spec.servers[server_index], 1)
 
 
 def _user_data(req: TenantRequest, catalog: PlatformCatalog, check: UserDataCheck | None) -> list[Problem]:

@@ -60,7 +60,7 @@ def test_1_apply_creates_everything_the_request_names(devcloud, tenant):
     assert ingress[0][:2] == ("tcp", "22:22") and ingress[1] == ("tcp", "443:443", "0.0.0.0/0")
     quota = openstack("quota", "show", pid)
     limits = {q["Resource"]: q["Limit"] for q in quota} if isinstance(quota, list) else quota
-    assert limits["instances"] == 10 and limits["cores"] == 32 and limits["floating-ips"] == 2, limits
+    assert limits["instances"] == 10 and limits["cores"] == 32 and limits["floating_ips"] == 2, limits
     keypairs = [k["Name"] for k in openstack("keypair", "list")]
     assert f"gc_{name}_ops" in keypairs
     members = openstack("role", "assignment", "list", "--project", pid, "--names")
