@@ -96,8 +96,8 @@ def _trust(app, tenant: str, inv: dict, opts: dict) -> Path:
     elif not (opts.get("inventory_file") or opts.get("hosts_file")):
         config = app.config()
         driver = app.driver(config, opts.get("region"))
-        if hasattr(driver, "console_log"):
-            console = driver.console_log
+        if hasattr(driver, "console_for"):
+            console = driver.console_for(tenant)
     if console is not None:
         trust_consoles(ssh_targets(inv, key_file=opts.get("key_file")), known_hosts, console)
     return known_hosts

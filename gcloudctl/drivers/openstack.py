@@ -154,6 +154,22 @@ class OpenStackDriver:
                             "enabled": p.get("enabled", True), "description": p.get("description") or ""})
         return sorted(out, key=lambda t: t["tenant"])
 
+    def console_for(self, tenant: str) -> Callable[[str], str | None]:
+        """A reader of the tenant's server consoles by server name (Nova os-getConsoleOutput):
+        where cloud-init prints the SSH host key fingerprints that hardening verifies."""
+        def console(name: str) -> str | None:
+            observed = self.observe(tenant) if not cache else cache[0]
+            cache[:] = [observed]
+            server = next((r for r in observed.resources.values()
+                           if r.address.kind is Kind.SERVER and r.attrs.get("name") == name), None)
+            if server is None:
+                return None
+            reply = self.api.request("compute", "POST", f"/servers/{server.id}/action",
+                                     json={"os-getConsoleOutput": {"length": -1}}, microversion=COMPUTE_MICROVERSION)
+            return reply.get("output")
+        cache: list[ObservedState] = []
+        return console
+
     def taken_cidrs(self, agency: str, *, exclude_tenant: str | None = None) -> list[str]:
         subnets = self.api.request("network", "GET", "/subnets",
                                    params={"tags": naming.AGENCY_TAG_PREFIX + agency})["subnets"]
