@@ -7,6 +7,8 @@ results come back as values for the caller to render.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import secrets as pysecrets
 import shutil
@@ -133,7 +135,25 @@ def _remove_from_clouds_yaml(environ: dict[str, str]) -> None:
 
 # --- up ------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def exclusive(layout: Layout, progress: Progress):
+    """One `up`/`down` at a time per devcloud dir (pytest sessions of several people share one)."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with open(layout.root / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("another devcloud up/down is running on this dir; waiting for it")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def up(layout: Layout, *, progress: Progress, environ: dict[str, str]) -> UpReport:
+    with exclusive(layout, progress):
+        return _up(layout, progress=progress, environ=environ)
+
+
+def _up(layout: Layout, *, progress: Progress, environ: dict[str, str]) -> UpReport:
     started = time.monotonic()
     steps: dict[str, float] = {}
 
@@ -308,6 +328,13 @@ def _heartbeat_fresh(rows: list[dict], service: svc.Service) -> bool:
 
 
 def down(layout: Layout, *, purge: bool, progress: Progress, environ: dict[str, str]) -> list[str]:
+    if not layout.root.exists():
+        return []
+    with exclusive(layout, progress):
+        return _down(layout, purge=purge, progress=progress, environ=environ)
+
+
+def _down(layout: Layout, *, purge: bool, progress: Progress, environ: dict[str, str]) -> list[str]:
     names = [s.name for s in sorted(svc.SERVICES, key=lambda s: -s.phase)]
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         stopped = [n for n, ok in zip(names, pool.map(lambda n: supervisor.stop(layout.pid_file(n)), names)) if ok]
