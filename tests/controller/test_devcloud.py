@@ -103,8 +103,9 @@ def open_ssh_to_world(name):
 
 def rules_from_anywhere(name, port):
     rules = openstack("security", "group", "rule", "list", web_group(name)["ID"], "--long")
-    return [r for r in rules if r["IP Range"] == "0.0.0.0/0" and r["Port Range"] == f"{port}:{port}"
-            and r["Direction"] == "ingress"]
+    # the CLI shows "0.0.0.0/0" as the IP range of a rule whose remote is a group: exclude those
+    return [r for r in rules if r["IP Range"] == "0.0.0.0/0" and not r.get("Remote Security Group")
+            and r["Port Range"] == f"{port}:{port}" and r["Direction"] == "ingress"]
 
 
 def servers(name):
