@@ -117,6 +117,8 @@ def register(cli: click.Group) -> None:
     @cli.command("inventory")
     @click.argument("tenant")
     @click.option("--format", "fmt", type=click.Choice(["yaml", "ini", "json"]), default="yaml", show_default=True)
+    @click.option("--known-hosts", type=click.Path(dir_okay=False),
+                  help="known_hosts the bastion hop should use (default: the tenant's).")
     @_hosts_options
     @click.pass_obj
     def inventory_cmd(app, tenant, fmt, **opts):

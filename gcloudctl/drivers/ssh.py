@@ -24,7 +24,10 @@ import hashlib
 import logging
 import os
 import re
+import select
+import shlex
 import socket
+import subprocess
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -249,6 +252,34 @@ def _close_all(client: paramiko.SSHClient, hops: list[paramiko.SSHClient]) -> No
         hop.close()
 
 
+def banner_seen(target: SshTarget, timeout: float) -> bool:
+    """Cheap probe: does something answer with an SSH banner? (no paramiko, no log noise)"""
+    if target.bastion is not None:
+        return True  # probed through the bastion's session by connect()
+    deadline = time.monotonic() + timeout
+    if target.proxy_command:
+        proc = subprocess.Popen(
+            _proxy_argv(target), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            ready, _, _ = select.select([proc.stdout], [], [], timeout)
+            return bool(ready) and proc.stdout.read1(64).startswith(b"SSH-")
+        finally:
+            proc.kill()
+            proc.wait()
+    try:
+        with socket.create_connection((target.host, target.port), timeout=timeout) as sock:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            return sock.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _proxy_argv(target: SshTarget) -> list[str]:
+    cmd = (target.proxy_command.replace("%h", target.host).replace("%p", str(target.port))
+           .replace("%r", target.user))
+    return shlex.split(cmd)
+
+
 @dataclass(frozen=True)
 class ReadyResult:
     host: str
@@ -277,6 +308,8 @@ def wait_ready(target: SshTarget, known_hosts: Path, *, timeout: float = 180.0, 
                     keys = trust_console(known_hosts, target.host, text, target.port)
             # short timeouts first: a relay to a port nobody listens on yet looks like a silent peer
             attempt_timeout = min(connect_timeout, 2.0 * attempts)
+            if not banner_seen(target, attempt_timeout):
+                raise Unreachable(f"{target.host}:{target.port}: no SSH banner yet")
             with connect(target, known_hosts, timeout=attempt_timeout, console_keys=keys) as session:
                 rc, _, err = session.run("true", timeout=connect_timeout)
                 if rc == 0:

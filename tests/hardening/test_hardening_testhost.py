@@ -130,3 +130,19 @@ def test_host_whose_key_differs_from_the_console_is_refused(plain_host, tmp_path
     with pytest.raises(ssh.HostKeyMismatch) as exc:
         ssh.connect(plain_host.target(), tmp_path / "kh2", console_keys=keys)
     assert "not among the console fingerprints" in exc.value.message
+
+
+def test_audit_hosts_cli_writes_json_and_html_reports(hardened_host, tmp_path, capsys):
+    hh = hardened_host
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(yaml.safe_dump({"level": hh.level, "hosts": [hh.guest.observed()]}))
+    common = ["audit-hosts", "moh-test", "--no-lynis", "--hosts", str(hosts), "--key", hh.guest.key_file,
+              "--proxy-command", TEST_NETWORK.proxy_command(), "--known-hosts", str(tmp_path / "kh"),
+              "--console-dir", str(hh.guest.host.state_dir.parent), "--out", str(tmp_path / "out")]
+    assert main(["-o", "json"] + common) == 0
+    report = json.loads(capsys.readouterr().out)["reports"][hh.guest.name]
+    assert report["score"]["failed"] == 0 and report["score"]["passed"] == hh.after.passed
+    assert "OpenSCAP" not in report["openscap"] and "not run" in report["openscap"]
+    saved = json.loads((tmp_path / "out" / f"{hh.guest.name}.json").read_text())
+    assert {c["id"]: c["status"] for c in saved["controls"]}["GC-SSH-02"] == "pass"
+    assert "GC-SSH-02" in (tmp_path / "out" / f"{hh.guest.name}.html").read_text()

@@ -104,3 +104,23 @@ def test_ansible_reads_the_inventory_the_same_in_every_format(tmp_path, fmt):
     assert sorted(data["level_3"]["hosts"]) == sorted(["moh-app-1", "moh-app-2", "moh-bastion", "moh-db-1", "moh-web-1"])
     assert data["zone_mgmt"]["hosts"] == ["moh-bastion"]
     assert "moh-batch-1" not in hostvars
+
+
+def test_cli_inventory_from_a_hosts_file_matches_golden(tmp_path, capsys):
+    from gcloudctl.cli.main import main
+
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(json.dumps({"level": 1, "hosts": L1_HOSTS}))
+    code = main(["inventory", "edu", "--hosts", str(hosts), "--format", "ini",
+                 "--known-hosts", "/dev/null"])
+    assert code == 0
+    assert capsys.readouterr().out == (GOLDEN / "inventory-l1-direct.ini").read_text()
+
+
+def test_cli_inventory_without_a_level_is_invalid_input(tmp_path, capsys):
+    from gcloudctl.cli.main import main
+
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(json.dumps(L1_HOSTS))
+    assert main(["inventory", "edu", "--hosts", str(hosts)]) == 2
+    assert "--level" in capsys.readouterr().err
