@@ -143,7 +143,7 @@ def test_4_deleted_server_is_recreated(ctl, tenant):
 
 def test_5_error_server_is_replaced(ctl, tenant):
     before = servers(tenant)["web-1"]
-    openstack("server", "set", "--state", "error", before["ID"], parse=False)
+    openstack("server", "set", "--auto-approve", "--state", "error", before["ID"], parse=False)
     assert servers(tenant)["web-1"]["Status"] == "ERROR"
     assert ctl["runner"].run_once().counts() == {"drift-repaired": 1}
     after = servers(tenant)
