@@ -49,6 +49,10 @@ class Backends:
     rabbit_port: int = 5672
 
 
+# The shared MariaDB allows 151 connections; keep devcloud's share bounded (~45 idle today).
+DB_POOL = {"max_pool_size": 5, "max_overflow": 10}
+
+
 def render_ini(sections: Ini) -> str:
     out: list[str] = []
     for section, options in sections.items():
@@ -97,7 +101,7 @@ def keystone_conf(layout: Layout, secrets: Secrets, backends: Backends) -> str:
     conf = layout.config_dir("keystone")
     return render_ini({
         "DEFAULT": {"debug": False, "use_stderr": True, "max_token_size": 255},
-        "database": {"connection": _db_url(secrets, backends, "keystone"), "max_pool_size": 5},
+        "database": {"connection": _db_url(secrets, backends, "keystone"), **DB_POOL},
         "token": {"provider": "fernet", "expiration": 43200},
         "fernet_tokens": {"key_repository": str(conf / "fernet-keys")},
         "fernet_receipts": {"key_repository": str(conf / "fernet-keys")},
@@ -112,7 +116,7 @@ def placement_conf(layout: Layout, secrets: Secrets, backends: Backends) -> str:
     return render_ini({
         "DEFAULT": {"debug": False, "use_stderr": True},
         "api": {"auth_strategy": "keystone"},
-        "placement_database": {"connection": _db_url(secrets, backends, "placement"), "max_pool_size": 5},
+        "placement_database": {"connection": _db_url(secrets, backends, "placement"), **DB_POOL},
         "keystone_authtoken": _authtoken(secrets, "placement"),
         "oslo_policy": {"enforce_new_defaults": True, "enforce_scope": False},
     })
@@ -127,7 +131,7 @@ def glance_conf(layout: Layout, secrets: Secrets, backends: Backends) -> str:
         "file": {"filesystem_store_datadir": str(data / "images")},
         "os_glance_staging_store": {"filesystem_store_datadir": str(data / "staging")},
         "os_glance_tasks_store": {"filesystem_store_datadir": str(data / "tasks")},
-        "database": {"connection": _db_url(secrets, backends, "glance"), "max_pool_size": 5},
+        "database": {"connection": _db_url(secrets, backends, "glance"), **DB_POOL},
         "keystone_authtoken": _authtoken(secrets, "glance"),
         "paste_deploy": {"flavor": "keystone",
                          "config_file": str(layout.venv / "etc" / "glance" / "glance-api-paste.ini")},
@@ -166,8 +170,8 @@ def _nova_base(layout: Layout, secrets: Secrets, backends: Backends) -> dict[str
 
 def nova_conf(layout: Layout, secrets: Secrets, backends: Backends) -> str:
     base = _nova_base(layout, secrets, backends)
-    base["api_database"] = {"connection": _db_url(secrets, backends, "nova_api"), "max_pool_size": 5}
-    base["database"] = {"connection": _db_url(secrets, backends, "nova"), "max_pool_size": 5}
+    base["api_database"] = {"connection": _db_url(secrets, backends, "nova_api"), **DB_POOL}
+    base["database"] = {"connection": _db_url(secrets, backends, "nova"), **DB_POOL}
     return render_ini(base)
 
 
@@ -187,7 +191,7 @@ def neutron_conf(layout: Layout, secrets: Secrets, backends: Backends) -> str:
                     "api_workers": 1, "rpc_workers": 0, "rpc_state_report_workers": 0,
                     "api_paste_config": str(layout.venv / "etc" / "neutron" / "api-paste.ini"),
                     "host": COMPUTE_HOST, "dhcp_agent_notification": False},
-        "database": {"connection": _db_url(secrets, backends, "neutron"), "max_pool_size": 5},
+        "database": {"connection": _db_url(secrets, backends, "neutron"), **DB_POOL},
         "keystone_authtoken": _authtoken(secrets, "neutron"),
         "nova": _service_auth(secrets, "nova"),
         "placement": _service_auth(secrets, "placement"),

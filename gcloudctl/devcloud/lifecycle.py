@@ -175,7 +175,7 @@ def _up(layout: Layout, *, progress: Progress, environ: dict[str, str]) -> UpRep
     restart = svc.affected_by(changed)
     if installed:
         restart = [s.name for s in svc.SERVICES]
-    stopped = [n for n in restart if supervisor.stop(layout.pid_file(n))]
+    stopped = _stop_all(layout, restart)
     if stopped:
         progress(f"restarted for new config or packages: {', '.join(stopped)}")
 
@@ -335,14 +335,21 @@ def down(layout: Layout, *, purge: bool, progress: Progress, environ: dict[str, 
 
 
 def _down(layout: Layout, *, purge: bool, progress: Progress, environ: dict[str, str]) -> list[str]:
-    names = [s.name for s in sorted(svc.SERVICES, key=lambda s: -s.phase)]
-    with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        stopped = [n for n, ok in zip(names, pool.map(lambda n: supervisor.stop(layout.pid_file(n)), names)) if ok]
+    stopped = _stop_all(layout, [s.name for s in sorted(svc.SERVICES, key=lambda s: -s.phase)])
     if stopped:
         progress(f"stopped {', '.join(stopped)}")
     if purge:
         _purge(layout, progress, environ)
     return stopped
+
+
+def _stop_all(layout: Layout, names: list[str]) -> list[str]:
+    """Stop these services concurrently (each waits for its whole process group)."""
+    if not names:
+        return []
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        results = list(pool.map(lambda n: supervisor.stop(layout.pid_file(n)), names))
+    return [name for name, ok in zip(names, results) if ok]
 
 
 def _purge(layout: Layout, progress: Progress, environ: dict[str, str]) -> None:
