@@ -153,66 +153,72 @@ def up(layout: Layout, *, progress: Progress, environ: dict[str, str]) -> UpRepo
         return _up(layout, progress=progress, environ=environ)
 
 
+class _Steps(dict):
+    """Wall time per step of `up`, for the report."""
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t0 = time.monotonic()
+        yield
+        self[name] = round(time.monotonic() - t0, 2)
+
+
 def _up(layout: Layout, *, progress: Progress, environ: dict[str, str]) -> UpReport:
     started = time.monotonic()
-    steps: dict[str, float] = {}
-
-    def step(name: str, t0: float) -> None:
-        steps[name] = round(time.monotonic() - t0, 2)
-
+    steps = _Steps()
     for path in (layout.root, layout.logs, layout.run, layout.data):
         path.mkdir(parents=True, exist_ok=True)
     secrets = load_or_create_secrets(layout)
     _check_ports(layout)
-
-    t0 = time.monotonic()
-    backing = system.ensure(layout, progress)
-    step("backends", t0)
-    t0 = time.monotonic()
-    installed = install.ensure_venv(layout, progress, environ)
-    step("venv", t0)
-    changed = write_configs(layout, secrets)
-    restart = svc.affected_by(changed)
-    if installed:
-        restart = [s.name for s in svc.SERVICES]
-    stopped = _stop_all(layout, restart)
-    if stopped:
-        progress(f"restarted for new config or packages: {', '.join(stopped)}")
-
-    initialised = False
-    if not layout.db_stamp.exists():
-        t0 = time.monotonic()
-        progress("creating devcloud's databases and RabbitMQ vhost")
-        system.prepare(backing, secrets.db_password)
-        install.init_databases(layout, secrets, progress, environ)
-        initialised = True
-        step("db_init", t0)
-
+    installed, initialised = _install_and_configure(layout, secrets, progress, environ, steps)
     report = UpReport(elapsed=0.0, installed=installed, initialised=initialised, steps=steps)
-    t0 = time.monotonic()
-    report.started += _start_phase(layout, svc.Phase.IDENTITY, progress, environ, None)
-    session = Session.login("admin", secrets.admin_password)
-    bootstrap.identity(session, secrets)
-    session = Session.login("admin", secrets.admin_password)  # catalog now lists every service
-    step("identity", t0)
-    t0 = time.monotonic()
-    report.started += _start_phase(layout, svc.Phase.CONTROL, progress, environ, session)
-    step("control", t0)
-    t0 = time.monotonic()
-    report.started += _start_phase(layout, svc.Phase.COMPUTE, progress, environ, session)
-    step("compute", t0)
-
-    t0 = time.monotonic()
-    if not layout.bootstrap_stamp.exists():
-        time.sleep(3)  # let the scheduler's periodic discovery (every 2 s) map the new compute host
-    bootstrap.cloud(session, progress)
-    layout.bootstrap_stamp.write_text(f"{time.time():.0f}\n")
-    report.clouds_yaml = str(write_clouds_yaml(layout, secrets, environ))
-    step("bootstrap", t0)
+    report.started, session = _start_all(layout, secrets, progress, environ, steps)
+    with steps("bootstrap"):
+        if not layout.bootstrap_stamp.exists():
+            time.sleep(3)  # let the scheduler's periodic discovery (every 2 s) map the new compute host
+        bootstrap.cloud(session, progress)
+        layout.bootstrap_stamp.write_text(f"{time.time():.0f}\n")
+        report.clouds_yaml = str(write_clouds_yaml(layout, secrets, environ))
     report.elapsed = round(time.monotonic() - started, 1)
     progress(f"devcloud is up in {report.elapsed:.0f}s; clouds.yaml entries '{cat.CLOUD_ADMIN}' and "
              f"'{cat.CLOUD_GCLOUDCTL}' in {report.clouds_yaml}")
     return report
+
+
+def _install_and_configure(layout: Layout, secrets: Secrets, progress: Progress, environ: dict[str, str],
+                           steps: _Steps) -> tuple[bool, bool]:
+    """Backends, venv, configs (restarting what they changed), databases. Returns (installed, initialised)."""
+    with steps("backends"):
+        backing = system.ensure(layout, progress)
+    with steps("venv"):
+        installed = install.ensure_venv(layout, progress, environ)
+    changed = write_configs(layout, secrets)
+    restart = [s.name for s in svc.SERVICES] if installed else svc.affected_by(changed)
+    stopped = _stop_all(layout, restart)
+    if stopped:
+        progress(f"restarting for new config or packages: {', '.join(stopped)}")
+    if layout.db_stamp.exists():
+        return installed, False
+    with steps("db_init"):
+        progress("creating devcloud's databases and RabbitMQ vhost")
+        system.prepare(backing, secrets.db_password)
+        install.init_databases(layout, secrets, progress, environ)
+    return installed, True
+
+
+def _start_all(layout: Layout, secrets: Secrets, progress: Progress, environ: dict[str, str],
+               steps: _Steps) -> tuple[list[str], Session]:
+    """Start what is not running, phase by phase; identity bootstrap once Keystone answers."""
+    started: list[str] = []
+    with steps("identity"):
+        started += _start_phase(layout, svc.Phase.IDENTITY, progress, environ, None)
+        bootstrap.identity(Session.login("admin", secrets.admin_password), secrets)
+        session = Session.login("admin", secrets.admin_password)  # catalog now lists every service
+    with steps("control"):
+        started += _start_phase(layout, svc.Phase.CONTROL, progress, environ, session)
+    with steps("compute"):
+        started += _start_phase(layout, svc.Phase.COMPUTE, progress, environ, session)
+    return started, session
 
 
 def _check_ports(layout: Layout) -> None:
