@@ -24,6 +24,9 @@ from gcloudctl.errors import GcloudctlError
 Progress = Callable[[str], None]
 DEBIAN_PACKAGES = ("mariadb-server", "rabbitmq-server")
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+# Debian's /usr/sbin/rabbitmq-* wrappers `su` to the rabbitmq user (dropping our environment
+# and cookie); the real scripts run as the caller.
+RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 
 
 class BackendError(GcloudctlError):
@@ -89,11 +92,12 @@ def _rabbitmqctl(backing: Backing, *args: str, ok_if: str | None = None) -> None
 # --- self-hosted fallback (no MariaDB/RabbitMQ on loopback) ---------------------------------
 
 def _self_hosted(layout: Layout, progress: Progress) -> Backing:
-    if not (shutil.which("mariadbd") and shutil.which("rabbitmq-server")):
+    if not (shutil.which("mariadbd") and (RABBIT_BIN / "rabbitmq-server").exists()):
         _apt_install(progress)
     sock = layout.run / "mysqld.sock"
     node = "devcloud@localhost"
-    backing = Backing(("--socket", str(sock), "-uroot"), ("rabbitmqctl", "-n", node), self_hosted=True)
+    backing = Backing(("--socket", str(sock), "-uroot"), (str(RABBIT_BIN / "rabbitmqctl"), "-n", node),
+                      self_hosted=True)
     _start_mariadb(layout, sock, progress)
     _start_rabbitmq(layout, node, progress)
     return backing
@@ -136,9 +140,11 @@ def _start_mariadb(layout: Layout, sock: Path, progress: Progress) -> None:
     if not (datadir / "mysql").is_dir():
         progress("initialising a MariaDB data directory for devcloud")
         datadir.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mariadb-install-db", f"--datadir={datadir}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
-                       check=True, capture_output=True, timeout=300)
+        proc = subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=root",
+                               "--auth-root-authentication-method=normal", "--skip-test-db"],
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise BackendError(f"mariadb-install-db failed: {(proc.stderr or proc.stdout).strip()[-600:]}")
     layout.run.mkdir(parents=True, exist_ok=True)
     argv = ["mariadbd", "--no-defaults", f"--datadir={datadir}", f"--socket={sock}", "--user=root",
             f"--bind-address={HOST}", "--port=3306", f"--pid-file={layout.run / 'mysqld.pidfile'}",
@@ -153,6 +159,7 @@ def _start_rabbitmq(layout: Layout, node: str, progress: Progress) -> None:
         return
     conf_dir = layout.etc / "rabbitmq"
     conf_dir.mkdir(parents=True, exist_ok=True)
+    (conf_dir / "enabled_plugins").write_text("[].\n")
     (conf_dir / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = {HOST}:5672\n"
         f"distribution.listener.interface = {HOST}\n"
@@ -160,9 +167,11 @@ def _start_rabbitmq(layout: Layout, node: str, progress: Progress) -> None:
         "loopback_users.guest = true\n")
     env = {**os.environ, "RABBITMQ_CONFIG_FILE": str(conf_dir / "rabbitmq.conf"),
            "RABBITMQ_MNESIA_BASE": str(layout.data / "rabbitmq"), "RABBITMQ_LOG_BASE": str(layout.logs),
-           "RABBITMQ_NODENAME": node, "ERL_EPMD_ADDRESS": HOST, "RABBITMQ_NODE_IP_ADDRESS": HOST}
+           "RABBITMQ_NODENAME": node, "ERL_EPMD_ADDRESS": HOST, "RABBITMQ_NODE_IP_ADDRESS": HOST,
+           "RABBITMQ_ENABLED_PLUGINS_FILE": str(conf_dir / "enabled_plugins")}
     progress("starting a RabbitMQ for devcloud on 127.0.0.1:5672")
-    supervisor.start([shutil.which("rabbitmq-server") or "rabbitmq-server"], env=env,
+    # the script ends in `exec erl`: keep a shell as group leader so the pid file's argv stays true
+    supervisor.start(["/bin/sh", "-c", f"{RABBIT_BIN / 'rabbitmq-server'}; exit $?", "devcloud-rabbitmq"], env=env,
                      log_file=layout.log_file("rabbitmq"), pid_file=layout.pid_file("rabbitmq"), cwd=layout.root)
     _wait_tcp(5672, "RabbitMQ", layout.log_file("rabbitmq"), timeout=120)
 
