@@ -85,21 +85,26 @@ def run_gcloudctl(cloud: str, servers: int, tmp: Path) -> dict:
     driver = OpenStackDriver(api)
     t0 = time.monotonic()
     destroy = pipeline.plan_destroy(name, driver)
+    project_id = destroy.observed.project_id
     result = pipeline.apply_plan(destroy, driver)
     out["teardown_s"] = time.monotonic() - t0
     out["teardown_ok"] = result.ok
     out["teardown_requests"] = api.total_requests
-    out["leftovers"] = count_leftovers(api.conn, name)
+    out["leftovers"] = count_leftovers(api.conn, name, project_id)
     return out
 
 
-def count_leftovers(conn, tenant: str) -> int:
+def count_leftovers(conn, tenant: str, project_id: str | None) -> int:
+    """Resources still tagged for the tenant or owned by its (deleted) project. Security groups
+    are listed unfiltered: a project-filtered list makes Neutron re-create the default group."""
     tag = f"gc-tenant={tenant}"
     n = sum(1 for _ in conn.network.networks(tags=tag)) + sum(1 for _ in conn.network.ports(tags=tag))
-    n += sum(1 for _ in conn.network.routers(tags=tag)) + sum(1 for _ in conn.network.security_groups(tags=tag))
-    projects = list(conn.identity.projects(name=tenant))
-    for p in projects:
-        n += 1 + sum(1 for _ in conn.network.security_groups(project_id=p.id))
+    n += sum(1 for _ in conn.network.routers(tags=tag))
+    n += sum(1 for g in conn.network.security_groups() if g.project_id == project_id or tag in (g.tags or []))
+    if project_id:
+        n += sum(1 for _ in conn.network.ports(project_id=project_id))
+        n += sum(1 for _ in conn.compute.servers(all_projects=True, project_id=project_id))
+    n += len(list(conn.identity.projects(name=tenant)))
     n += sum(1 for k in conn.compute.keypairs() if k.name.startswith(f"gc_{tenant}_"))
     return n
 
@@ -171,7 +176,7 @@ def run_peer(cloud: str, servers: int) -> dict:
     pc.compute.delete_keypair(f"{name}-ops")
     conn.identity.delete_project(project)
     teardown_s = time.monotonic() - t0
-    left = sum(1 for _ in conn.network.security_groups(project_id=project.id))
+    left = sum(1 for g in conn.network.security_groups() if g.project_id == project.id)
     return {"create_s": create_s, "create_requests": create_n, "teardown_s": teardown_s, "leftover_default_groups": left}
 
 

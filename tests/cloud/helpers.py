@@ -51,24 +51,35 @@ def request_file(tmp_path: Path, tenant: str, mutate=None) -> Path:
 
 
 def leftovers(tenant: str, project_id: str | None) -> dict[str, list]:
-    """Everything on the cloud that still carries the tenant's tag or lives in its project."""
-    found: dict[str, list] = {}
+    """Everything on the cloud that still carries the tenant's tag or lives in its project
+    (queried with plain openstacksdk by raw id filters, which work after the project is gone;
+    independent of gcloudctl's driver)."""
+    import openstack as sdk
+
+    conn = sdk.connect(cloud="devcloud")
     tag = f"gc-tenant={tenant}"
-    for kind in ("network", "subnet", "router", "port", "security group", "floating ip"):
-        items = openstack(*kind.split(), "list", "--tags", tag) if kind in ("network", "subnet", "router", "port") else []
-        if project_id:
-            items += [i for i in openstack(*kind.split(), "list", "--project", project_id)
-                      if i not in items]
+    found: dict[str, list] = {}
+    net = conn.network
+    for kind, lister in (("network", net.networks), ("subnet", net.subnets), ("router", net.routers),
+                         ("port", net.ports), ("security group", net.security_groups), ("floating ip", net.ips)):
+        items = {x.id: x.name for x in lister(tags=tag)} if kind not in ("floating ip",) else {}
+        if project_id and kind == "security group":
+            # a list filtered by project makes Neutron re-create that project's `default` group
+            items.update({x.id: x.name for x in lister() if x.project_id == project_id})
+        elif project_id:
+            items.update({x.id: getattr(x, "name", None) for x in lister(project_id=project_id)})
         if items:
-            found[kind] = items
+            found[kind] = sorted(items.items())
     if project_id:
-        servers = openstack("server", "list", "--all-projects", "--project", project_id)
+        servers = [s.name for s in conn.compute.servers(all_projects=True, project_id=project_id)]
         if servers:
             found["server"] = servers
-    keypairs = [k for k in openstack("keypair", "list") if k["Name"].startswith(f"gc_{tenant}_")]
+        groups = [g.name for g in conn.compute.server_groups(all_projects=True) if g.project_id == project_id]
+        if groups:
+            found["server group"] = groups
+    keypairs = [k.name for k in conn.compute.keypairs() if k.name.startswith(f"gc_{tenant}_")]
     if keypairs:
         found["keypair"] = keypairs
-    projects = [p for p in openstack("project", "list") if p["Name"] == tenant]
-    if projects:
-        found["project"] = projects
+    if list(conn.identity.projects(name=tenant)):
+        found["project"] = [tenant]
     return found
