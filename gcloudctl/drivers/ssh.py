@@ -304,8 +304,10 @@ def wait_ready(target: SshTarget, known_hosts: Path, *, timeout: float = 180.0, 
         try:
             if console is not None and keys is None:
                 text = console()
-                if FP_END in text:
-                    keys = trust_console(known_hosts, target.host, text, target.port)
+                if FP_END not in text:
+                    # first boot not finished (cloud-init restarts sshd before printing keys)
+                    raise HostKeyUnknown(f"{target.host}: no fingerprint block on the console yet")
+                keys = trust_console(known_hosts, target.host, text, target.port)
             # short timeouts first: a relay to a port nobody listens on yet looks like a silent peer
             attempt_timeout = min(connect_timeout, 2.0 * attempts)
             if not banner_seen(target, attempt_timeout):

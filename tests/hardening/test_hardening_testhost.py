@@ -109,6 +109,19 @@ def test_bastion_hop_reaches_a_host_through_direct_tcpip(hardened_host, plain_ho
     assert (rc, out.strip()) == (0, hardened_host.guest.name)
 
 
+def test_check_mode_on_a_fresh_host_reports_drift_and_changes_nothing(plain_host):
+    from gcloudctl.drivers.ansible import run_playbook
+    from tests.fixtures.testhost import inventory_for
+
+    before = plain_host.host.exec(["sh", "-c", "ls /etc/ssh/sshd_config.d/; dpkg -l nftables 2>&1 | tail -1"]).stdout
+    result = run_playbook(inventory_for([plain_host], 3), known_hosts=plain_host.known_hosts, check=True)
+    assert result.status == "successful" and result.failures == []
+    tasks = {d.task for d in result.drift}
+    assert SSHD_TASK in tasks and "GC-FW-01 | nftables installed (offline cache)" in tasks
+    after = plain_host.host.exec(["sh", "-c", "ls /etc/ssh/sshd_config.d/; dpkg -l nftables 2>&1 | tail -1"]).stdout
+    assert after == before and "50-gcloudctl.conf" not in after
+
+
 def test_host_whose_key_differs_from_the_console_is_refused(plain_host, tmp_path):
     host = plain_host.host
     console = host.console_log()
