@@ -129,9 +129,21 @@ def build_rootfs(spec: RootfsSpec | None = None, cache_dir: Path | None = None,
     return tarball
 
 
-def _build_into(spec: RootfsSpec, tarball: Path) -> None:
-    if not shutil.which("debootstrap"):
+def _ensure_debootstrap() -> None:
+    """Install debootstrap from Debian if it is missing (fresh CI machines); root only."""
+    if shutil.which("debootstrap"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise RuntimeError("debootstrap is not installed (apt-get install debootstrap)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(["apt-get", "install", "-y", "-q", "debootstrap"], env=env,
+                      stdout=subprocess.DEVNULL).returncode != 0:
+        _run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
+        _run(["apt-get", "install", "-y", "-q", "debootstrap"], env=env, stdout=subprocess.DEVNULL)
+
+
+def _build_into(spec: RootfsSpec, tarball: Path) -> None:
+    _ensure_debootstrap()
     work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=tarball.parent))
     root = work / "root"
     try:
