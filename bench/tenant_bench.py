@@ -126,7 +126,7 @@ def run_peer(cloud: str, servers: int) -> dict:
     conn.identity.assign_project_role_to_user(project, conn.identity.get_user(conn.current_user_id), member)
     conn.set_compute_quotas(project.id, instances=max(10, servers), cores=max(32, servers * 2), ram=max(65536, servers * 4096))
     conn.set_network_quotas(project.id, floatingip=2)
-    pc = conn.connect_as_project(project.id)
+    pc = conn.connect_as_project({"id": project.id, "domain_id": "default"})
     pc.session.session.hooks.setdefault("response", []).append(hook)
     ext = pc.network.find_network("public")
     nets = {}
