@@ -29,6 +29,7 @@ from gcloudctl.devcloud.rest import Session, http_status
 from gcloudctl.errors import CloudError, GcloudctlError, NotFound, TimeoutExpired
 
 Progress = Callable[[str], None]
+SERVICE_DOWN_TIME = 60.0  # nova's service_down_time: an older heartbeat means "down"
 START_TIMEOUT = {svc.Phase.IDENTITY: 120.0, svc.Phase.CONTROL: 180.0, svc.Phase.COMPUTE: 180.0}
 
 
@@ -256,14 +257,19 @@ def _nova_services(session: Session | None) -> list[dict]:
         return []
 
 
-def probe(layout: Layout, service: svc.Service, nova_rows: list[dict] | None) -> tuple[readiness.Probe, supervisor.Record | None]:
+def probe(layout: Layout, service: svc.Service, nova_rows: list[dict] | None,
+          fresh_within: float | None = None) -> tuple[readiness.Probe, supervisor.Record | None]:
+    """Probe one service. Daemons need a heartbeat newer than their start (and, for `status`,
+    newer than `fresh_within` seconds ago)."""
     record = supervisor.running(layout.pid_file(service.name))
     if record is None:
         return readiness.Probe(alive=False), None
     if service.kind is svc.Kind.WSGI:
         return readiness.Probe(alive=True, http_status=http_status(service.url + service.probe_path)), record
-    beat = None if nova_rows is None else readiness.heartbeat_since(nova_rows, service.binary, COMPUTE_HOST,
-                                                                  record.started_at)
+    if nova_rows is None:
+        return readiness.Probe(alive=True, heartbeat_ok=None), record
+    since = record.started_at if fresh_within is None else max(record.started_at, time.time() - fresh_within)
+    beat = readiness.heartbeat_since(nova_rows, service.binary, COMPUTE_HOST, since)
     return readiness.Probe(alive=True, heartbeat_ok=beat), record
 
 
@@ -316,21 +322,13 @@ def status(layout: Layout) -> list[ServiceStatus]:
     rows = _nova_services(session) if session else None
     out = []
     for service in svc.SERVICES:
-        result, record = probe(layout, service, rows)
-        if result.alive and rows is not None and service.kind is svc.Kind.DAEMON:
-            # a running daemon with an old heartbeat is only "starting" during its first report
-            # interval; afterwards status reports the heartbeat of the service list as is
-            result = readiness.Probe(alive=True, heartbeat_ok=_heartbeat_fresh(rows, service))
+        result, record = probe(layout, service, rows, fresh_within=SERVICE_DOWN_TIME)
         state = readiness.judge(result, was_started=False)
         out.append(ServiceStatus(
             name=service.name, state=state.value, url=service.url, version=versions.get(service.package),
             pid=record.pid if record else None,
             rss_mib=round(supervisor.rss_kib(record.pid) / 1024, 1) if record else None))
     return out
-
-
-def _heartbeat_fresh(rows: list[dict], service: svc.Service) -> bool:
-    return readiness.heartbeat_since(rows, service.binary, COMPUTE_HOST, time.time() - 60)
 
 
 def down(layout: Layout, *, purge: bool, progress: Progress, environ: dict[str, str]) -> list[str]:

@@ -50,7 +50,8 @@ def tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
 
 def ensure(layout: Layout, progress: Progress) -> Backing:
     """Reuse MariaDB 127.0.0.1:3306 and RabbitMQ 127.0.0.1:5672, or bring up our own."""
-    if tcp_open(HOST, 3306) and tcp_open(HOST, 5672):
+    ours = any(supervisor.running(layout.pid_file(name)) for name in ("mariadb", "rabbitmq"))
+    if not ours and tcp_open(HOST, 3306) and tcp_open(HOST, 5672):
         progress("reusing MariaDB 127.0.0.1:3306 and RabbitMQ 127.0.0.1:5672")
         return Backing(("-h", HOST, "-P", "3306", "-uroot"), ("rabbitmqctl",), self_hosted=False)
     return _self_hosted(layout, progress)

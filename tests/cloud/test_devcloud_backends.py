@@ -25,6 +25,8 @@ SCRIPT = textwrap.dedent("""
         backing = system.ensure(layout, print)
         assert backing.self_hosted, backing
         system.prepare(backing, "pw-test")
+        # now both ports answer: ensure() must still know they are ours (down --purge relies on it)
+        assert system.ensure(layout, print).self_hosted
         print("DATABASES", system.run_sql(backing, "SHOW DATABASES;").split())
         vhosts = subprocess.run([*backing.rabbitmqctl, "list_vhosts"], capture_output=True, text=True).stdout
         print("VHOSTS", vhosts.split())
