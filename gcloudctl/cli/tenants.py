@@ -162,17 +162,38 @@ def get_tenants(app: AppContext, region: str | None) -> None:
 def describe_cmd(app: AppContext, tenant: str, region: str | None) -> None:
     """Every resource of TENANT as the cloud reports it, with status."""
     config = app.config()
-    observed = app.driver(config, region).observe(tenant)
+    regions = config.catalog.spec.regions
+    externals = (regions.get(region) or next(iter(regions.values()))).externalNetworks
+    observed = app.driver(config, region).observe(tenant, external_networks=externals)
     if observed.project_id is None:
         raise NotFound(f"tenant {tenant!r} not found", hint="list tenants with: gcloudctl get tenants")
     resources = sorted(list(observed.resources.values()) + list(observed.unmanaged), key=lambda r: r.address.sort_key)
     data = {"tenant": tenant, "project_id": observed.project_id,
             "resources": [{"address": str(r.address), "id": r.id, "status": r.status, "managed": r.managed,
-                           **({"floating_ip": r.extra["floating_ip_address"]} if r.extra.get("floating_ip_address") else {})}
-                          for r in resources]}
+                           "detail": _detail(r)} for r in resources]}
     emit(app.output, data, lambda: f"Tenant {tenant} (project {observed.project_id})\n" + table(
-        ["ADDRESS", "ID", "STATUS", "OWNER"],
-        [[str(r.address), r.id, r.status or "", "gcloudctl" if r.managed else "OUT-OF-BAND"] for r in resources]))
+        ["ADDRESS", "STATUS", "DETAIL", "OWNER"],
+        [[str(r.address), r.status or "", _detail(r), "gcloudctl" if r.managed else "OUT-OF-BAND"] for r in resources]))
+
+
+def _detail(resource) -> str:
+    """The one fact a person looks for first, per kind."""
+    a, x = resource.attrs, resource.extra
+    kind = resource.address.kind.value
+    if kind == "subnet":
+        return a.get("cidr") or ""
+    if kind == "floating_ip":
+        return f"{x.get('floating_ip_address')} -> {x.get('fixed_ip_address') or 'unattached'}"
+    if kind == "server":
+        ips = [i.get("addr") for addrs in (x.get("addresses") or {}).values() for i in addrs]
+        return f"{a.get('flavor')} {a.get('image')} {' '.join(filter(None, ips))}".strip()
+    if kind == "port":
+        return " ".join(x.get("fixed_ips") or [])
+    if kind == "quota":
+        return ", ".join(f"{k}={v}" for k, v in sorted(a.items()))
+    if kind == "router":
+        return f"gateway {a.get('external_network')}"
+    return ""
 
 
 @click.command("completion")
