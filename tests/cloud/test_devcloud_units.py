@@ -117,3 +117,52 @@ def test_platform_catalog_flavors_and_images_are_bootstrapped():
 ])
 def test_config_changes_restart_exactly_their_readers(changed, restart):
     assert svc.affected_by(changed) == restart
+
+
+# --- supervisor and start-up failure, with real (tiny) processes ----------------------------
+
+from gcloudctl.devcloud import lifecycle, supervisor  # noqa: E402
+
+
+def test_stop_never_signals_a_pid_whose_command_line_changed(tmp_path):
+    import json
+    import os
+
+    pid_file = tmp_path / "svc.pid"
+    record = supervisor.start(["sleep", "30"], env=dict(os.environ), log_file=tmp_path / "svc.log",
+                              pid_file=pid_file, cwd=tmp_path)
+    try:
+        raw = json.loads(pid_file.read_text())
+        raw["argv"] = ["/usr/bin/something-else", "--flag"]  # as if the pid had been recycled
+        pid_file.write_text(json.dumps(raw))
+        assert supervisor.stop(pid_file) is False
+        assert supervisor.matches(supervisor.Record(record.pid, ("sleep", "30"), record.started_at))
+    finally:
+        os.kill(record.pid, 15)
+        os.waitpid(record.pid, 0)
+
+
+def test_stop_terminates_the_whole_process_group(tmp_path):
+    import os
+
+    pid_file = tmp_path / "svc.pid"
+    record = supervisor.start(["sh", "-c", "sleep 30 & sleep 30; wait"], env=dict(os.environ),
+                              log_file=tmp_path / "svc.log", pid_file=pid_file, cwd=tmp_path)
+    assert len(supervisor.group_members(record.pid)) >= 2
+    assert supervisor.stop(pid_file) is True
+    assert supervisor.group_members(record.pid) == [] and not pid_file.exists()
+
+
+def test_a_service_dying_at_start_fails_with_its_last_log_lines(tmp_path):
+    import os
+
+    layout = Layout(tmp_path)
+    broken = svc.Service("broken", svc.Kind.WSGI, svc.Phase.CONTROL, "none", "none", port=1, probe_path="/")
+    record = supervisor.start(["sh", "-c", "echo 'ImportError: no module named nova'; exit 3"],
+                              env=dict(os.environ), log_file=layout.log_file("broken"),
+                              pid_file=layout.pid_file("broken"), cwd=tmp_path)
+    with pytest.raises(lifecycle.ServiceFailed) as failure:
+        lifecycle._wait_ready(layout, [broken], {"broken": record}, None, lambda _m: None, timeout=30)
+    assert "ImportError: no module named nova" in failure.value.message
+    assert str(layout.log_file("broken")) in failure.value.message
+    assert "devcloud logs broken" in failure.value.hint
