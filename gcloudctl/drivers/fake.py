@@ -157,6 +157,8 @@ class FakeApi:
             return {"flavors": list(self.flavors.values())}
         if parts == ["servers", "detail"]:
             servers = [s for s in self.servers.values() if s["tenant_id"] == params.get("project_id")]
+            for server in servers:
+                self._advance(server)
             if "name" in params:
                 servers = [s for s in servers if re.fullmatch(params["name"].strip("^$"), s["name"])]
             return {"servers": servers}
@@ -168,10 +170,7 @@ class FakeApi:
                 server["metadata"] = dict(body["metadata"])
                 return {"metadata": server["metadata"]}
             if method == "GET":
-                if server["status"] == "BUILD":
-                    server["_polls"] += 1
-                    if server["_polls"] >= self.build_polls:
-                        server["status"] = "ACTIVE"
+                self._advance(server)
                 return {"server": server}
             if method == "PUT":
                 server.update(body["server"])
@@ -210,6 +209,13 @@ class FakeApi:
             del self.server_groups[parts[1]]
             return {}
         raise _Http(404, f"no route compute {method} {'/'.join(parts)}")
+
+    def _advance(self, server):
+        """A server in BUILD becomes ACTIVE after `build_polls` looks at it."""
+        if server["status"] == "BUILD":
+            server["_polls"] += 1
+            if server["_polls"] >= self.build_polls:
+                server["status"] = "ACTIVE"
 
     def _require_scope(self, scoped):
         if scoped is None:

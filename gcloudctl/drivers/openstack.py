@@ -80,6 +80,58 @@ class Catalogs:
         self.neutron_extensions: set[str] | None = None
 
 
+class ServerWatch:
+    """Shared status of servers being waited for. One waiter at a time polls (a project's
+    servers in one list call, or one GET for a server of unknown project); the others wait on
+    a condition and read the result. Thread-safe."""
+
+    def __init__(self, api: RestApi, *, interval: float, sleep: Callable[[float], None], clock: Callable[[], float]):
+        self.api, self.interval, self.sleep, self.clock = api, interval, sleep, clock
+        self.cond = threading.Condition()
+        self.servers: dict[str, dict] = {}
+        self.polled_at: dict[str, float] = {}  # project (or server) -> time of last poll
+        self.polling: set[str] = set()
+
+    def status(self, server_id: str, project_id: str | None) -> dict | None:
+        """The server as of a poll newer than this call; polls at most once per interval."""
+        key = project_id or server_id
+        asked = self.clock()
+        with self.cond:
+            while True:
+                if self.polled_at.get(key, -1.0) > asked:
+                    return self.servers.get(server_id)
+                if key not in self.polling:
+                    wait = self.polled_at.get(key, -1e9) + self.interval - self.clock()
+                    if wait <= 0:
+                        self.polling.add(key)
+                        break
+                    self.cond.wait(timeout=wait)
+                else:
+                    self.cond.wait(timeout=self.interval or 0.05)
+        try:
+            if project_id:
+                found = self.api.request("compute", "GET", "/servers/detail", microversion=COMPUTE_MICROVERSION,
+                                         params={"all_tenants": "1", "project_id": project_id})["servers"]
+            else:
+                try:
+                    found = [self.api.request("compute", "GET", f"/servers/{server_id}",
+                                              microversion=COMPUTE_MICROVERSION)["server"]]
+                except NotFoundError:
+                    found = []
+        finally:
+            with self.cond:
+                self.polling.discard(key)
+                self.polled_at[key] = self.clock()
+                self.cond.notify_all()
+        with self.cond:
+            for server in found:
+                self.servers[server["id"]] = server
+            if not any(s["id"] == server_id for s in found):
+                self.servers.pop(server_id, None)
+            self.polled_at[key] = max(self.polled_at[key], self.clock())
+            return self.servers.get(server_id)
+
+
 class OpenStackDriver:
     def __init__(self, api: RestApi, *, create_missing_users: bool = False, server_timeout: float = 600.0,
                  poll_interval: float = 0.5, sleep: Callable[[float], None] = time.sleep,
@@ -92,6 +144,7 @@ class OpenStackDriver:
         self.clock = clock
         self.cache = Catalogs()
         self.wait_for_servers = True
+        self.watch = ServerWatch(api, interval=poll_interval, sleep=sleep, clock=clock)
 
     # ---------------------------------------------------------------- observe
     def observe(self, tenant: str, *, external_networks: Iterable[str] = ()) -> ObservedState:
@@ -316,14 +369,16 @@ class OpenStackDriver:
                                    project_id=ids[_project(res)])["server"]
         ids[res.address] = created["id"]
         if self.wait_for_servers:
-            self._wait_server(created["id"], a["name"])
+            self._wait_server(created["id"], a["name"], ids[_project(res)])
         return created["id"]
 
-    def _wait_server(self, server_id: str, name: str) -> None:
+    def _wait_server(self, server_id: str, name: str, project_id: str | None = None) -> None:
+        """Wait for ACTIVE (ERROR fails at once). All servers a run is waiting for share one
+        list call per poll interval, so waiting for 20 servers costs what waiting for 1 does."""
         deadline = self.clock() + self.server_timeout
         while True:
-            server = self.api.request("compute", "GET", f"/servers/{server_id}", microversion=COMPUTE_MICROVERSION)["server"]
-            status = server.get("status")
+            server = self.watch.status(server_id, project_id)
+            status = server.get("status") if server else None
             if status == "ACTIVE":
                 return
             if status == "ERROR":
@@ -333,7 +388,6 @@ class OpenStackDriver:
             if self.clock() > deadline:
                 raise CloudError(f"server {name} not ACTIVE after {self.server_timeout:.0f}s (status {status})",
                                  transient=False)
-            self.sleep(self.poll_interval)
 
     # ---------------------------------------------------------------- find (retried creates)
     def find(self, resource: Resource, ids: IdMap) -> str | None:
@@ -368,7 +422,7 @@ class OpenStackDriver:
             if not servers:
                 return None
             if self.wait_for_servers:
-                self._wait_server(servers[0]["id"], a["name"])
+                self._wait_server(servers[0]["id"], a["name"], pid)
             return servers[0]["id"]
         if kind is Kind.KEYPAIR:
             try:
