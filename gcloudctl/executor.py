@@ -165,6 +165,8 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
     lock = threading.Lock()
     notify = progress or (lambda *_: None)
 
+    api_slots = threading.Semaphore(max(1, parallelism))
+
     def run(node: Node) -> Outcome:
         notify("start", node, None)
         t0 = clock()
@@ -172,9 +174,11 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
         while True:
             attempt += 1
             try:
-                if attempt > 1 and node.step is Step.CREATE and _adopt_earlier_attempt(node, driver, ids):
-                    return Outcome(node, Status.DONE, clock() - t0, attempts=attempt)
-                _execute(node, driver, ids)
+                with api_slots:  # the API phase is bounded by --parallelism ...
+                    adopted = (attempt > 1 and node.step is Step.CREATE and _adopt_earlier_attempt(node, driver, ids))
+                    if not adopted:
+                        _execute(node, driver, ids)
+                _settle(node, driver, ids)  # ... waiting for the cloud to finish is not
                 return Outcome(node, Status.DONE, clock() - t0, attempts=attempt)
             except CloudError as exc:
                 out_of_time = deadline is not None and clock() >= deadline
@@ -188,7 +192,8 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
                 log.exception("%s failed unexpectedly", node)
                 return Outcome(node, Status.FAILED, clock() - t0, error=f"{type(exc).__name__}: {exc}", attempts=attempt)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="apply") as pool:
+    workers = min(256, max(1, parallelism, len(graph)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
         pending = set(graph)
         while pending or running:
             progressed = True
@@ -208,7 +213,7 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
                         pending.discard(node)
                         result.timed_out = True
                         progressed = True
-                    elif all(w in done for w in waits) and len(running) < parallelism:
+                    elif all(w in done for w in waits):
                         pending.discard(node)
                         running[pool.submit(run, node)] = node
                         progressed = True
@@ -242,6 +247,14 @@ def _adopt_earlier_attempt(node: Node, driver: CloudDriver, ids: IdMap) -> bool:
         ids[node.change.address] = existing
         log.info("%s: adopted what an earlier attempt created (%s)", node, existing)
     return bool(existing)
+
+
+def _settle(node: Node, driver: CloudDriver, ids: IdMap) -> None:
+    """Wait until the change has taken effect (a server ACTIVE, or gone), if the driver says how."""
+    if node.step is Step.CREATE and hasattr(driver, "wait_created"):
+        driver.wait_created(node.change.after, ids)
+    elif node.step is Step.DELETE and hasattr(driver, "wait_deleted"):
+        driver.wait_deleted(node.change.before, ids)
 
 
 def _execute(node: Node, driver: CloudDriver, ids: IdMap) -> None:

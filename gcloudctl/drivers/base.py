@@ -7,6 +7,9 @@ and by the devcloud suite against OpenStack):
   exists under the same deterministic name must not duplicate it (callers adopt twins first);
 - update(before, after, changed, ids) converges the named attributes; idempotent;
 - delete(resource, ids) treats "already gone" as success (ignore_missing);
+- wait_created(resource, ids) / wait_deleted(resource, ids) (optional) wait until a change has
+  taken effect (a server ACTIVE / gone); the executor calls them outside its --parallelism
+  slots, so 20 booting servers do not queue behind each other;
 - find(resource, ids) (optional) returns the id of what an earlier, failed attempt at create
   made, or None; the executor calls it before retrying a create, so retries never duplicate;
 - errors are raised as gcloudctl.errors.CloudError with `transient` classified once, here.

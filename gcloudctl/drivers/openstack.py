@@ -367,10 +367,24 @@ class OpenStackDriver:
             body["os:scheduler_hints"] = {"group": ids.resolve(a["server_group"])}
         created = self.api.request("compute", "POST", "/servers", json=body, microversion=COMPUTE_MICROVERSION,
                                    project_id=ids[_project(res)])["server"]
-        ids[res.address] = created["id"]
-        if self.wait_for_servers:
-            self._wait_server(created["id"], a["name"], ids[_project(res)])
         return created["id"]
+
+    def wait_created(self, resource: Resource, ids: IdMap) -> None:
+        """After create: a server is usable once ACTIVE (unless --no-wait). Nothing else waits."""
+        if resource.address.kind is Kind.SERVER and self.wait_for_servers:
+            self._wait_server(ids[resource.address], resource.attrs["name"], ids.get(_project(resource)))
+
+    def wait_deleted(self, resource: Resource, ids: IdMap) -> None:
+        """After delete: a server is gone once the compute API no longer lists it (its ports
+        can be deleted only then)."""
+        if resource.address.kind is not Kind.SERVER:
+            return
+        deadline = self.clock() + self.server_timeout
+        project_id = ids.get(_project(resource))
+        while self.watch.status(resource.id, project_id) is not None:
+            if self.clock() > deadline:
+                raise CloudError(f"server {resource.name} still exists {self.server_timeout:.0f}s after delete",
+                                 transient=True)
 
     def _wait_server(self, server_id: str, name: str, project_id: str | None = None) -> None:
         """Wait for ACTIVE (ERROR fails at once). All servers a run is waiting for share one
@@ -419,11 +433,7 @@ class OpenStackDriver:
         if kind is Kind.SERVER:
             servers = self.api.request("compute", "GET", "/servers/detail", microversion=COMPUTE_MICROVERSION,
                                        params={"all_tenants": "1", "project_id": pid, "name": f"^{a['name']}$"})["servers"]
-            if not servers:
-                return None
-            if self.wait_for_servers:
-                self._wait_server(servers[0]["id"], a["name"], pid)
-            return servers[0]["id"]
+            return servers[0]["id"] if servers else None
         if kind is Kind.KEYPAIR:
             try:
                 self.api.request("compute", "GET", f"/os-keypairs/{a['name']}", microversion=COMPUTE_MICROVERSION)
@@ -567,15 +577,6 @@ class OpenStackDriver:
 
     def _delete_server(self, res: Resource, ids: IdMap) -> None:
         self._ignore_missing("compute", f"/servers/{res.id}", microversion=COMPUTE_MICROVERSION)
-        deadline = self.clock() + self.server_timeout
-        while True:
-            try:
-                self.api.request("compute", "GET", f"/servers/{res.id}", microversion=COMPUTE_MICROVERSION)
-            except NotFoundError:
-                return
-            if self.clock() > deadline:
-                raise CloudError(f"server {res.name} still exists {self.server_timeout:.0f}s after delete", transient=True)
-            self.sleep(self.poll_interval)
 
     # ---------------------------------------------------------------- lookups
     def _set_quota(self, res: Resource, pid: str) -> None:

@@ -78,25 +78,31 @@ def test_delete_in_use_names_the_blocker(config, example_doc):
 
 
 def test_parallelism_is_bounded(config, example_doc):
-    api = FakeApi()
-    peak, current, lock = [0], [0], threading.Lock()
+    """--parallelism bounds the calls that make changes; waiting for servers adds at most one
+    shared status poll per project on top."""
+    api = FakeApi(build_polls=3)
+    peak, current, lock = {"write": 0, "all": 0}, {"write": 0, "all": 0}, threading.Lock()
     original = api.request
 
-    def tracking(*args, **kwargs):
+    def tracking(service, method, *args, **kwargs):
+        kinds = ("all", "write") if method != "GET" else ("all",)
         with lock:
-            current[0] += 1
-            peak[0] = max(peak[0], current[0])
+            for k in kinds:
+                current[k] += 1
+                peak[k] = max(peak[k], current[k])
         try:
             threading.Event().wait(0.002)
-            return original(*args, **kwargs)
+            return original(service, method, *args, **kwargs)
         finally:
             with lock:
-                current[0] -= 1
+                for k in kinds:
+                    current[k] -= 1
 
     api.request = tracking
     plan = _plan(config, example_doc, api)
     assert apply(plan, FakeCloud(api), IdMap.from_observed(plan.observed), parallelism=3).ok
-    assert 1 < peak[0] <= 3
+    assert 1 < peak["write"] <= 3
+    assert peak["all"] <= 3 + 1
 
 
 def test_timeout_skips_the_rest(config, example_doc):
