@@ -4,6 +4,9 @@ Installed with pip into the services venv by `gcloudctl.devcloud.install`; never
 gcloudctl itself (its venv has no Neutron or Nova). Must not import anything from `gcloudctl`.
 
 - `ml2.BindEveryHostDriver`: Neutron ML2 mechanism driver that binds without agents.
-Nova virt drivers are loaded only from `nova.virt.*`, so a guests driver (issue 6) needs
-a module there; today devcloud runs `fake.FakeDriverWithoutFakeNodes` (config.COMPUTE_DRIVER).
+- `virt.GuestDriver`: Nova virt driver for guests mode (issue 6, docs/guests.md); the one
+  exception to the rule above: it imports `gcloudctl.devcloud.guests_runtime` and
+  `gcloudctl.testhost` (stdlib only), reachable through a .pth file in guests mode.
+Nova loads virt drivers only from `nova.virt.*`: guests mode writes a shim module there.
+By default devcloud runs `fake.FakeDriverWithoutFakeNodes` (config.COMPUTE_DRIVER).
 """
