@@ -216,12 +216,17 @@ def _harden_text(result) -> str:
     return "\n".join(text)
 
 
+def _or_dash(value) -> str:
+    return "–" if value is None else str(value)
+
+
 def _audit_text(reports: dict, errors: dict, out: Path) -> str:
     rows = []
     for name, rep in sorted(reports.items()):
         s, b = rep["score"], rep.get("baseline") or {}
         rows.append((name, rep["profile"], s["passed"], s["failed"], s["not_applicable"],
-                     s["lynis_hardening_index"], b.get("passed", "–"), b.get("lynis_hardening_index", "–")))
+                     _or_dash(s["lynis_hardening_index"]), _or_dash(b.get("passed")),
+                     _or_dash(b.get("lynis_hardening_index"))))
     text = [table(["host", "profile", "pass", "fail", "n/a", "lynis", "pass before", "lynis before"], rows)]
     text += [f"ERROR {name}: {err.message}" for name, err in sorted(errors.items())]
     text.append(f"reports in {out}/")

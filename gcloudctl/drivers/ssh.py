@@ -185,7 +185,13 @@ class SshSession:
         _, stdout, stderr = self.client.exec_command(command, timeout=timeout)
         out = stdout.read().decode("utf-8", "replace")
         err = stderr.read().decode("utf-8", "replace")
-        return stdout.channel.recv_exit_status(), out, err
+        channel = stdout.channel
+        rc = channel.recv_exit_status()
+        # let the transport answer the server's channel close before anyone closes the proxy
+        deadline = time.monotonic() + 1.0
+        while not channel.closed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return rc, out, err
 
     def close(self) -> None:
         self.client.close()
