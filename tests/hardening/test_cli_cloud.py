@@ -1,0 +1,42 @@
+"""`gcloudctl inventory` against the cloud path (pipeline.observe_hosts) on the fake driver."""
+
+import pytest
+import yaml
+
+from gcloudctl.cli import main as cli_main
+from gcloudctl.cli.context import AppContext
+from gcloudctl.drivers.fake import FakeApi, FakeCloud
+from tests.fixtures.core import EXAMPLE
+
+
+@pytest.fixture
+def run(monkeypatch):
+    api = FakeApi()
+    original = AppContext.from_options.__func__
+
+    def from_options(cls, **options):
+        ctx = original(cls, **options)
+        ctx.driver_factory = lambda cloud, region: FakeCloud(api)
+        return ctx
+
+    monkeypatch.setattr(AppContext, "from_options", classmethod(from_options))
+    return lambda *args: cli_main.main(list(args))
+
+
+def test_inventory_of_an_applied_tenant(run, capsys):
+    tenant = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
+    assert run("apply", str(EXAMPLE), "--yes") == 0
+    capsys.readouterr()
+    assert run("inventory", tenant, "--level", "3") == 0
+    inv = yaml.safe_load(capsys.readouterr().out)
+    hosts = inv["all"]["hosts"]
+    assert hosts, "the applied servers appear in the inventory"
+    assert all(v["gcloudctl_level"] == 3 and v["gcloudctl_tenant"] == tenant for v in hosts.values())
+    assert sorted(inv["all"]["children"][f"tenant_{tenant.replace('-', '_')}"]["hosts"]) == sorted(hosts)
+    assert any(g.startswith("role_") for g in inv["all"]["children"])
+
+
+def test_inventory_from_the_cloud_needs_a_level(run, capsys):
+    tenant = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
+    assert run("inventory", tenant) == 2
+    assert "--level" in capsys.readouterr().err
