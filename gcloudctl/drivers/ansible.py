@@ -17,6 +17,7 @@ Idempotence: the playbook's own contract (second run changed=0); the driver adds
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -104,8 +105,6 @@ def _diff_text(res: dict) -> str:
             continue
         before, after = d.get("before", ""), d.get("after", "")
         if isinstance(before, str) and isinstance(after, str) and before != after:
-            import difflib
-
             parts.append("".join(difflib.unified_diff(
                 before.splitlines(True), after.splitlines(True),
                 d.get("before_header", "before"), d.get("after_header", "after"))))
