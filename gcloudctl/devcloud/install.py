@@ -8,6 +8,7 @@ talk to their APIs.
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 import subprocess
 import sys
@@ -35,11 +36,12 @@ def _tool_env(base: dict[str, str]) -> dict[str, str]:
 
 
 def content_hash() -> str:
+    """Lock file + plugin sources (not the build/ and egg-info an in-tree build leaves behind)."""
     digest = hashlib.sha256(LOCK_FILE.read_bytes())
-    for path in sorted(PLUGINS_DIR.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and ".egg-info" not in str(path):
-            digest.update(path.relative_to(PLUGINS_DIR).as_posix().encode())
-            digest.update(path.read_bytes())
+    sources = [PLUGINS_DIR / "pyproject.toml", *sorted((PLUGINS_DIR / "gcloudctl_devcloud_plugins").glob("*.py"))]
+    for path in sources:
+        digest.update(path.relative_to(PLUGINS_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -140,6 +142,37 @@ def _manage_steps(layout: Layout, secrets: Secrets) -> dict[str, list[list[str]]
 
 # create_cell exits 2 when the same cell already exists: fine on a re-run.
 _TOLERATED = {"create_cell": (0, 2)}
+
+
+def snapshot_dir(environ: dict[str, str]) -> Path:
+    """Where the post-init database snapshot for this lock file lives (survives `down --purge`)."""
+    cache = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", str(Path.home()))) / ".cache")
+    key = hashlib.sha256(LOCK_FILE.read_bytes()).hexdigest()[:16]
+    return Path(cache) / "gcloudctl" / "devcloud" / f"db-{key}"
+
+
+def snapshot_secrets(snapshot: Path) -> Secrets | None:
+    try:
+        if (snapshot / "dump.sql").exists():
+            return Secrets(**json.loads((snapshot / "secrets.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
+    return None
+
+
+def save_snapshot_secrets(snapshot: Path, secrets: Secrets) -> None:
+    snapshot.mkdir(parents=True, exist_ok=True)
+    snapshot.chmod(0o700)
+    path = snapshot / "secrets.json"
+    path.write_text(json.dumps(secrets.to_dict(), indent=2))
+    path.chmod(0o600)
+
+
+def keystone_key_repositories(layout: Layout, secrets: Secrets, environ: dict[str, str]) -> None:
+    """Fernet and credential keys (they live in the dir, not in the database snapshot)."""
+    chain = _manage_steps(layout, secrets)["keystone"][1:3]
+    for argv in chain:
+        _run(argv, _tool_env(environ), layout.logs / "init-keystone.log")
 
 
 def init_databases(layout: Layout, secrets: Secrets, progress: Progress, environ: dict[str, str]) -> None:

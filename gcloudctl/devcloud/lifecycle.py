@@ -20,7 +20,7 @@ from typing import Callable
 
 import yaml
 
-from gcloudctl.devcloud import bootstrap, install, readiness, supervisor, system
+from gcloudctl.devcloud import bootstrap, guests, install, readiness, supervisor, system
 from gcloudctl.devcloud import catalog as cat
 from gcloudctl.devcloud import services as svc
 from gcloudctl.devcloud.config import Backends, Secrets, render_all
@@ -75,18 +75,23 @@ def load_or_create_secrets(layout: Layout) -> Secrets:
         return Secrets(**json.loads(layout.secrets_file.read_text()))
     fresh = Secrets(**{name: pysecrets.token_urlsafe(18) for name in
                        ("admin_password", "service_password", "gcloudctl_password", "db_password")})
+    _write_secrets(layout, fresh)
+    return fresh
+
+
+def _write_secrets(layout: Layout, secrets: Secrets) -> None:
     layout.root.mkdir(parents=True, exist_ok=True)
     tmp = layout.secrets_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(fresh.to_dict(), indent=2))
+    tmp.write_text(json.dumps(secrets.to_dict(), indent=2))
     tmp.chmod(0o600)
     tmp.replace(layout.secrets_file)
-    return fresh
 
 
 def write_configs(layout: Layout, secrets: Secrets) -> set[str]:
     """Write rendered configs; return the paths (relative to etc/) whose content changed."""
     changed = set()
-    for rel, text in render_all(layout, secrets, Backends()).items():
+    # guests.with_mode: nova-compute's driver is the plain fake one or the guests one (issue 6)
+    for rel, text in guests.with_mode(layout, render_all(layout, secrets, Backends())).items():
         path = layout.etc / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
@@ -169,6 +174,10 @@ def _up(layout: Layout, *, progress: Progress, environ: dict[str, str]) -> UpRep
     steps = _Steps()
     for path in (layout.root, layout.logs, layout.run, layout.data):
         path.mkdir(parents=True, exist_ok=True)
+    snapshot = install.snapshot_dir(environ)
+    snapshot_secrets = install.snapshot_secrets(snapshot)
+    if snapshot_secrets and not layout.secrets_file.exists():
+        _write_secrets(layout, snapshot_secrets)  # a fresh dir adopts the snapshot's passwords
     secrets = load_or_create_secrets(layout)
     _check_ports(layout)
     installed, initialised = _install_and_configure(layout, secrets, progress, environ, steps)
@@ -203,8 +212,26 @@ def _install_and_configure(layout: Layout, secrets: Secrets, progress: Progress,
     with steps("db_init"):
         progress("creating devcloud's databases and RabbitMQ vhost")
         system.prepare(backing, secrets.db_password)
-        install.init_databases(layout, secrets, progress, environ)
+        _init_or_restore_databases(layout, secrets, backing, progress, environ)
     return installed, True
+
+
+def _init_or_restore_databases(layout: Layout, secrets: Secrets, backing: system.Backing, progress: Progress,
+                               environ: dict[str, str]) -> None:
+    """Load the post-init snapshot when it matches these secrets; else migrate and take one."""
+    snapshot = install.snapshot_dir(environ)
+    if install.snapshot_secrets(snapshot) == secrets:
+        t0 = time.monotonic()
+        progress(f"loading the database snapshot {snapshot}")
+        system.load(backing, snapshot / "dump.sql")
+        install.keystone_key_repositories(layout, secrets, environ)
+        layout.db_stamp.write_text(f"{time.time():.0f}\n")
+        progress(f"databases restored in {time.monotonic() - t0:.0f}s")
+        return
+    install.init_databases(layout, secrets, progress, environ)
+    install.save_snapshot_secrets(snapshot, secrets)
+    system.dump(backing, snapshot / "dump.sql")
+    progress(f"saved a database snapshot for the next fresh start: {snapshot}")
 
 
 def _start_all(layout: Layout, secrets: Secrets, progress: Progress, environ: dict[str, str],
@@ -340,6 +367,8 @@ def down(layout: Layout, *, purge: bool, progress: Progress, environ: dict[str, 
 
 def _down(layout: Layout, *, purge: bool, progress: Progress, environ: dict[str, str]) -> list[str]:
     stopped = _stop_all(layout, [s.name for s in sorted(svc.SERVICES, key=lambda s: -s.phase)])
+    guests.cleanup(layout, progress)  # no guest, netns or mount outlives nova-compute (issue 6)
+    system.stop_self_hosted(layout)  # our own MariaDB/RabbitMQ, if this dir runs them
     if stopped:
         progress(f"stopped {', '.join(stopped)}")
     if purge:

@@ -75,6 +75,28 @@ def drop(backing: Backing) -> None:
     _rabbitmqctl(backing, "delete_vhost", RABBIT_VHOST, ok_if="does not exist")
 
 
+def dump(backing: Backing, target: Path) -> None:
+    """mysqldump of devcloud's databases (schema + data), for the post-init snapshot."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    with open(tmp, "wb") as out:
+        proc = subprocess.run(["mysqldump", *backing.mysql_args, "--single-transaction", "--skip-lock-tables",
+                               "--databases", *(db_name(d) for d in DATABASES)],
+                              stdout=out, stderr=subprocess.PIPE, timeout=300)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise BackendError(f"mysqldump failed: {proc.stderr.decode(errors='replace').strip()[:400]}")
+    tmp.replace(target)
+
+
+def load(backing: Backing, source: Path) -> None:
+    with open(source, "rb") as src:
+        proc = subprocess.run(["mysql", *backing.mysql_args], stdin=src, stderr=subprocess.PIPE, timeout=300)
+    if proc.returncode != 0:
+        raise BackendError(f"loading the database snapshot {source} failed: "
+                           f"{proc.stderr.decode(errors='replace').strip()[:400]}")
+
+
 def run_sql(backing: Backing, sql: str) -> str:
     proc = subprocess.run(["mysql", *backing.mysql_args, "--batch"], input=sql, capture_output=True,
                           text=True, timeout=120)
