@@ -16,11 +16,20 @@ import json
 import random
 import secrets
 import statistics
+import sys
 import tempfile
 import threading
 import time
 
 from controller_common import build, submit_approved, tenant_text
+
+
+def _exists(conn, rule_id: str) -> bool:
+    """Whether the rule is still there; a failed look (the API restarting) counts as yes."""
+    try:
+        return conn.network.find_security_group_rule(rule_id) is not None
+    except Exception:  # noqa: BLE001 - keystoneauth/openstacksdk raise many kinds; just look again
+        return True
 
 
 def main() -> None:
@@ -56,7 +65,7 @@ def main() -> None:
                     security_group_id=group.id, direction="ingress", protocol="tcp", port_range_min=22,
                     port_range_max=22, remote_ip_prefix="0.0.0.0/0", ethertype="IPv4")
                 opened = time.monotonic()
-                while conn.network.find_security_group_rule(rule.id) is not None:
+                while _exists(conn, rule.id):
                     time.sleep(0.25)
                     if time.monotonic() - opened > 3 * interval + 120:
                         raise SystemExit(f"rule not repaired within {3 * interval + 120:.0f}s")
@@ -65,6 +74,7 @@ def main() -> None:
             loop.join()
             results[f"interval_{interval:g}s"] = {"samples_s": samples, "median_s": statistics.median(samples),
                                                   "max_s": max(samples)}
+            print(json.dumps(results), file=sys.stderr, flush=True)
     finally:
         service.delete(name, actor="tran.thi.b", reason="benchmark done")
         runner.run_once()
