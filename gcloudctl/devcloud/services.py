@@ -140,6 +140,8 @@ def uwsgi_ini(layout: Layout, service: Service) -> str:
         "lazy-apps = true",
         "need-app = true",
         "die-on-term = true",
+        "worker-reload-mercy = 5",  # a worker with busy threads is killed after 5 s, not 60
+        "skip-atexit = true",
         "single-interpreter = true",
         "buffer-size = 65535",
         # http-socket closes after each response: say so, or pooled clients reuse a dead socket
