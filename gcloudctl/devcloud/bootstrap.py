@@ -7,6 +7,7 @@ Must not start or stop services, and must not delete anything it finds.
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ from gcloudctl.devcloud import services as svc
 from gcloudctl.devcloud.config import Secrets
 from gcloudctl.devcloud.layout import REGION
 from gcloudctl.devcloud.rest import Session
+from gcloudctl.errors import CloudError
 
 Progress = Callable[[str], None]
 
@@ -106,16 +108,37 @@ def external_network(session: Session) -> None:
     net = cat.EXTERNAL_NETWORK
     found = _find(session, "network", f"/v2.0/networks?name={net.name}", "networks")
     if not found:
-        found = session.post("network", "/v2.0/networks", {"network": {
-            "name": net.name, "router:external": True, "shared": False,
-            "provider:network_type": "flat", "provider:physical_network": net.physnet,
-            "description": "devcloud external network (database rows only, no traffic)"}})["network"]
+        found = _create_external_network(session, net)
     if _find(session, "network", f"/v2.0/subnets?network_id={found['id']}&name={net.subnet_name}", "subnets"):
         return
     session.post("network", "/v2.0/subnets", {"subnet": {
         "name": net.subnet_name, "network_id": found["id"], "ip_version": 4, "cidr": net.cidr,
         "gateway_ip": net.gateway, "enable_dhcp": False,
         "allocation_pools": [{"start": net.pool_start, "end": net.pool_end}]}})
+
+
+def _create_external_network(session: Session, net: cat.ExternalNetwork) -> dict:
+    """Create `public`; a 409 (physnet in use) means it exists after all: look again.
+
+    Seen once right after a neutron-server restart: the by-name list came back empty while
+    the network existed, and the create then hit FlatNetworkInUse.
+    """
+    try:
+        return session.post("network", "/v2.0/networks", {"network": {
+            "name": net.name, "router:external": True, "shared": False,
+            "provider:network_type": "flat", "provider:physical_network": net.physnet,
+            "description": "devcloud external network (database rows only, no traffic)"}})["network"]
+    except CloudError as exc:
+        if exc.status != 409:
+            raise
+    for _ in range(20):
+        found = _find(session, "network", f"/v2.0/networks?name={net.name}", "networks")
+        if found:
+            return found
+        time.sleep(0.5)
+    raise CloudError(f"external network {net.name!r}: its physnet is in use but no network of that name is "
+                     "visible", transient=False, status=409,
+                     hint="check `openstack --os-cloud devcloud network list --external`.")
 
 
 def cloud(session: Session, progress: Progress) -> None:
