@@ -55,6 +55,7 @@ def main() -> None:
         group = next(g for g in conn.network.security_groups(project_id=project.id) if g.name == "web")
         for interval in [float(x) for x in args.intervals.split(",")]:
             runner.reconciler.interval = interval
+            runner.run_once()  # reschedule with this interval (the tenant is due per the previous one)
             stop = threading.Event()
             loop = threading.Thread(target=runner.run, args=(stop,), daemon=True)
             loop.start()
