@@ -54,12 +54,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the record (tests swap it)."""
+
+    @property
+    def stream(self):
+        import sys
+
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it
+        pass
+
+
 def configure(level: int = logging.WARNING, fmt: str = "text", stream=None) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_gcloudctl", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler._gcloudctl = True  # type: ignore[attr-defined]
     handler.addFilter(SecretFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s"))

@@ -37,15 +37,6 @@ class AppContext:
         ctx.configure_logging()
         return ctx
 
-    def config(self):
-        """The platform catalog, agency registry and rulebook selected by options/environment."""
-        from gcloudctl import pipeline
-
-        if getattr(self, "_config", None) is None:
-            self._config = pipeline.Config.load(platform_file=self.platform_file, agencies_file=self.agencies_file,
-                                                rulebook=self.rulebook)
-        return self._config
-
     def driver(self, config, region: str | None = None):
         """The cloud driver for a region: --cloud / OS_CLOUD, else the region's clouds.yaml entry."""
         regions = config.catalog.spec.regions
@@ -73,4 +64,4 @@ class AppContext:
         level = logging.WARNING - 10 * min(self.verbose, 2)
         from gcloudctl.logs import configure
 
-        configure(level=level, fmt=self.log_format, stream=sys.stderr)
+        configure(level=level, fmt=self.log_format)
