@@ -86,25 +86,83 @@ def _run(app: AppContext, plan: Plan, driver, parallelism: int, timeout: float |
     return ExitCode.OK
 
 
+def _wants_hardening(request, harden: bool | None) -> bool:
+    if harden is not None:
+        return harden
+    return any(server.hardening is not None for server in request.spec.servers)
+
+
+def _harden_after_apply(app: AppContext, request, key_file: str | None, proxy_command: str | None,
+                        timeout: float | None) -> int:
+    """Hardening is its own step after the servers are ACTIVE: wait until each answers SSH with
+    the host key its console printed, then run the level's playbooks (see `gcloudctl harden`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gcloudctl.cli.hardening import _inventory, _known_hosts
+    from gcloudctl.drivers.ansible import run_playbook
+    from gcloudctl.drivers.ssh import wait_ready
+    from gcloudctl.hardening.access import ssh_targets
+
+    if not key_file:
+        raise InvalidInput("hardening needs the automation user's private key", hint="pass --key FILE (or --no-harden)")
+    tenant = request.name
+    opts = {"level": min(request.spec.classification, 4), "automation_user": app.config().catalog.spec.automationUser,
+            "key_file": key_file, "proxy_command": proxy_command, "region": request.spec.region}
+    inventory, level, left_out = _inventory(app, tenant, opts)
+    for name, reason in left_out:
+        click.echo(f"  not hardened: {name}: {reason}", err=True)
+    known_hosts = _known_hosts(tenant, opts)
+    console = app.driver(app.config(), request.spec.region).console_for(tenant)
+    targets = ssh_targets(inventory, key_file=key_file)
+    click.echo(f"harden {tenant}: waiting for SSH on {len(targets)} server(s), host keys from their consoles", err=True)
+    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
+        ready = [pool.submit(wait_ready, target, known_hosts, timeout=timeout or 600,
+                             console=lambda n=name: console(n) or "") for name, target in targets.items()]
+        for future in ready:
+            future.result()
+    click.echo(f"harden {tenant}: profile L{level} on {len(targets)} server(s)", err=True)
+    result = run_playbook(inventory, known_hosts=known_hosts,
+                          progress=lambda e: e.status in ("failed", "unreachable") and click.echo(
+                              f"  {e.host:<16} {e.status:<11} {e.task}: {e.message}", err=True))
+    counts = {h: (s.changed, s.failed, s.unreachable) for h, s in result.hosts.items()}
+    click.echo(f"harden {'complete' if result.ok else 'FAILED'}: " +
+               ", ".join(f"{h} changed={c} failed={f} unreachable={u}" for h, (c, f, u) in sorted(counts.items())),
+               err=True)
+    if any(h.unreachable for h in result.hosts.values()):
+        return ExitCode.UNREACHABLE
+    return ExitCode.OK if result.ok else ExitCode.ERROR
+
+
 @click.command("apply")
 @click.argument("source", metavar="FILE|PLAN.json", type=click.Path(dir_okay=False))
 @click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 64), help="Changes run at once.")
 @click.option("-y", "--yes", "--auto-approve", "yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until servers are ACTIVE.")
 @click.option("--timeout", type=click.FloatRange(1), help="Give up after this many seconds (exit 5).")
+@click.option("--harden/--no-harden", default=None,
+              help="Harden the servers after apply (default: when a server sets `hardening`).")
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False), envvar="GCLOUDCTL_SSH_KEY",
+              help="Private key of the automation user, for hardening.")
+@click.option("--proxy-command", help="How to reach the servers for hardening (ssh ProxyCommand, %h %p).")
 @click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
 @click.pass_obj
-def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: bool, timeout: float | None, fmt: str | None) -> int:
-    """Make the cloud match FILE (or a saved plan, refused if the world moved since)."""
-    _, driver, plan, _ = _plan_for(app, source)
+def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: bool, timeout: float | None,
+              harden: bool | None, key_file: str | None, proxy_command: str | None, fmt: str | None) -> int:
+    """Make the cloud match FILE (or a saved plan, refused if the world moved since), then
+    harden its servers when they ask for it."""
+    request, driver, plan, _ = _plan_for(app, source)
     if hasattr(driver, "wait_for_servers"):
         driver.wait_for_servers = wait
     if plan.is_empty():
         emit(fmt or app.output, {"tenant": plan.tenant, "ok": True, "changes": 0}, lambda: plan.summary())
-        return ExitCode.OK
-    click.echo(render_text(plan), err=True)
-    _confirm(plan, yes, "apply")
-    return _run(app, plan, driver, parallelism, timeout, fmt, "apply")
+        code = ExitCode.OK
+    else:
+        click.echo(render_text(plan), err=True)
+        _confirm(plan, yes, "apply")
+        code = _run(app, plan, driver, parallelism, timeout, fmt, "apply")
+    if code == ExitCode.OK and wait and _wants_hardening(request, harden):
+        code = _harden_after_apply(app, request, key_file, proxy_command, timeout)
+    return code
 
 
 @click.command("destroy")

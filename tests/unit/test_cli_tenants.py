@@ -100,3 +100,14 @@ def test_failed_apply_exits_1_and_says_how_to_resume(run, capsys):
 def test_completion_script(run, capsys):
     assert run("completion", "bash") == 0
     assert "_GCLOUDCTL_COMPLETE" in capsys.readouterr().out
+
+
+def test_hardening_step_needs_a_key(run, tmp_path, capsys):
+    """A request whose servers ask for hardening: apply provisions, then refuses to guess a key."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["servers"][1]["hardening"] = {"profile": "L2"}
+    request = tmp_path / "t.yaml"
+    request.write_text(yaml.safe_dump(doc))
+    assert run("apply", str(request), "--yes") == 2
+    assert "--key" in capsys.readouterr().err
+    assert run("apply", str(request), "--yes", "--no-harden") == 0
