@@ -65,7 +65,7 @@ SERVICES: tuple[Service, ...] = (
             config_files=("glance-api.conf",), env={"OS_GLANCE_CONFIG_DIR": "."}, probe_path="/versions",
             catalog=Catalog("image", "glance", "")),
     Service("neutron", Kind.WSGI, Phase.CONTROL, "neutron", "neutron", port=9696,
-            wsgi_module="neutron.wsgi.api:application", threads=4,
+            wsgi_module="gcloudctl_devcloud_plugins.neutron_api:application", threads=4,
             config_files=("neutron.conf", "ml2_conf.ini"),
             env={"OS_NEUTRON_CONFIG_DIR": ".", "OS_NEUTRON_CONFIG_FILES": "neutron.conf;ml2_conf.ini"},
             catalog=Catalog("network", "neutron", "")),

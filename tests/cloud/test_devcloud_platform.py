@@ -170,3 +170,31 @@ def test_logs_command_shows_a_service_log(devcloud):
     unknown = subprocess.run([gcloudctl, "devcloud", "logs", "--dir", str(devcloud.dir), "nope"],
                              capture_output=True, text=True, timeout=30)
     assert unknown.returncode == 7 and "no devcloud service named 'nope'" in unknown.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("GCLOUDCTL_DEVCLOUD_DISRUPTIVE"),
+                    reason="restarts neutron-server under everyone using this devcloud; "
+                           "set GCLOUDCTL_DEVCLOUD_DISRUPTIVE=1 to run")
+def test_neutron_lists_are_right_from_the_first_concurrent_requests_after_a_restart(devcloud, os_conn):
+    """Regression: Neutron's policy enforcer used to be half-initialised while the first
+    request ran, and concurrent admin list calls then returned empty lists."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gcloudctl.devcloud import services as svc
+    from gcloudctl.devcloud import supervisor
+    from gcloudctl.devcloud.rest import Session, http_status
+
+    layout = Layout(devcloud.dir)
+    session = Session.login("admin", lifecycle.load_or_create_secrets(layout).admin_password)
+    neutron = svc.BY_NAME["neutron"]
+    supervisor.stop(layout.pid_file("neutron"))
+    supervisor.start(svc.command(layout, neutron), env=svc.environment(layout, neutron, dict(os.environ)),
+                     log_file=layout.log_file("neutron"), pid_file=layout.pid_file("neutron"), cwd=layout.root)
+    deadline = time.monotonic() + 120
+    while (http_status(neutron.url + "/") or 500) >= 500 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        counts = list(pool.map(lambda _: len(session.get("network", "/v2.0/networks?name=public")["networks"]),
+                               range(6)))
+    assert counts == [1] * 6
