@@ -4,6 +4,8 @@ Installed with pip into the services venv by `gcloudctl.devcloud.install`; never
 gcloudctl itself (its venv has no Neutron or Nova). Must not import anything from `gcloudctl`.
 
 - `ml2.BindEveryHostDriver`: Neutron ML2 mechanism driver that binds without agents.
+- `neutron_api.application`: neutron-server's WSGI app with its policy enforcer initialised
+  before the first request (upstream initialises it racily under concurrent requests).
 - `virt.GuestDriver`: Nova virt driver for guests mode (issue 6, docs/guests.md); the one
   exception to the rule above: it imports `gcloudctl.devcloud.guests_runtime` and
   `gcloudctl.testhost` (stdlib only), reachable through a .pth file in guests mode.
