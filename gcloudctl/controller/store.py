@@ -12,6 +12,7 @@ Called by `service` and the `reconciler`/`runner`; every use is one short transa
 from __future__ import annotations
 
 import json
+import logging
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -210,6 +211,7 @@ def migrate(engine: Engine) -> str:
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", "gcloudctl.controller:migrations")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter is not our log
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID})
