@@ -206,12 +206,12 @@ def _sqlite_serialisable_writes(engine: Engine) -> None:
 def migrate(engine: Engine) -> str:
     """Upgrade the schema to the newest migration; returns the revision. Safe to run from
     several controllers at once (PostgreSQL advisory lock)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter is not our log
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", "gcloudctl.controller:migrations")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter is not our log
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_ID})
