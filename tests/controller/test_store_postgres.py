@@ -64,3 +64,21 @@ def test_audit_chain_under_concurrent_appends(pg_store):
     with pg_store.tx() as tx:
         records, head = list(tx.audit_records()), tx.audit_head()
     assert len(records) == 100 and verify(records, head) == []
+
+
+@pytest.mark.parametrize("sql,expected", [
+    ("UPDATE audit SET actor = 'mallory' WHERE seq = 2", "hash mismatch"),
+    ("DELETE FROM audit WHERE seq = 2", "sequence gap"),
+    ("DELETE FROM audit WHERE seq = 3", "head mismatch"),
+])
+def test_tampering_detected_on_postgres(pg_store, sql, expected):
+    from sqlalchemy import text
+
+    with pg_store.tx() as tx:
+        for i in range(3):
+            tx.append_audit(NOW, "ctl", "tenant.apply", "t", {"i": i})
+    with pg_store.engine.begin() as conn:
+        conn.execute(text(sql))
+    with pg_store.tx() as tx:
+        breaks = verify(list(tx.audit_records()), tx.audit_head())
+    assert any(expected in b.message for b in breaks), breaks
