@@ -75,11 +75,17 @@ def test_two_controllers_one_killed_every_tenant_converges_without_double_apply(
             conn.execute(text("UPDATE tenants SET next_reconcile_at = updated_at"))
 
         def a_mid_apply():
+            """Both have finished 3 applies, and A is applying a tenant with >= 3 writes still to go
+            (so that the apply is surely still running when the signal lands)."""
             with db.connect() as conn:
-                return conn.execute(text(
-                    "SELECT count(*) FILTER (WHERE ended IS NULL AND started < clock_timestamp() - interval '100 ms') > 0 "
-                    "AND count(*) FILTER (WHERE ended IS NOT NULL) >= 3 FROM fake_applies WHERE label = 'A'")).scalar() \
-                    and conn.execute(text("SELECT count(*) FROM fake_applies WHERE label = 'B' AND ended IS NOT NULL")).scalar() >= 3
+                done = dict(conn.execute(text(
+                    "SELECT label, count(*) FROM fake_applies WHERE ended IS NOT NULL GROUP BY label")).all())
+                if done.get("A", 0) < 3 or done.get("B", 0) < 3:
+                    return False
+                running = conn.execute(text(
+                    "SELECT a.tenant, (SELECT count(*) FROM fake_writes w WHERE w.tenant = a.tenant) "
+                    "FROM fake_applies a WHERE a.label = 'A' AND a.ended IS NULL")).all()
+            return any(len(desired(requests[tenant])) - writes >= 3 for tenant, writes in running)
 
         _wait(a_mid_apply, 30, "both controllers to have finished 3 applies, and A to be in the middle of another")
         os.kill(a.pid, signal.SIGKILL)
