@@ -155,7 +155,9 @@ ProgressFn = Callable[[str, Node, Outcome | None], None]
 def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
           progress: ProgressFn | None = None, timeout: float | None = None,
           retry: RetryPolicy = RetryPolicy(), clock: Callable[[], float] = time.monotonic,
-          sleep: Callable[[float], None] = time.sleep) -> ApplyResult:
+          sleep: Callable[[float], None] = time.sleep, cancel: Callable[[], bool] | None = None) -> ApplyResult:
+    """`cancel` (e.g. "our lease is no longer safely held") is asked before each change starts
+    its API phase; once it says yes, nothing more is started and the rest is skipped."""
     graph = build_graph(plan)
     started = clock()
     deadline = started + timeout if timeout else None
@@ -168,12 +170,16 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
     api_slots = threading.Semaphore(max(1, parallelism))
 
     def run(node: Node) -> Outcome:
-        notify("start", node, None)
         t0 = clock()
+        if cancel is not None and cancel():
+            return Outcome(node, Status.SKIPPED, error="skipped: cancelled")
+        notify("start", node, None)
         attempt = 0
         while True:
             attempt += 1
             try:
+                if attempt > 1 and cancel is not None and cancel():
+                    return Outcome(node, Status.SKIPPED, clock() - t0, error="skipped: cancelled", attempts=attempt)
                 with api_slots:  # the API phase is bounded by --parallelism ...
                     adopted = (attempt > 1 and node.step is Step.CREATE and _adopt_earlier_attempt(node, driver, ids))
                     if not adopted:

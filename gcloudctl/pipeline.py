@@ -157,12 +157,13 @@ def plan_destroy(tenant: str, driver: CloudDriver) -> Plan:
 
 
 def apply_plan(plan: Plan, driver: CloudDriver, *, parallelism: int = 10, progress: ProgressFn | None = None,
-               timeout: float | None = None) -> ApplyResult:
-    """Execute exactly the plan's changes. A converged tenant's plan is empty: zero writes."""
+               timeout: float | None = None, cancel=None) -> ApplyResult:
+    """Execute exactly the plan's changes. A converged tenant's plan is empty: zero writes.
+    `cancel()` returning true stops starting further changes (the controller's lease fence)."""
     if plan.is_empty():
         return ApplyResult()
     ids = IdMap.from_observed(plan.observed) if plan.observed is not None else IdMap()
-    return _apply(plan, driver, ids, parallelism=parallelism, progress=progress, timeout=timeout)
+    return _apply(plan, driver, ids, parallelism=parallelism, progress=progress, timeout=timeout, cancel=cancel)
 
 
 def observe_hosts(tenant: str, driver: CloudDriver) -> list[dict]:

@@ -39,7 +39,7 @@ class Engine(Protocol):
 
     def plan_destroy(self, request: TenantRequest) -> PlanLike: ...
 
-    def apply(self, plan: PlanLike, request: TenantRequest) -> ResultLike: ...
+    def apply(self, plan: PlanLike, request: TenantRequest, fence: Callable[[], bool] | None = None) -> ResultLike: ...
 
     def api_calls(self) -> dict[str, int]: ...
 
@@ -76,10 +76,12 @@ class PipelineEngine:
 
         return pipeline.plan_destroy(request.metadata.name, self.driver(request))
 
-    def apply(self, plan: PlanLike, request: TenantRequest) -> ResultLike:
+    def apply(self, plan: PlanLike, request: TenantRequest, fence: Callable[[], bool] | None = None) -> ResultLike:
+        """Apply; `fence()` false (the lease is no longer safely held) stops starting changes."""
         from gcloudctl import pipeline
 
-        return pipeline.apply_plan(plan, self.driver(request), parallelism=self.parallelism)
+        cancel = (lambda: not fence()) if fence is not None else None
+        return pipeline.apply_plan(plan, self.driver(request), parallelism=self.parallelism, cancel=cancel)
 
     def api_calls(self) -> dict[str, int]:
         """API calls per service (the driver's `api.requests` counter), summed over drivers."""

@@ -28,6 +28,7 @@ import enum
 import hashlib
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -103,9 +104,13 @@ class Reconciler:
         self.store, self.engine, self.holder = store, engine, holder
         self.interval, self.backoff, self.clock = interval, backoff, clock
         self.metrics = metrics or Metrics()
+        self._local = threading.local()  # the fence of the reconcile running in this thread
 
     # --- entry ----------------------------------------------------------------------------
-    def reconcile(self, claim: Claim) -> Outcome:
+    def reconcile(self, claim: Claim, fence: Callable[[], bool] | None = None) -> Outcome:
+        """`fence()` says whether the lease is still safely held; applies stop starting changes
+        as soon as it says no (self-fencing: before another controller can claim the tenant)."""
+        self._local.fence = fence
         started = time.monotonic()
         snap = self._read(claim.tenant)
         try:
@@ -232,7 +237,8 @@ class Reconciler:
         with self.store.tx() as tx:
             if not tx.holds(claim, self.holder, self.clock()):
                 return None
-        result = self.engine.apply(plan, request)
+        fence = getattr(self._local, "fence", None)
+        result = self.engine.apply(plan, request, fence=fence) if fence is not None else self.engine.apply(plan, request)
         outcomes = {o.get("address"): o.get("status") for o in result.to_dict().get("outcomes", [])}
         now = self.clock()
         with self.store.tx() as tx:

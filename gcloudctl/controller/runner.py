@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class Runner:
         self.holder = reconciler.holder
         self.workers, self.lease_seconds, self.claim_poll = max(1, workers), lease_seconds, claim_poll
         self._inflight: dict[str, tuple[Claim, Future]] = {}
+        self._renewed: dict[str, float] = {}  # tenant -> monotonic time of its last confirmed lease
         self._lock = threading.Lock()
         self.metrics = reconciler.metrics
 
@@ -119,6 +121,8 @@ class Runner:
                                 phases=None if only_due else {p.value for p in RECONCILABLE})
 
     def _submit(self, pool: ThreadPoolExecutor, claim: Claim) -> Future:
+        with self._lock:
+            self._renewed[claim.tenant] = time.monotonic()
         future = pool.submit(self._work, claim)
         with self._lock:
             self._inflight[claim.tenant] = (claim, future)
@@ -127,7 +131,7 @@ class Runner:
 
     def _work(self, claim: Claim) -> Outcome:
         try:
-            return self.reconciler.reconcile(claim)
+            return self.reconciler.reconcile(claim, fence=lambda: self._safely_held(claim))
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the worker pool
             log.exception("reconcile of %s crashed", claim.tenant, extra={"tenant": claim.tenant})
             return Outcome(claim.tenant, Result.TRANSIENT, message=f"crashed: {type(exc).__name__}: {exc}")
@@ -138,6 +142,13 @@ class Runner:
             with self.store.tx() as tx:
                 tx.release(claim, self.holder)
 
+    def _safely_held(self, claim: Claim) -> bool:
+        """Self-fencing: the lease counts as ours only while its last confirmed renewal is less
+        than two thirds of a lease old, so we stop writing before anyone else can claim it."""
+        with self._lock:
+            renewed = self._renewed.get(claim.tenant)
+        return renewed is not None and time.monotonic() - renewed < self.lease_seconds * 2 / 3
+
     def _heartbeat(self, stop: threading.Event) -> None:
         """Renew the leases of tenants in flight every third of a lease period."""
         while not stop.wait(self.lease_seconds / 3):
@@ -146,6 +157,7 @@ class Runner:
             self.metrics.leases.set(len(claims))
             if not claims:
                 continue
+            beat_started = time.monotonic()  # a renewal counts from before it was sent
             try:
                 with self.store.tx() as tx:
                     held = tx.renew(self.holder, claims, self.clock(), self.lease_seconds)
@@ -154,6 +166,9 @@ class Runner:
                 continue
             with self._lock:  # a reconcile that finished meanwhile released its lease: not a loss
                 lost = [c for c in claims if c.tenant not in held and self._inflight.get(c.tenant, (None,))[0] is c]
+                for claim in claims:
+                    if claim.tenant in held:
+                        self._renewed[claim.tenant] = beat_started
             for claim in lost:
                 log.warning("lost the lease of %s; its reconcile will not apply or write status", claim.tenant,
                             extra={"tenant": claim.tenant})

@@ -101,7 +101,7 @@ class FakeWorld:
             have = sorted(self.resources.get(name, set()))
         return FakePlan(name, tuple(FakeChange("delete", a) for a in reversed(have)))
 
-    def apply(self, plan: FakePlan, request: TenantRequest) -> FakeResult:
+    def apply(self, plan: FakePlan, request: TenantRequest, fence=None) -> FakeResult:
         errors = self.fail_apply.get(plan.tenant)
         if errors:
             error = errors.pop(0)

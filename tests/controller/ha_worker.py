@@ -54,20 +54,24 @@ class SqlWorld:
     def plan_destroy(self, request) -> FakePlan:
         return FakePlan(request.metadata.name, tuple(FakeChange("delete", a) for a in sorted(self._have(request.metadata.name))))
 
-    def apply(self, plan: FakePlan, request) -> FakeResult:
+    def apply(self, plan: FakePlan, request, fence=None) -> FakeResult:
         """Log the whole apply (first write to last) and every write, with database times."""
         with self.db.begin() as conn:
             apply_id = conn.execute(text(
                 "INSERT INTO fake_applies (tenant, label, started) VALUES (:t, :l, clock_timestamp()) RETURNING id"),
                 {"t": plan.tenant, "l": self.label}).scalar()
-        outcomes = self._writes(plan)
+        outcomes = self._writes(plan, fence)
         with self.db.begin() as conn:
             conn.execute(text("UPDATE fake_applies SET ended = clock_timestamp() WHERE id = :i"), {"i": apply_id})
         return FakeResult(outcomes)
 
-    def _writes(self, plan: FakePlan) -> list[dict]:
+    def _writes(self, plan: FakePlan, fence=None) -> list[dict]:
+        """Like the real executor: no write starts once the lease is no longer safely held."""
         outcomes = []
         for change in plan.changes:
+            if fence is not None and not fence():
+                outcomes.append({"address": change.address, "status": "skipped", "error": "skipped: cancelled"})
+                continue
             with self.db.begin() as conn:
                 write_id = conn.execute(text(
                     "INSERT INTO fake_writes (tenant, label, address, started) VALUES (:t, :l, :a, clock_timestamp()) "

@@ -112,3 +112,25 @@ def test_timeout_skips_the_rest(config, example_doc):
     result = apply(plan, cloud, IdMap.from_observed(plan.observed), timeout=1.0, retry=FAST)
     assert not result.ok
     assert any("not ACTIVE" in (o.error or "") for o in result.failed)
+
+
+def test_cancel_stops_starting_changes(config, example_doc):
+    """The controller's lease fence: once cancel() says yes, no further change starts."""
+    api = FakeApi()
+    plan = _plan(config, example_doc, api)
+    started = []
+    cancel_after = 5
+
+    def cancel():
+        return len(started) >= cancel_after
+
+    def progress(event, node, outcome):
+        if event == "start":
+            started.append(node)
+
+    result = apply(plan, FakeCloud(api), IdMap.from_observed(plan.observed), parallelism=1, cancel=cancel,
+                   progress=progress)
+    done = [o for o in result.outcomes if o.status is Status.DONE]
+    assert len(done) == cancel_after
+    assert all(o.status is Status.SKIPPED for o in result.outcomes if o.status is not Status.DONE)
+    assert sum(api.writes.values()) <= cancel_after + 1  # at most the one write in flight when it tripped
