@@ -8,29 +8,12 @@ import shutil
 import pytest
 import yaml
 
-from gcloudctl.cli import main as cli_main
-from gcloudctl.cli.context import AppContext
-from gcloudctl.drivers.fake import FakeApi, FakeCloud
 from tests.fixtures.core import EXAMPLE
 
 
 @pytest.fixture
-def run(monkeypatch):
-    api = FakeApi()
-    original = AppContext.from_options.__func__
-
-    def from_options(cls, **options):
-        ctx = original(cls, **options)
-        ctx.driver_factory = lambda cloud, region: FakeCloud(api)
-        return ctx
-
-    monkeypatch.setattr(AppContext, "from_options", classmethod(from_options))
-
-    def invoke(*args):
-        return cli_main.main(list(args))
-
-    invoke.api = api
-    return invoke
+def run(cli_on_fake):
+    return cli_on_fake
 
 
 def test_plan_apply_noop_destroy_exit_codes(run, tmp_path, capsys):
