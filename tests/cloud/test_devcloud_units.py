@@ -146,9 +146,14 @@ def test_stop_terminates_the_whole_process_group(tmp_path):
     import os
 
     pid_file = tmp_path / "svc.pid"
+    import time
+
     record = supervisor.start(["sh", "-c", "sleep 30 & sleep 30; wait"], env=dict(os.environ),
                               log_file=tmp_path / "svc.log", pid_file=pid_file, cwd=tmp_path)
-    assert len(supervisor.group_members(record.pid)) >= 2
+    deadline = time.monotonic() + 10  # the shell forks its children a moment after it starts
+    while len(supervisor.group_members(record.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(supervisor.group_members(record.pid)) >= 3, "the shell and its two sleeps"
     assert supervisor.stop(pid_file) is True
     assert supervisor.group_members(record.pid) == [] and not pid_file.exists()
 
