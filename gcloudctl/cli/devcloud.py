@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import yaml
 
-from gcloudctl.devcloud import lifecycle
+from gcloudctl.devcloud import guests, lifecycle
 from gcloudctl.devcloud.layout import Layout, default_dir
 
 
@@ -40,10 +40,17 @@ def devcloud() -> None:
 
 @devcloud.command("up")
 @dir_option
+@click.option("--guests/--no-guests", "guests_mode", default=None,
+              help="Servers become real namespace guests (SSH, cloud-init) / back to the plain fake driver. "
+                   "Remembered in the devcloud dir; switching restarts nova-compute (docs/guests.md).")
 @click.pass_context
-def up_cmd(ctx: click.Context, directory: str | None) -> None:
+def up_cmd(ctx: click.Context, directory: str | None, guests_mode: bool | None) -> None:
     """Install (first time), start and bootstrap devcloud. Safe to repeat."""
-    report = lifecycle.up(_layout(ctx, directory), progress=_progress_printer(), environ=ctx.obj.environ)
+    layout = _layout(ctx, directory)
+    progress = _progress_printer()
+    if guests_mode is not None:
+        guests.set_mode(layout, guests_mode, progress)
+    report = lifecycle.up(layout, progress=progress, environ=ctx.obj.environ)
     if ctx.obj.output != "table":
         _dump(ctx, report.__dict__)
 
