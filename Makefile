@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test test-fast bench install clean-demo
+.PHONY: demo demo-guests test test-fast bench install clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,19 @@ demo: $(STAMP)
 	$(BIN)/openstack --os-cloud devcloud server list --all-projects --project byt-his-staging
 	@echo
 	@echo "Tear it down with: $(BIN)/gcloudctl destroy byt-his-staging --yes"
+
+## demo-guests: servers that really run (devcloud guests mode, root): apply, harden over verified SSH, audit
+demo-guests: $(STAMP)
+	$(BIN)/gcloudctl devcloud up --guests
+	mkdir -p .demo && test -f .demo/gcadmin || ssh-keygen -q -t ed25519 -N "" -C gcadmin@demo -f .demo/gcadmin
+	$(BIN)/python examples/guests_request.py .demo/gcadmin.pub .demo/byt-his-guests.yaml
+	GCLOUDCTL_SSH_PROXY_COMMAND="$$($(BIN)/gcloudctl devcloud proxy-command)" \
+	  $(BIN)/gcloudctl apply .demo/byt-his-guests.yaml --yes --key .demo/gcadmin
+	GCLOUDCTL_SSH_PROXY_COMMAND="$$($(BIN)/gcloudctl devcloud proxy-command)" \
+	  $(BIN)/gcloudctl audit-hosts byt-his-guests --no-lynis --key .demo/gcadmin --out .demo/audit
+	$(BIN)/gcloudctl devcloud guests
+	@echo
+	@echo "Tear down with: $(BIN)/gcloudctl destroy byt-his-guests --yes && $(BIN)/gcloudctl devcloud up --no-guests"
 
 clean-demo: $(STAMP)
 	$(BIN)/gcloudctl destroy byt-his-staging --yes

@@ -68,6 +68,14 @@ def tenant_from_tags(tags: list[str] | None) -> str | None:
     return None
 
 
+def level_from_tags(tags: list[str] | None) -> int | None:
+    """The classification level a project's `gc-level=N` tag records (None if absent or not a number)."""
+    for tag in tags or ():
+        if tag.startswith(LEVEL_TAG_PREFIX) and tag[len(LEVEL_TAG_PREFIX):].isdigit():
+            return int(tag[len(LEVEL_TAG_PREFIX):])
+    return None
+
+
 def server_metadata(tenant: str, address: str, role: str, zone: str, image: str,
                     userdata_digest: str | None) -> dict[str, str]:
     meta = {META_TENANT: tenant, META_ADDRESS: address, META_ROLE: role, META_ZONE: zone, META_IMAGE: image}

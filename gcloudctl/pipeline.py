@@ -111,7 +111,7 @@ from gcloudctl.errors import Refused as _Refused  # noqa: E402
 from gcloudctl.executor import ApplyResult, ProgressFn, apply as _apply  # noqa: E402
 from gcloudctl.expand import CloudFacts, expand as _expand, needs_allocation  # noqa: E402
 from gcloudctl.plan import Plan  # noqa: E402
-from gcloudctl.resources import DesiredState, Kind, ObservedState  # noqa: E402
+from gcloudctl.resources import Address, DesiredState, Kind, ObservedState  # noqa: E402
 
 
 def _user_data_renderer():
@@ -168,9 +168,17 @@ def apply_plan(plan: Plan, driver: CloudDriver, *, parallelism: int = 10, progre
 
 def observe_hosts(tenant: str, driver: CloudDriver) -> list[dict]:
     """The tenant's servers as inventory hosts (name, role, zones, fixed/floating IPs, image, status)."""
+    return observe_hosts_and_level(tenant, driver)[0]
+
+
+def observe_hosts_and_level(tenant: str, driver: CloudDriver) -> tuple[list[dict], int | None]:
+    """`observe_hosts` plus the tenant's classification level from its project's `gc-level=` tag
+    (None when the project or the tag is missing), from one observation."""
     from gcloudctl import naming
 
     observed = driver.observe(tenant)
+    project = observed.resources.get(Address(Kind.PROJECT, tenant))
+    level = naming.level_from_tags(project.attrs.get("tags")) if project else None
     fip_by_port = {}
     for res in observed.resources.values():
         if res.address.kind is Kind.FLOATING_IP and res.attrs.get("port") is not None:
@@ -187,4 +195,4 @@ def observe_hosts(tenant: str, driver: CloudDriver) -> list[dict]:
                       "zones": [meta[naming.META_ZONE]] if meta.get(naming.META_ZONE) else [],
                       "fixed_ips": fixed, "floating_ip": floating, "image": res.attrs.get("image"),
                       "status": res.status})
-    return hosts
+    return hosts, level

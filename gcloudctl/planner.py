@@ -5,7 +5,8 @@ Rules, in one place:
 - desired and observed (managed) with equal attributes: nothing to do;
 - attribute differences: update, or replace when a create-only attribute changed (and the
   replacement cascades to resources that hold a create-only reference to it);
-- a server in ERROR is replaced (self-healing);
+- a server in ERROR is replaced, a server that stopped (SHUTOFF: it died, or someone stopped it
+  outside gcloudctl) is started (self-healing); the pseudo-field `power` says so in the plan;
 - desired but not observed: create, unless an untagged twin with the same deterministic name
   exists (an interrupted create): then adopt it (update that sets the ownership tags);
 - observed but not desired, and anything in the tenant gcloudctl did not create: delete.
@@ -13,12 +14,14 @@ Rules, in one place:
 
 from __future__ import annotations
 
+from dataclasses import replace as _with
 from typing import Iterable, Mapping
 
 from gcloudctl.plan import Action, Change, Plan
-from gcloudctl.resources import REPLACE_ON_CHANGE, Address, DesiredState, Kind, ObservedState, Ref, Resource, canonical
+from gcloudctl.resources import POWER, REPLACE_ON_CHANGE, Address, DesiredState, Kind, ObservedState, Ref, Resource, canonical
 
 FAILED_SERVER_STATES = frozenset({"ERROR"})
+STOPPED_SERVER_STATES = frozenset({"SHUTOFF"})
 # create-only references that force the referrer to be replaced with its target
 _CASCADE_FIELDS: dict[Kind, frozenset[str]] = {
     Kind.SUBNET: frozenset({"network"}),
@@ -69,9 +72,14 @@ def plan(desired: DesiredState, observed: ObservedState) -> Plan:
             changes[address] = Change(Action.REPLACE, address, have, want, reason=f"drift: server is {have.status}")
             continue
         changed = diff(want, have)
+        replace = set(changed) & REPLACE_ON_CHANGE.get(address.kind, frozenset())
+        if address.kind is Kind.SERVER and have.status in STOPPED_SERVER_STATES and not replace:
+            changes[address] = Change(Action.UPDATE, address, _with(have, attrs={**have.attrs, POWER: have.status}),
+                                      _with(want, attrs={**want.attrs, POWER: "ACTIVE"}), (*changed, POWER),
+                                      reason=f"drift: server is {have.status}")
+            continue
         if not changed:
             continue
-        replace = set(changed) & REPLACE_ON_CHANGE.get(address.kind, frozenset())
         action = Action.REPLACE if replace else Action.UPDATE
         changes[address] = Change(action, address, have, want, changed, reason="changed: " + ", ".join(changed))
 

@@ -84,6 +84,9 @@ class Resource:
         return self.attrs.get("name", self.address.name)
 
 
+# Pseudo-field of a server change: its status -> ACTIVE (a stopped server is started, not replaced).
+POWER = "power"
+
 # Attributes that are part of what we ask the cloud for but that the cloud cannot change
 # without replacing the resource (create-only).
 REPLACE_ON_CHANGE: dict[Kind, frozenset[str]] = {

@@ -60,7 +60,9 @@ def up_cmd(ctx: click.Context, directory: str | None, guests_mode: bool | None) 
 @click.pass_context
 def status_cmd(ctx: click.Context, directory: str | None) -> None:
     """Each service: state, URL, version, pid, RSS. Exit 1 when any service is not up."""
-    rows = lifecycle.status(_layout(ctx, directory))
+    layout = _layout(ctx, directory)
+    rows = lifecycle.status(layout)
+    mode = "guests" if guests.load_mode(layout).enabled else "plain"
     if ctx.obj.output == "table":
         header = f"{'SERVICE':<16}{'STATE':<10}{'URL':<24}{'VERSION':<10}{'PID':>8}{'RSS MiB':>10}"
         click.echo(header)
@@ -69,8 +71,9 @@ def status_cmd(ctx: click.Context, directory: str | None) -> None:
                        f"{r.pid or '-':>8}{r.rss_mib if r.rss_mib is not None else '-':>10}")
         total = sum(r.rss_mib or 0 for r in rows)
         click.echo(f"total RSS: {total:.0f} MiB")
+        click.echo(f"compute mode: {mode}" + (f" ({len(guests.list_guests(layout))} guest(s))" if mode == "guests" else ""))
     else:
-        _dump(ctx, {"services": [r.to_dict() for r in rows]})
+        _dump(ctx, {"services": [r.to_dict() for r in rows], "compute_mode": mode})
     ctx.exit(0 if all(r.state == "up" for r in rows) else 1)
 
 
@@ -84,6 +87,37 @@ def down_cmd(ctx: click.Context, directory: str | None, purge: bool) -> None:
     stopped = lifecycle.down(layout, purge=purge, progress=_progress_printer(), environ=ctx.obj.environ)
     if not stopped and not purge:
         click.echo("devcloud was not running", err=True)
+
+
+@devcloud.command("proxy-command")
+@dir_option
+@click.pass_context
+def proxy_command_cmd(ctx: click.Context, directory: str | None) -> None:
+    """Print the ssh ProxyCommand that reaches floating IPs of devcloud guests (guests mode).
+
+    Floating IPs live inside the devcloud's own network namespace `public`, never on this
+    machine's interfaces; use: export GCLOUDCTL_SSH_PROXY_COMMAND="$(gcloudctl devcloud proxy-command)"
+    """
+    if not guests.load_mode(_layout(ctx, directory)).enabled:
+        click.echo("devcloud is not in guests mode: servers are not reachable (gcloudctl devcloud up --guests)",
+                   err=True)
+        ctx.exit(1)
+    click.echo(guests.public_proxy_command())
+
+
+@devcloud.command("guests")
+@dir_option
+@click.pass_context
+def guests_cmd(ctx: click.Context, directory: str | None) -> None:
+    """List the running devcloud guests (guests mode): server id, hostname, fixed IP, memory."""
+    rows = guests.list_guests(_layout(ctx, directory))
+    if ctx.obj.output == "table":
+        click.echo(f"{'SERVER ID':<38}{'HOSTNAME':<20}{'IP':<16}{'STATE':<9}{'RSS MiB':>8}")
+        for g in rows:
+            click.echo(f"{g.uuid:<38}{g.hostname:<20}{g.ip:<16}{'running' if g.running else 'stopped':<9}"
+                       f"{g.rss_kib / 1024:>8.0f}")
+    else:
+        _dump(ctx, {"guests": [g.__dict__ for g in rows]})
 
 
 @devcloud.command("logs")

@@ -27,8 +27,12 @@ def _hosts_options(fn):
                      help="Observed hosts as YAML/JSON: a list, or {level, hosts, bastion}; no cloud needed."),
         click.option("--level", type=click.IntRange(1, 4), help="Classification level / hardening profile L1..L4."),
         click.option("--user", "automation_user", default="gcadmin", show_default=True, help="Automation user."),
-        click.option("--key", "key_file", type=click.Path(dir_okay=False), help="Automation user's private key."),
-        click.option("--proxy-command", help="How the controller reaches a first hop (ProxyCommand with %h %p)."),
+        # absolute: ansible-runner runs ssh from its own private directory
+        click.option("--key", "key_file", type=click.Path(dir_okay=False, resolve_path=True),
+                     envvar="GCLOUDCTL_SSH_KEY", help="Automation user's private key."),
+        click.option("--proxy-command", envvar="GCLOUDCTL_SSH_PROXY_COMMAND",
+                     help="How the controller reaches a first hop (ProxyCommand with %h %p; "
+                          "devcloud guests: `gcloudctl devcloud proxy-command`)."),
         click.option("--region", help="Platform region (default: the catalog's first)."),
     ]
     for option in reversed(options):
@@ -65,8 +69,9 @@ def _inventory(app, tenant: str, opts: dict) -> tuple[dict, int, list[tuple[str,
         from gcloudctl import pipeline
 
         config = app.config()
-        hosts = pipeline.observe_hosts(tenant, app.driver(config, opts.get("region")))
-        level = opts.get("level")
+        hosts, tagged = pipeline.observe_hosts_and_level(tenant, app.driver(config, opts.get("region")))
+        # the project's gc-level tag says the tenant's classification; profiles stop at L4
+        level = opts.get("level") or (min(tagged, 4) if tagged else None)
     if not level:
         raise InvalidInput("the classification level is unknown: pass --level 1..4",
                            hint="it selects the hardening profile L1..L4")

@@ -141,9 +141,11 @@ def _harden_after_apply(app: AppContext, request, key_file: str | None, proxy_co
 @click.option("--timeout", type=click.FloatRange(1), help="Give up after this many seconds (exit 5).")
 @click.option("--harden/--no-harden", default=None,
               help="Harden the servers after apply (default: when a server sets `hardening`).")
-@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False), envvar="GCLOUDCTL_SSH_KEY",
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, resolve_path=True), envvar="GCLOUDCTL_SSH_KEY",
               help="Private key of the automation user, for hardening.")
-@click.option("--proxy-command", help="How to reach the servers for hardening (ssh ProxyCommand, %h %p).")
+@click.option("--proxy-command", envvar="GCLOUDCTL_SSH_PROXY_COMMAND",
+              help="How to reach the servers for hardening (ssh ProxyCommand, %h %p; "
+                   "devcloud guests: `gcloudctl devcloud proxy-command`).")
 @click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
 @click.pass_obj
 def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: bool, timeout: float | None,
@@ -199,8 +201,9 @@ def get_group() -> None:
 
 @get_group.command("tenants")
 @click.option("--region", help="Only this region.")
+@click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
 @click.pass_obj
-def get_tenants(app: AppContext, region: str | None) -> None:
+def get_tenants(app: AppContext, region: str | None, fmt: str | None) -> None:
     """Tenants gcloudctl manages, per region."""
     config = app.config()
     regions = [region] if region else list(config.catalog.spec.regions)
@@ -208,7 +211,7 @@ def get_tenants(app: AppContext, region: str | None) -> None:
     for name in regions:
         for tenant in app.driver(config, name).list_tenants():
             rows.append({"region": name, **tenant})
-    emit(app.output, rows, lambda: table(["TENANT", "REGION", "AGENCY", "LEVEL", "PROJECT ID"],
+    emit(fmt or app.output, rows, lambda: table(["TENANT", "REGION", "AGENCY", "LEVEL", "PROJECT ID"],
                                           [[r["tenant"], r["region"], r["agency"], r["classification"], r["project_id"]]
                                            for r in rows]) if rows else "No tenants.")
 
@@ -216,8 +219,9 @@ def get_tenants(app: AppContext, region: str | None) -> None:
 @click.command("describe")
 @click.argument("tenant")
 @click.option("--region", help="Region of TENANT (default: the catalog's first region).")
+@click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
 @click.pass_obj
-def describe_cmd(app: AppContext, tenant: str, region: str | None) -> None:
+def describe_cmd(app: AppContext, tenant: str, region: str | None, fmt: str | None) -> None:
     """Every resource of TENANT as the cloud reports it, with status."""
     config = app.config()
     regions = config.catalog.spec.regions
@@ -229,7 +233,7 @@ def describe_cmd(app: AppContext, tenant: str, region: str | None) -> None:
     data = {"tenant": tenant, "project_id": observed.project_id,
             "resources": [{"address": str(r.address), "id": r.id, "status": r.status, "managed": r.managed,
                            "detail": _detail(r)} for r in resources]}
-    emit(app.output, data, lambda: f"Tenant {tenant} (project {observed.project_id})\n" + table(
+    emit(fmt or app.output, data, lambda: f"Tenant {tenant} (project {observed.project_id})\n" + table(
         ["ADDRESS", "STATUS", "DETAIL", "OWNER"],
         [[str(r.address), r.status or "", _detail(r), "gcloudctl" if r.managed else "OUT-OF-BAND"] for r in resources]))
 

@@ -9,14 +9,19 @@ the rendered nova-compute.conf, so `up` restarts exactly nova-compute when the m
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import gcloudctl
 from gcloudctl.devcloud import guests_runtime as rt
+from gcloudctl.devcloud import supervisor
 from gcloudctl.devcloud.config import COMPUTE_DRIVER
 from gcloudctl.devcloud.layout import Layout
+from gcloudctl.errors import GcloudctlError
 
 Progress = Callable[[str], None]
 PLAIN_DRIVER = COMPUTE_DRIVER
@@ -72,7 +77,19 @@ def override(files: dict[str, str], mode: Mode) -> dict[str, str]:
     if line not in compute:
         raise ValueError(f"{COMPUTE_CONF} has no line {line.strip()!r} to switch")
     return {**files, COMPUTE_CONF: compute.replace(
-        line, f"compute_driver = {GUEST_DRIVER}\nsync_power_state_interval = 10\n")}
+        line, f"compute_driver = {GUEST_DRIVER}\nsync_power_state_interval = 10\n"
+              f"# guest runtime sources {runtime_digest()} (a change restarts nova-compute)\n")}
+
+
+def runtime_digest() -> str:
+    """Digest of the code nova-compute runs from the repository in guests mode (through the .pth
+    file, not the installed plugin), so that `up` restarts it when that code changes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted([Path(rt.__file__), Path(supervisor.__file__), *Path(rt.th_host.__file__).parent.glob("*.py")]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def with_mode(layout: Layout, files: dict[str, str]) -> dict[str, str]:
@@ -96,11 +113,60 @@ def set_mode(layout: Layout, enabled: bool, progress: Progress) -> bool:
     before = load_mode(layout)
     save_mode(layout, Mode(enabled=enabled))
     if enabled:
+        ensure_host_tools(progress)
+        ensure_host_limits(progress)
         progress("guests mode: preparing the Debian 12 base root filesystem (cached)")
         runtime(layout).base_for("debian-12")
     else:
         cleanup(layout, progress)
     return before.enabled != enabled
+
+
+HOST_TOOLS = {"nft": "nftables"}  # floating IPs are NAT rules inside the devcloud's own namespaces
+
+
+def ensure_host_tools(progress: Progress) -> None:
+    """Install what guests mode needs on the machine (Debian packages) when it is missing."""
+    missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if not shutil.which(tool)})
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise GcloudctlError(f"devcloud guests need {', '.join(missing)}",
+                             hint=f"as root: apt-get install {' '.join(missing)}")
+    progress(f"guests mode: installing {', '.join(missing)} (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", *missing]
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        proc = subprocess.run(install, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise GcloudctlError(f"apt-get install {' '.join(missing)} failed: {proc.stderr.strip()[-300:]}",
+                                 hint="install it by hand, then run `gcloudctl devcloud up --guests` again")
+
+
+# Every guest's systemd (and its services) holds inotify instances, all counted against root in
+# the machine's user namespace: Debian's default of 128 instances stops the ~24th guest with
+# "Failed to allocate manager object: Too many open files". Raised (never lowered) on switch-on.
+HOST_LIMITS = {"fs/inotify/max_user_instances": 8192, "fs/inotify/max_user_watches": 1048576}
+PROC_SYS = Path("/proc/sys")
+
+
+def ensure_host_limits(progress: Progress, proc_sys: Path = PROC_SYS) -> dict[str, tuple[int, int]]:
+    """Raise the machine's limits that many systemd guests need; returns {key: (old, new)} changed."""
+    changed = {}
+    for key, wanted in HOST_LIMITS.items():
+        path = proc_sys / key
+        current = int(path.read_text().split()[0])
+        if current >= wanted:
+            continue
+        try:
+            path.write_text(f"{wanted}\n")
+        except OSError as exc:
+            raise GcloudctlError(f"devcloud guests need {key.replace('/', '.')} >= {wanted} (it is {current}): {exc}",
+                                 hint=f"as root: sysctl -w {key.replace('/', '.')}={wanted}") from exc
+        changed[key] = (current, wanted)
+        progress(f"guests mode: {key.replace('/', '.')} raised from {current} to {wanted}")
+    return changed
 
 
 def cleanup(layout: Layout, progress: Progress) -> list[str]:

@@ -3,8 +3,8 @@
 Stage: effect (mounts, network namespaces, processes). Called by the Nova virt driver
 `gcloudctl_devcloud_plugins.virt.GuestDriver` inside nova-compute (services venv, root) and by
 `gcloudctl.devcloud.guests` for `devcloud down` cleanup. It must import only the standard
-library and `gcloudctl.testhost` (the services venv has none of gcloudctl's dependencies; it
-sees the repository through a .pth file). Every address it configures lives inside network
+library, `gcloudctl.testhost` and `gcloudctl.devcloud.supervisor` (both stdlib only): the
+services venv has none of gcloudctl's dependencies and sees the repository through a .pth file. Every address it configures lives inside network
 namespaces it creates; the machine's own namespace is never given an interface, address or route.
 
 Layout under ROOT (nova's state_path/guests):
@@ -34,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 
+from gcloudctl.devcloud.supervisor import rss_kib_of
 from gcloudctl.testhost import host as th_host
 from gcloudctl.testhost import rootfs as th_rootfs
 from gcloudctl.testhost.net import NETNS_DIR, Network, netns_exists
@@ -44,12 +45,15 @@ PUBLIC_NS = "gcd-pub"
 PUBLIC_CIDR = "172.24.4.0/24"  # catalog.EXTERNAL_NETWORK (kept literal: no gcloudctl deps here)
 PUBLIC_GATEWAY = "172.24.4.1"
 CONSOLE_LIMIT = 100 * 1024  # like libvirt's console log cap
-START_TIMEOUT = 20.0  # seconds until the guest's systemd must be running
+START_TIMEOUT = 60.0  # seconds until the guest's systemd must be running (40 boots at once on 2 vCPUs)
 
 # Glance image name prefix -> root filesystem spec of the cached base.
 IMAGE_BASES = {"debian-12": th_rootfs.RootfsSpec()}
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # the base image cache
+# Namespaces, bridges, addresses and NAT rules: guests of one network start, stop and get their
+# floating IPs concurrently (nova-compute builds servers in parallel); one at a time changes them.
+_net_lock = threading.RLock()
 
 
 class GuestError(RuntimeError):
@@ -196,8 +200,9 @@ class Runtime:
             return
         state = self.state_dir(uuid)
         root = self._mount(spec)
-        ns = spec.network.attach(spec.name, spec.ip)
-        _ip("-n", ns, "route", "replace", "default", "via", spec.gateway)
+        with _net_lock:
+            ns = spec.network.attach(spec.name, spec.ip)
+            _ip("-n", ns, "route", "replace", "default", "via", spec.gateway)
         caps = ",".join("-" + c for c in th_host.DROPPED_CAPS)
         (state / "boot.sh").write_text(th_host.BOOT_SH.replace("__CAPS__", caps))
         (state / "host.json").write_text(json.dumps({
@@ -209,29 +214,36 @@ class Runtime:
             subprocess.Popen([self.python, "-I", str(th_host.SUPERVISOR), str(state)], stdin=subprocess.DEVNULL,
                              stdout=log, stderr=log, start_new_session=True, close_fds=True)
         host = self.host(uuid)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        problem = f"systemd did not start within {START_TIMEOUT:.0f}s"
+        while time.monotonic() - started < START_TIMEOUT:
+            # systemd runs once its manager is up and has made init.scope (its banner alone is not
+            # enough: it can still exit, e.g. "Failed to allocate manager object")
             if host.init_pid() is not None:
                 return
-            time.sleep(0.1)
+            if time.monotonic() - started > 5 and not host.running():
+                problem = "the guest's processes exited during boot"
+                break
+            time.sleep(0.2)
         tail = (state / "supervisor.log").read_text(errors="replace")[-800:]
         console = self.console(uuid)[-800:]
         self.stop(uuid)
-        raise GuestError(f"guest {spec.name}: systemd did not start within {START_TIMEOUT:.0f}s; "
+        raise GuestError(f"guest {spec.name}: {problem}; "
                          f"supervisor: {tail.strip() or '-'}; console: {console.strip() or '-'}")
 
     def stop(self, uuid: str) -> None:
         """Power off: kill every process, delete the guest's cgroup and namespace, unmount its
         root; the disk (upper layer) stays. Idempotent."""
         host = self.host(uuid)
-        try:
-            host.stop(remove=False)
-        except RuntimeError as exc:
-            raise GuestError(str(exc)) from exc
-        self._umount(uuid)
-        spec = self.spec(uuid)
-        if spec:
-            self._release_network(spec.network)
+        with _net_lock:
+            try:
+                host.stop(remove=False)
+            except RuntimeError as exc:
+                raise GuestError(str(exc)) from exc
+            self._umount(uuid)
+            spec = self.spec(uuid)
+            if spec:
+                self._release_network(spec.network)
 
     def delete(self, uuid: str) -> None:
         """Stop and remove the disk and state. Idempotent."""
@@ -283,19 +295,25 @@ class Runtime:
         public namespace, the floating IPs as /32 addresses on it, and one nftables table
         (DNAT in, SNAT out) rewritten atomically. Returns {network prefix: {fip: fixed}} applied.
         """
+        with _net_lock:
+            return self._sync_floating_ips(wanted)
+
+    def _sync_floating_ips(self, wanted: dict[str, tuple[str, str]]) -> dict[str, dict[str, str]]:
         per_net: dict[str, dict[str, str]] = {}
         for fip, (uuid, fixed) in sorted(wanted.items()):
             spec = self.spec(uuid)
             if spec is None or not public_address_ok(fip):
                 continue
             per_net.setdefault(spec.network.prefix, {})[fip] = fixed
-        nets = {ns[: -len("-ctl")] for ns in _namespaces() if ns.startswith(NET_PREFIX) and ns.endswith("-ctl")}
+        existing = {ns[: -len("-ctl")] for ns in _namespaces() if ns.startswith(NET_PREFIX) and ns.endswith("-ctl")}
+        # only the networks of this runtime's guests (another runtime's are not ours to rewire)
+        own = {spec.network.prefix for spec in map(self.spec, self.uuids()) if spec is not None}
         if per_net:
             _ensure_public()
-        for prefix in sorted(nets):
+        for prefix in sorted(own & existing):
             _wire_network(prefix, per_net.get(prefix, {}))
-        if not per_net and netns_exists(PUBLIC_NS) and not nets:
-            _ip("netns", "del", PUBLIC_NS, check=False)
+        if not per_net and netns_exists(PUBLIC_NS) and not existing:
+            _ip("netns", "del", PUBLIC_NS, check=False)  # shared: gone once no guest network is left
         return per_net
 
     @staticmethod
@@ -411,15 +429,7 @@ def guest_processes(runtime: Runtime) -> list[int]:
 
 def rss_kib(runtime: Runtime, uuid: str) -> int:
     """Resident memory of every process of one guest (supervisor + container)."""
-    total = 0
-    for pid in th_host._cgroup_procs(th_host.CGROUP_BASE / guest_name(uuid)):
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total
+    return rss_kib_of(th_host._cgroup_procs(th_host.CGROUP_BASE / guest_name(uuid)))
 
 
 def public_address_ok(address: str) -> bool:

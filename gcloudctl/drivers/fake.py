@@ -166,6 +166,11 @@ class FakeApi:
             return self._create_server(body, scoped)
         if parts[0] == "servers" and len(parts) >= 2:
             server = self._get(self.servers, parts[1])
+            if len(parts) == 3 and parts[2] == "action" and method == "POST" and "os-start" in body:
+                if server["status"] != "SHUTOFF":
+                    raise _Http(409, f"Cannot 'start' instance {server['id']} while it is in vm_state {server['status'].lower()}")
+                server["status"] = "ACTIVE"
+                return {}
             if len(parts) == 3 and parts[2] == "metadata" and method == "PUT":
                 server["metadata"] = dict(body["metadata"])
                 return {"metadata": server["metadata"]}

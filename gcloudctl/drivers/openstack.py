@@ -24,7 +24,7 @@ from gcloudctl.drivers.base import IdMap
 from gcloudctl.drivers.openstack_state import RawSnapshot, to_observed
 from gcloudctl.errors import CloudError, Refused, Unreachable
 from gcloudctl.expand import OPERATOR
-from gcloudctl.resources import Address, Kind, ObservedState, Ref, Resource
+from gcloudctl.resources import POWER, Address, Kind, ObservedState, Ref, Resource
 
 log = logging.getLogger("gcloudctl.drivers.openstack")
 
@@ -202,8 +202,9 @@ class OpenStackDriver:
             if tenant:
                 tags = p.get("tags") or []
                 agency = next((t.split("=", 1)[1] for t in tags if t.startswith(naming.AGENCY_TAG_PREFIX)), None)
-                level = next((t.split("=", 1)[1] for t in tags if t.startswith(naming.LEVEL_TAG_PREFIX)), None)
-                out.append({"tenant": tenant, "project_id": p["id"], "agency": agency, "classification": level,
+                level = naming.level_from_tags(tags)
+                out.append({"tenant": tenant, "project_id": p["id"], "agency": agency,
+                            "classification": None if level is None else str(level),
                             "enabled": p.get("enabled", True), "description": p.get("description") or ""})
         return sorted(out, key=lambda t: t["tenant"])
 
@@ -507,6 +508,15 @@ class OpenStackDriver:
         if "metadata" in changed:
             self.api.request("compute", "PUT", f"/servers/{before.id}/metadata",
                              json={"metadata": dict(after.attrs["metadata"])}, microversion=COMPUTE_MICROVERSION)
+        if POWER in changed:  # a stopped server is started (the planner's self-healing)
+            try:
+                self.api.request("compute", "POST", f"/servers/{before.id}/action", json={"os-start": None},
+                                 microversion=COMPUTE_MICROVERSION)
+            except CloudError as exc:  # 409: already started (by Nova or someone else): wait below
+                if exc.status != 409:
+                    raise
+            if self.wait_for_servers:
+                self._wait_server(before.id, after.attrs["name"], ids.get(_project(after)))
 
     # ---------------------------------------------------------------- delete
     def delete(self, resource: Resource, ids: IdMap) -> None:

@@ -28,3 +28,16 @@ def test_inventory_from_the_cloud_needs_a_level(run, capsys):
     tenant = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
     assert run("inventory", tenant) == 2
     assert "--level" in capsys.readouterr().err
+
+
+def test_level_comes_from_the_project_tag_and_the_key_path_is_made_absolute(run, capsys, tmp_path, monkeypatch):
+    tenant = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
+    assert run("apply", str(EXAMPLE), "--yes") == 0
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gcadmin").write_text("not a real key\n")
+    capsys.readouterr()
+    assert run("inventory", tenant, "--key", "gcadmin") == 0  # no --level: the project's gc-level=2 tag
+    hosts = yaml.safe_load(capsys.readouterr().out)["all"]["hosts"]
+    assert {v["gcloudctl_level"] for v in hosts.values()} == {2}
+    # ansible-runner runs ssh from its own directory: a relative key path would not be found there
+    assert {v["ansible_ssh_private_key_file"] for v in hosts.values()} == {str(tmp_path / "gcadmin")}

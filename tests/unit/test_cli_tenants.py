@@ -94,3 +94,15 @@ def test_hardening_step_needs_a_key(run, tmp_path, capsys):
     assert run("apply", str(request), "--yes") == 2
     assert "--key" in capsys.readouterr().err
     assert run("apply", str(request), "--yes", "--no-harden") == 0
+
+
+def test_get_tenants_and_describe_take_their_own_output_option(run, capsys):
+    assert run("apply", str(EXAMPLE), "--yes") == 0
+    capsys.readouterr()
+    assert run("get", "tenants", "--output", "json") == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["tenant"], row["agency"]) == ("byt-his-staging", "BYT")
+    assert run("describe", "byt-his-staging", "--output", "yaml") == 0
+    described = yaml.safe_load(capsys.readouterr().out)
+    assert described["tenant"] == "byt-his-staging"
+    assert any(r["address"] == "server.web-1" and r["status"] == "ACTIVE" for r in described["resources"])

@@ -23,6 +23,15 @@ def converge(cloud: FakeCloud, request, config) -> None:
     assert result.ok, result.to_dict()
 
 
+def converged(doc: dict, config):
+    """A fake cloud holding the tenant of `doc`, applied: (api, cloud, request)."""
+    api = FakeApi()
+    cloud = FakeCloud(api)
+    request = request_from(doc, config)
+    converge(cloud, request, config)
+    return api, cloud, request
+
+
 def plan_lines(plan) -> list[str]:
     return [f"{c.action.value} {c.address}" for c in plan.changes]
 
@@ -52,6 +61,10 @@ def _hand_port(api: FakeApi) -> None:
 
 def _server_error(api: FakeApi) -> None:
     next(s for s in api.servers.values() if s["name"] == "web-2")["status"] = "ERROR"
+
+
+def _server_stopped(api: FakeApi) -> None:
+    next(s for s in api.servers.values() if s["name"] == "web-1")["status"] = "SHUTOFF"
 
 
 def _server_deleted(api: FakeApi) -> None:
@@ -86,6 +99,8 @@ CASES = [
          edit_cloud=_hand_port, expected=("delete port.~manual@",)),
     Case("server-error", "a server in ERROR is replaced (self-healing)",
          edit_cloud=_server_error, expected=("replace server.web-2",)),
+    Case("server-stopped", "a server that stopped (its guest died, or stopped by hand) is started, not replaced",
+         edit_cloud=_server_stopped, expected=("update server.web-1",)),
     Case("server-deleted", "a server deleted out of band is created again",
          edit_cloud=_server_deleted, expected=("create server.db-1",)),
     Case("quota-drift", "quota changed by hand is set back",
@@ -102,9 +117,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_plan_golden(case: Case, config, example_doc) -> None:
-    api = FakeApi()
-    cloud = FakeCloud(api)
-    converge(cloud, request_from(example_doc, config), config)
+    api, cloud, _ = converged(example_doc, config)
     case.edit_cloud(api)
     doc = copy.deepcopy(example_doc)
     case.edit_request(doc)
@@ -116,10 +129,7 @@ def test_plan_golden(case: Case, config, example_doc) -> None:
 
 
 def test_drift_repaired_by_apply_and_second_plan_empty(config, example_doc) -> None:
-    api = FakeApi()
-    cloud = FakeCloud(api)
-    request = request_from(example_doc, config)
-    converge(cloud, request, config)
+    api, cloud, request = converged(example_doc, config)
     _open_rule(api)
     _hand_port(api)
     _server_error(api)
@@ -130,11 +140,22 @@ def test_drift_repaired_by_apply_and_second_plan_empty(config, example_doc) -> N
     assert all(s["status"] == "ACTIVE" for s in api.servers.values())
 
 
-def test_converged_apply_makes_zero_writes(config, example_doc) -> None:
-    api = FakeApi()
-    cloud = FakeCloud(api)
-    request = request_from(example_doc, config)
+def test_stopped_server_is_started_in_place(config, example_doc) -> None:
+    api, cloud, request = converged(example_doc, config)
+    _server_stopped(api)
+    before = next(s["id"] for s in api.servers.values() if s["name"] == "web-1")
+    plan = pipeline.plan_request(request, cloud, config)
+    (change,) = plan.changes
+    assert change.changed == (planner.POWER,) and change.reason == "drift: server is SHUTOFF"
+    assert "power: SHUTOFF -> ACTIVE" in render_text(plan)
     converge(cloud, request, config)
+    web1 = next(s for s in api.servers.values() if s["name"] == "web-1")
+    assert (web1["id"], web1["status"]) == (before, "ACTIVE")  # same server, its disk kept
+    assert pipeline.plan_request(request, cloud, config).is_empty()
+
+
+def test_converged_apply_makes_zero_writes(config, example_doc) -> None:
+    api, cloud, request = converged(example_doc, config)
     api.writes.clear()
     plan = pipeline.plan_request(request, cloud, config)
     pipeline.apply_plan(plan, cloud)
@@ -148,10 +169,7 @@ def test_observe_cost_does_not_grow_with_servers(config, example_doc) -> None:
         doc["spec"]["servers"][0]["count"] = count
         doc["spec"]["servers"][0]["floatingIP"] = False
         doc["spec"]["quotas"].update(instances=30, cores=40, ramMiB=80000)
-        api = FakeApi()
-        cloud = FakeCloud(api)
-        request = request_from(doc, config)
-        converge(cloud, request, config)
+        api, cloud, request = converged(doc, config)
         api.requests.clear()
         assert pipeline.plan_request(request, cloud, config).is_empty()
         counts.append(sum(api.requests.values()))
@@ -159,9 +177,7 @@ def test_observe_cost_does_not_grow_with_servers(config, example_doc) -> None:
 
 
 def test_destroy_leaves_nothing_and_removes_default_group(config, example_doc) -> None:
-    api = FakeApi()
-    cloud = FakeCloud(api)
-    converge(cloud, request_from(example_doc, config), config)
+    api, cloud, _ = converged(example_doc, config)
     plan = pipeline.plan_destroy("byt-his-staging", cloud)
     assert pipeline.apply_plan(plan, cloud).ok
     assert not api.projects and not api.servers and not api.keypairs and not api.server_groups

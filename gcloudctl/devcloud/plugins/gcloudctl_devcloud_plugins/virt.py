@@ -4,8 +4,8 @@ Stage: loaded by nova-compute (`compute_driver = gcloudctl_guests.GuestDriver`; 
 drivers only from `nova.virt`, so `gcloudctl.devcloud.guests` writes a one-line shim
 `nova/virt/gcloudctl_guests.py` into the services venv that re-exports this class). It subclasses the fake driver that
 devcloud runs by default (stable node identity, fake resource accounting) and adds a real
-guest per instance through `gcloudctl.devcloud.guests_runtime` (stdlib + gcloudctl.testhost
-only; the services venv sees the repository through a .pth file written by `devcloud up
+guest per instance through `gcloudctl.devcloud.guests_runtime` (stdlib and stdlib-only
+gcloudctl modules; the services venv sees the repository through a .pth file written by `devcloud up
 --guests`). Must not import anything else from gcloudctl.
 
 - spawn: fixed IP/cidr/gateway from network_info, NoCloud seed from user_data + metadata
@@ -142,7 +142,9 @@ class GuestDriver(fake.FakeDriverWithoutFakeNodes):
     def get_console_output(self, context, instance):
         if instance.uuid not in self.instances:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
-        return self._runtime.console(instance.uuid)
+        # bytes, as libvirt returns them: the compute manager encodes a str as latin-1, which
+        # fails on cloud-init's UTF-8 output, and decodes bytes itself ('replace').
+        return self._runtime.console(instance.uuid).encode("utf-8")
 
     # -- helpers ----------------------------------------------------------------------------
     def _spec(self, instance, image_meta, network_info) -> rt.GuestSpec:
@@ -177,10 +179,14 @@ class GuestDriver(fake.FakeDriverWithoutFakeNodes):
 
         client = neutron_api.get_client(nova_context.get_admin_context(), admin=True)
         wanted = {}
-        ports = {p["id"]: p for p in client.list_ports().get("ports", [])
-                 if (p.get("device_owner") or "").startswith("compute:")}
-        for fip in client.list_floatingips().get("floatingips", []):
-            port = ports.get(fip.get("port_id") or "")
-            if port and port.get("device_id") in uuids and fip.get("fixed_ip_address"):
+        fips = [f for f in client.list_floatingips().get("floatingips", [])
+                if f.get("port_id") and f.get("fixed_ip_address")]
+        ports = {}
+        if fips:  # only the ports that carry a floating IP, and only those bound to a server here
+            ports = {p["id"]: p for p in client.list_ports(id=sorted({f["port_id"] for f in fips})).get("ports", [])
+                     if (p.get("device_owner") or "").startswith("compute:")}
+        for fip in fips:
+            port = ports.get(fip["port_id"])
+            if port and port.get("device_id") in uuids:
                 wanted[fip["floating_ip_address"]] = (port["device_id"], fip["fixed_ip_address"])
         self._runtime.sync_floating_ips(wanted)
