@@ -13,11 +13,13 @@ The tests of this module share one tenant and run in order.
 from __future__ import annotations
 
 import base64
+import glob
 import hashlib
 import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -117,6 +119,7 @@ def target(world, address: str) -> ssh.SshTarget:
 
 
 def test_1_apply_hardens_and_verifies(world):
+    private_dirs = set(glob.glob(tempfile.gettempdir() + "/gcloudctl-ansible-*"))
     started = time.monotonic()
     applied = gcloudctl("apply", str(world["request"]), "--yes", "--key", world["key"], "--timeout", "900",
                         timeout=1200)
@@ -124,6 +127,8 @@ def test_1_apply_hardens_and_verifies(world):
     assert applied.returncode == 0, applied.stderr[-4000:]
     assert "harden complete" in applied.stderr
     assert re.search(r"db-1 changed=\d+ failed=0 unreachable=0", applied.stderr), applied.stderr[-2000:]
+    # the hardening run's private data dir is gone once apply returns
+    assert set(glob.glob(tempfile.gettempdir() + "/gcloudctl-ansible-*")) <= private_dirs
 
     found = servers(world["tenant"])
     assert sorted(found) == ["db-1", "web-1", "web-2"]
