@@ -20,7 +20,7 @@ from typing import Callable
 from gcloudctl.drivers.base import CloudDriver, IdMap
 from gcloudctl.errors import CloudError
 from gcloudctl.plan import Action, Change, Plan
-from gcloudctl.resources import Address
+from gcloudctl.resources import Address, Kind
 
 log = logging.getLogger("gcloudctl.executor")
 
@@ -142,11 +142,24 @@ def build_graph(plan: Plan) -> dict[Node, set[Node]]:
                         graph[node].add(nodes[(dep_step, dep)])
             if step is Step.CREATE and (Step.DELETE, address) in nodes:
                 graph[node].add(nodes[(Step.DELETE, address)])
-        else:  # DELETE waits for the deletes of everything that depends on it
+        else:  # DELETE waits for the deletes of everything that depends on it ...
             for dependent in observed_dependents.get(address, ()):
-                if (Step.DELETE, dependent) in nodes:
+                if (Step.DELETE, dependent) in nodes and not _port_goes_first(nodes[(Step.DELETE, dependent)], node):
                     graph[node].add(nodes[(Step.DELETE, dependent)])
+            # ... except a server whose ports go too: those are deleted first (below)
+            for dep in change.before.depends_on if change.before else ():
+                if (Step.DELETE, dep) in nodes and _port_goes_first(node, nodes[(Step.DELETE, dep)]):
+                    graph[node].add(nodes[(Step.DELETE, dep)])
     return graph
+
+
+def _port_goes_first(server: Node, port: Node) -> bool:
+    """When a server and its port are both deleted for good, the port goes first. Nova then has
+    nothing to unbind: on Neutron an unbind (a port PUT that moves the binding) costs about ten
+    times a port delete and runs inside the server's delete, so ports-first ends a teardown of
+    many servers sooner. Replacements keep the usual order (server, then port)."""
+    return (server.change.address.kind is Kind.SERVER and port.change.address.kind is Kind.PORT
+            and server.change.action is Action.DELETE and port.change.action is Action.DELETE)
 
 
 ProgressFn = Callable[[str, Node, Outcome | None], None]

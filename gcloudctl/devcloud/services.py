@@ -40,6 +40,7 @@ class Service:
     port: int | None = None
     wsgi_module: str | None = None
     threads: int = 2
+    processes: int = 1  # uWSGI workers: a Python process uses one core at most (the GIL)
     console_script: str | None = None
     config_files: tuple[str, ...] = ()  # files it reads under etc/<project> (daemons: --config-file)
     env: dict[str, str] = field(default_factory=dict)  # config-location variables (relative to etc/<project>)
@@ -65,7 +66,7 @@ SERVICES: tuple[Service, ...] = (
             config_files=("glance-api.conf",), env={"OS_GLANCE_CONFIG_DIR": "."}, probe_path="/versions",
             catalog=Catalog("image", "glance", "")),
     Service("neutron", Kind.WSGI, Phase.CONTROL, "neutron", "neutron", port=9696,
-            wsgi_module="gcloudctl_devcloud_plugins.neutron_api:application", threads=4,
+            wsgi_module="gcloudctl_devcloud_plugins.neutron_api:application", threads=4, processes=2,
             config_files=("neutron.conf", "ml2_conf.ini"),
             env={"OS_NEUTRON_CONFIG_DIR": ".", "OS_NEUTRON_CONFIG_FILES": "neutron.conf;ml2_conf.ini"},
             catalog=Catalog("network", "neutron", "")),
@@ -128,13 +129,13 @@ def environment(layout: Layout, service: Service, base: dict[str, str]) -> dict[
 
 
 def uwsgi_ini(layout: Layout, service: Service) -> str:
-    """The pyuwsgi ini of one API: loopback only, one process, die on TERM (not reload)."""
+    """The pyuwsgi ini of one API: loopback only, die on TERM (not reload)."""
     lines = [
         "[uwsgi]",
         f"http-socket = {HOST}:{service.port}",
         f"module = {service.wsgi_module}",
         "master = true",
-        "processes = 1",
+        f"processes = {service.processes}",
         f"threads = {service.threads}",
         "enable-threads = true",
         "lazy-apps = true",

@@ -83,13 +83,15 @@ class Catalogs:
 class ServerWatch:
     """Shared status of servers being waited for. One waiter at a time polls (a project's
     servers in one list call, or one GET for a server of unknown project); the others wait on
-    a condition and read the result. Thread-safe."""
+    a condition and read the result. A poll's answer is the whole truth for what it covers: a
+    server missing from a project's list is gone for every waiter at once. Thread-safe."""
 
     def __init__(self, api: RestApi, *, interval: float, sleep: Callable[[float], None], clock: Callable[[], float]):
         self.api, self.interval, self.sleep, self.clock = api, interval, sleep, clock
         self.cond = threading.Condition()
-        self.servers: dict[str, dict] = {}
-        self.polled_at: dict[str, float] = {}  # project (or server) -> time of last poll
+        self.seen: dict[str, dict[str, dict]] = {}  # project (or server) -> server id -> server
+        self.answered_at: dict[str, float] = {}  # project (or server) -> time of the last answer
+        self.tried_at: dict[str, float] = {}  # ... of the last poll, answered or failed
         self.polling: set[str] = set()
 
     def status(self, server_id: str, project_id: str | None) -> dict | None:
@@ -98,38 +100,39 @@ class ServerWatch:
         asked = self.clock()
         with self.cond:
             while True:
-                if self.polled_at.get(key, -1.0) > asked:
-                    return self.servers.get(server_id)
+                if self.answered_at.get(key, -1.0) >= asked:
+                    return self.seen[key].get(server_id)
                 if key not in self.polling:
-                    wait = self.polled_at.get(key, -1e9) + self.interval - self.clock()
+                    wait = self.tried_at.get(key, -1e9) + self.interval - self.clock()
                     if wait <= 0:
                         self.polling.add(key)
                         break
                     self.cond.wait(timeout=wait)
                 else:
                     self.cond.wait(timeout=self.interval or 0.05)
+        found: list[dict] | None = None
+        started = self.clock()  # an answer counts for those who asked before the poll began
         try:
-            if project_id:
-                found = self.api.request("compute", "GET", "/servers/detail", microversion=COMPUTE_MICROVERSION,
-                                         params={"all_tenants": "1", "project_id": project_id})["servers"]
-            else:
-                try:
-                    found = [self.api.request("compute", "GET", f"/servers/{server_id}",
-                                              microversion=COMPUTE_MICROVERSION)["server"]]
-                except NotFoundError:
-                    found = []
+            found = self._poll(server_id, project_id)
         finally:
-            with self.cond:
+            with self.cond:  # the answer and its time become visible together
                 self.polling.discard(key)
-                self.polled_at[key] = self.clock()
+                self.tried_at[key] = self.clock()  # a failed poll is not retried at once by every waiter
+                if found is not None:
+                    self.seen[key] = {server["id"]: server for server in found}
+                    self.answered_at[key] = started
                 self.cond.notify_all()
-        with self.cond:
-            for server in found:
-                self.servers[server["id"]] = server
-            if not any(s["id"] == server_id for s in found):
-                self.servers.pop(server_id, None)
-            self.polled_at[key] = max(self.polled_at[key], self.clock())
-            return self.servers.get(server_id)
+        return self.seen[key].get(server_id)
+
+    def _poll(self, server_id: str, project_id: str | None) -> list[dict]:
+        if project_id:
+            return self.api.request("compute", "GET", "/servers/detail", microversion=COMPUTE_MICROVERSION,
+                                    params={"all_tenants": "1", "project_id": project_id})["servers"]
+        try:
+            return [self.api.request("compute", "GET", f"/servers/{server_id}",
+                                     microversion=COMPUTE_MICROVERSION)["server"]]
+        except NotFoundError:
+            return []
 
 
 class OpenStackDriver:
