@@ -33,6 +33,14 @@ class ListApi:
         return {"servers": [{"id": sid, "status": "ACTIVE"} for sid in answer]}
 
 
+def _each_in_a_thread(fn, ids: list[str]) -> None:
+    threads = [threading.Thread(target=fn, args=(sid,)) for sid in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+
+
 def _wait_all_gone(watch: ServerWatch, ids: list[str]) -> dict[str, float]:
     gone_at: dict[str, float] = {}
     errors: list[Exception] = []
@@ -45,11 +53,7 @@ def _wait_all_gone(watch: ServerWatch, ids: list[str]) -> dict[str, float]:
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=waiter, args=(sid,)) for sid in ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=20)
+    _each_in_a_thread(waiter, ids)
     assert not errors, errors
     return gone_at
 
@@ -78,11 +82,7 @@ def test_a_failed_poll_never_reads_as_gone():
         except CloudError as exc:
             seen.append(exc)
 
-    threads = [threading.Thread(target=first, args=(sid,)) for sid in ids]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=10)
+    _each_in_a_thread(first, ids)
     # the poller gets the error; the others wait for a real answer, in which the servers exist
     assert sum(isinstance(s, CloudError) for s in seen) == 1, seen
     assert [s["status"] for s in seen if not isinstance(s, CloudError)] == ["ACTIVE", "ACTIVE"], seen
