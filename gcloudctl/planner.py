@@ -7,6 +7,11 @@ Rules, in one place:
   replacement cascades to resources that hold a create-only reference to it);
 - a server in ERROR is replaced, a server that stopped (SHUTOFF: it died, or someone stopped it
   outside gcloudctl) is started (self-healing); the pseudo-field `power` says so in the plan;
+- a server being deleted (an earlier run's replacement, or by hand) is not there any more: a
+  desired one is replaced (the delete is sent again, which Nova ignores, and awaited);
+- a server still building has no port bound yet (Nova binds them during the build): its ports
+  are not compared until it has some, so a run after a crash does not replace a server that an
+  interrupted run just created;
 - desired but not observed: create, unless an untagged twin with the same deterministic name
   exists (an interrupted create): then adopt it (update that sets the ownership tags);
 - observed but not desired, and anything in the tenant gcloudctl did not create: delete.
@@ -22,6 +27,8 @@ from gcloudctl.resources import POWER, REPLACE_ON_CHANGE, Address, DesiredState,
 
 FAILED_SERVER_STATES = frozenset({"ERROR"})
 STOPPED_SERVER_STATES = frozenset({"SHUTOFF"})
+DELETING_SERVER_STATES = frozenset({"DELETING"})  # set by observe from Nova's task_state
+BUILDING_SERVER_STATES = frozenset({"BUILD"})
 # create-only references that force the referrer to be replaced with its target
 _CASCADE_FIELDS: dict[Kind, frozenset[str]] = {
     Kind.SUBNET: frozenset({"network"}),
@@ -58,7 +65,8 @@ def plan(desired: DesiredState, observed: ObservedState) -> Plan:
         have = observed.resources.get(address)
         if have is None:
             twin = twins.get((address.kind, want.attrs.get("name")))
-            if twin is not None and twin.id not in adopted and twin.status not in FAILED_SERVER_STATES:
+            if (twin is not None and twin.id not in adopted
+                    and twin.status not in FAILED_SERVER_STATES | DELETING_SERVER_STATES):
                 adopted.add(twin.id)
                 changed = diff(want, twin)
                 replace = set(changed) & REPLACE_ON_CHANGE.get(address.kind, frozenset())
@@ -68,10 +76,12 @@ def plan(desired: DesiredState, observed: ObservedState) -> Plan:
             else:
                 changes[address] = Change(Action.CREATE, address, None, want, reason="missing")
             continue
-        if address.kind is Kind.SERVER and have.status in FAILED_SERVER_STATES:
+        if address.kind is Kind.SERVER and have.status in FAILED_SERVER_STATES | DELETING_SERVER_STATES:
             changes[address] = Change(Action.REPLACE, address, have, want, reason=f"drift: server is {have.status}")
             continue
         changed = diff(want, have)
+        if address.kind is Kind.SERVER and have.status in BUILDING_SERVER_STATES and not have.attrs.get("ports"):
+            changed = tuple(c for c in changed if c != "ports")
         replace = set(changed) & REPLACE_ON_CHANGE.get(address.kind, frozenset())
         if address.kind is Kind.SERVER and have.status in STOPPED_SERVER_STATES and not replace:
             changes[address] = Change(Action.UPDATE, address, _with(have, attrs={**have.attrs, POWER: have.status}),

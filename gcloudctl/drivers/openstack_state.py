@@ -206,8 +206,9 @@ def to_observed(tenant: str, raw: RawSnapshot) -> ObservedState:
             "key_name": server.get("key_name"), "ports": ports, "server_group": group_of.get(server["id"]),
             "user_data_digest": meta.get(naming.META_USERDATA_DIGEST), "metadata": dict(meta),
         }
+        deleting = server.get("OS-EXT-STS:task_state") == "deleting"  # gone soon: not a server to keep
         keep(Resource(address, attrs, _deps(p_addr, *ports, group_of.get(server["id"])), id=server["id"],
-                      status=server.get("status"), managed=ours,
+                      status="DELETING" if deleting else server.get("status"), managed=ours,
                       extra={"addresses": server.get("addresses") or {}, "fault": (server.get("fault") or {}).get("message")}))
 
     interface_by_subnet = {r.attrs["subnet"].address: r.address for r in list(managed.values()) + unmanaged

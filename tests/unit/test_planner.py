@@ -67,6 +67,19 @@ def _server_stopped(api: FakeApi) -> None:
     next(s for s in api.servers.values() if s["name"] == "web-1")["status"] = "SHUTOFF"
 
 
+def _server_deleting(api: FakeApi) -> None:
+    next(s for s in api.servers.values() if s["name"] == "web-2")["OS-EXT-STS:task_state"] = "deleting"
+
+
+def _server_building_unbound(api: FakeApi) -> None:
+    """Just created by a run that was then killed: Nova has not bound its port yet."""
+    server = next(s for s in api.servers.values() if s["name"] == "web-1")
+    server.update(status="BUILD", _polls=-1000)  # stays BUILD while the test looks
+    for port in api.neutron["ports"].values():
+        if port.get("device_id") == server["id"]:
+            port.update(device_id="", device_owner="")
+
+
 def _server_deleted(api: FakeApi) -> None:
     sid = next(s["id"] for s in api.servers.values() if s["name"] == "db-1")
     api.request("compute", "DELETE", f"/servers/{sid}")
@@ -101,6 +114,10 @@ CASES = [
          edit_cloud=_server_error, expected=("replace server.web-2",)),
     Case("server-stopped", "a server that stopped (its guest died, or stopped by hand) is started, not replaced",
          edit_cloud=_server_stopped, expected=("update server.web-1",)),
+    Case("server-deleting", "a server being deleted is gone soon: it is replaced, not kept",
+         edit_cloud=_server_deleting, expected=("replace server.web-2",)),
+    Case("server-building", "a server still building has no port bound yet: that is not a change",
+         edit_cloud=_server_building_unbound),
     Case("server-deleted", "a server deleted out of band is created again",
          edit_cloud=_server_deleted, expected=("create server.db-1",)),
     Case("quota-drift", "quota changed by hand is set back",
@@ -151,6 +168,16 @@ def test_stopped_server_is_started_in_place(config, example_doc) -> None:
     converge(cloud, request, config)
     web1 = next(s for s in api.servers.values() if s["name"] == "web-1")
     assert (web1["id"], web1["status"]) == (before, "ACTIVE")  # same server, its disk kept
+    assert pipeline.plan_request(request, cloud, config).is_empty()
+
+
+def test_server_being_deleted_is_replaced_and_the_next_plan_is_empty(config, example_doc) -> None:
+    api, cloud, request = converged(example_doc, config)
+    _server_deleting(api)
+    before = next(s["id"] for s in api.servers.values() if s["name"] == "web-2")
+    converge(cloud, request, config)
+    web2 = [s for s in api.servers.values() if s["name"] == "web-2"]
+    assert len(web2) == 1 and web2[0]["id"] != before and web2[0]["status"] == "ACTIVE"
     assert pipeline.plan_request(request, cloud, config).is_empty()
 
 
