@@ -9,9 +9,11 @@ decides which files to use.
 from __future__ import annotations
 
 # ======================================================================= config, load + validate
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 from gcloudctl.errors import InvalidInput, Problem
 from gcloudctl.model.catalog import AgencyRegistry, PlatformCatalog
@@ -164,6 +166,28 @@ def apply_plan(plan: Plan, driver: CloudDriver, *, parallelism: int = 10, progre
         return ApplyResult()
     ids = IdMap.from_observed(plan.observed) if plan.observed is not None else IdMap()
     return _apply(plan, driver, ids, parallelism=parallelism, progress=progress, timeout=timeout, cancel=cancel)
+
+
+def wait_for_building(plan: Plan, driver: CloudDriver, announce: Callable[[list[str]], None] | None = None) -> list[str]:
+    """Servers an earlier, interrupted run left building, which this plan did not touch (the
+    planner does not count "still building" as a change): wait until they are ACTIVE, so that
+    `apply --wait` ends with every server usable. A server that goes to ERROR raises CloudError
+    (the next apply replaces it). Returns the names waited for."""
+    wait_active = getattr(driver, "wait_active", None)
+    if plan.observed is None or wait_active is None:
+        return []
+    touched = {change.address for change in plan.changes}
+    building = [res for res in plan.observed.resources.values()
+                if res.address.kind is Kind.SERVER and res.status in _planner.BUILDING_SERVER_STATES
+                and res.address not in touched]
+    names = sorted(res.attrs["name"] for res in building)
+    if building:
+        if announce:
+            announce(names)
+        ids = IdMap.from_observed(plan.observed)
+        with ThreadPoolExecutor(max_workers=min(32, len(building)), thread_name_prefix="wait") as pool:
+            list(pool.map(lambda res: wait_active(res, ids), building))  # the driver shares one poll among them
+    return names
 
 
 def observe_hosts(tenant: str, driver: CloudDriver) -> list[dict]:

@@ -162,6 +162,9 @@ def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: b
         click.echo(render_text(plan), err=True)
         _confirm(plan, yes, "apply")
         code = _run(app, plan, driver, parallelism, timeout, fmt, "apply")
+    if code == ExitCode.OK and wait:
+        pipeline.wait_for_building(plan, driver, announce=lambda names: click.echo(
+            f"waiting for {len(names)} server(s) an earlier run left building: {', '.join(names)}", err=True))
     if code == ExitCode.OK and wait and _wants_hardening(request, harden):
         code = _harden_after_apply(app, request, key_file, proxy_command, timeout)
     return code

@@ -378,6 +378,11 @@ class OpenStackDriver:
         if resource.address.kind is Kind.SERVER and self.wait_for_servers:
             self._wait_server(ids[resource.address], resource.attrs["name"], ids.get(_project(resource)))
 
+    def wait_active(self, resource: Resource, ids: IdMap) -> None:
+        """An existing server (e.g. one an interrupted run left building) until ACTIVE."""
+        if resource.address.kind is Kind.SERVER and self.wait_for_servers:
+            self._wait_server(resource.id, resource.attrs["name"], ids.get(_project(resource)))
+
     def wait_deleted(self, resource: Resource, ids: IdMap) -> None:
         """After delete: a server is gone once the compute API no longer lists it (its ports
         can be deleted only then)."""

@@ -106,3 +106,19 @@ def test_get_tenants_and_describe_take_their_own_output_option(run, capsys):
     described = yaml.safe_load(capsys.readouterr().out)
     assert described["tenant"] == "byt-his-staging"
     assert any(r["address"] == "server.web-1" and r["status"] == "ACTIVE" for r in described["resources"])
+
+
+def test_apply_waits_for_servers_an_earlier_run_left_building(run, capsys):
+    """After a crash the planner does not count "still building" as a change; `apply --wait`
+    still ends with every server ACTIVE."""
+    assert run("apply", str(EXAMPLE), "--yes") == 0
+    web1 = next(s for s in run.api.servers.values() if s["name"] == "web-1")
+    web1.update(status="BUILD", _polls=-3)  # ACTIVE after a few more looks
+    capsys.readouterr()
+    assert run("apply", str(EXAMPLE), "--yes") == 0
+    err = capsys.readouterr().err
+    assert "waiting for 1 server(s) an earlier run left building: web-1" in err
+    assert web1["status"] == "ACTIVE"
+    web1.update(status="BUILD", _polls=-3)
+    assert run("apply", str(EXAMPLE), "--yes", "--no-wait") == 0
+    assert web1["status"] == "BUILD"
