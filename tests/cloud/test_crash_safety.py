@@ -56,3 +56,36 @@ def test_sigkill_during_apply_then_converge(devcloud, tmp_path):
         project = [p for p in openstack("project", "list") if p["Name"] == tenant]
         gcloudctl("destroy", tenant, "--yes", check=True)
         assert leftovers(tenant, project[0]["ID"] if project else None) == {}
+
+
+def test_a_server_nova_is_deleting_counts_as_gone(devcloud, tmp_path):
+    """Nova lists a server for a moment after DELETE (task_state `deleting`). A plan made in that
+    moment must not count it as present: the run would say "complete" and leave it missing."""
+    from gcloudctl import pipeline
+    from gcloudctl.drivers.openstack import OpenStackDriver, SdkApi
+    from gcloudctl.plan import Action
+
+    tenant = unique_tenant("byt-deleting")
+    path = request_file(tmp_path, tenant)
+    config = pipeline.Config.load()
+    request = pipeline.load_request(path, config, filename=str(path))
+    driver = OpenStackDriver(SdkApi(devcloud.cloud_name), create_missing_users=True)
+    project_id = None
+    try:
+        assert pipeline.apply_plan(pipeline.plan_request(request, driver, config), driver).ok
+        observed = driver.observe(tenant)
+        project_id = observed.project_id
+        web1 = next(r for r in observed.resources.values() if r.address.kind.value == "server" and r.attrs["name"] == "web-1")
+        driver.api.request("compute", "DELETE", f"/servers/{web1.id}")
+        plan = pipeline.plan_request(request, driver, config)  # right away: Nova is still unbinding its port
+        changes = {str(c.address): (c.action, c.reason) for c in plan.changes}
+        assert changes == {"server.web-1": (Action.REPLACE, "drift: server is DELETING")} or changes == {
+            "server.web-1": (Action.CREATE, "missing")}, changes
+        print(f"\nplan right after DELETE: {changes}")
+        assert pipeline.apply_plan(plan, driver).ok
+        assert pipeline.plan_request(request, driver, config).is_empty()
+        names = Counter(s["Name"] for s in openstack("server", "list", "--all-projects", "--project", project_id))
+        assert names == Counter({"web-1": 1, "web-2": 1, "db-1": 1}), names
+    finally:
+        gcloudctl("destroy", tenant, "--yes", check=True)
+        assert leftovers(tenant, project_id) == {}
