@@ -46,18 +46,38 @@ def identity(session: Session, secrets: Secrets) -> None:
             _grant(session, service_project["id"], user["id"], roles[role]["id"])
     user = _ensure_user(session, cat.GCLOUDCTL_USER, secrets.gcloudctl_password, admin_project["id"])
     _grant(session, admin_project["id"], user["id"], roles["admin"]["id"])
+    agencies(session, secrets, roles, admin_project["id"])
     for service in svc.SERVICES:
         if service.catalog and service.catalog.service_type != "identity":
             _ensure_endpoints(session, service)
 
 
-def _ensure_user(session: Session, name: str, password: str, project_id: str) -> dict:
-    found = _find(session, "identity", f"/users?name={quote(name)}&domain_id=default", "users")
+def agencies(session: Session, secrets: Secrets, roles: dict[str, dict], admin_project_id: str) -> None:
+    """A Keystone domain per agency, and the people of `catalog.PEOPLE` with their roles:
+    agency people on their agency's domain, the operator on the admin project."""
+    domains = {"Default": {"id": "default"}}
+    for code in cat.AGENCY_DOMAINS:
+        domains[code] = _ensure_named(session, "domains", code, {
+            "description": f"gcloudctl agency {code}: its people and its tenants' projects", "enabled": True})
+    for person in cat.PEOPLE:
+        domain_id = domains[person.domain]["id"]
+        user = _ensure_user(session, person.name, secrets.people_password, None, domain_id)
+        for role in person.roles:
+            if person.domain == "Default":
+                _grant(session, admin_project_id, user["id"], roles[role]["id"])
+            else:
+                session.call("PUT", "identity", f"/domains/{domain_id}/users/{user['id']}/roles/{roles[role]['id']}")
+
+
+def _ensure_user(session: Session, name: str, password: str, project_id: str | None,
+                 domain_id: str = "default") -> dict:
+    found = _find(session, "identity", f"/users?name={quote(name)}&domain_id={domain_id}", "users")
     if found:  # never re-set the password: Keystone would revoke the user's live tokens
         return found
-    return session.post("identity", "/users", {"user": {
-        "name": name, "password": password, "domain_id": "default", "default_project_id": project_id,
-        "enabled": True}})["user"]
+    body = {"name": name, "password": password, "domain_id": domain_id, "enabled": True}
+    if project_id:
+        body["default_project_id"] = project_id
+    return session.post("identity", "/users", {"user": body})["user"]
 
 
 def _grant(session: Session, project_id: str, user_id: str, role_id: str) -> None:

@@ -15,9 +15,36 @@ from gcloudctl.devcloud.layout import REGION
 
 CLOUD_ADMIN = "devcloud"
 CLOUD_GCLOUDCTL = "devcloud-gcloudctl"
-ROLES = ("admin", "member", "reader", "service")
+ROLES = ("admin", "member", "reader", "service", "gcloud-requester", "gcloud-approver", "gcloud-operator")
 SERVICE_USERS = ("nova", "neutron", "glance", "placement")
 GCLOUDCTL_USER = "gcloudctl"
+
+# One Keystone domain per agency of the example registry (gcloudctl/data/agencies.yaml): the
+# agency's people live there and its tenants' projects are created there.
+AGENCY_DOMAINS = ("BYT", "BTC", "QNI")
+
+
+@dataclass(frozen=True)
+class Person:
+    """A user of an agency (or the platform) and the clouds.yaml entry that logs in as them.
+
+    Agency people hold their roles on their agency's domain and their entry asks for a
+    domain-scoped token; the operator holds `gcloud-operator` on the admin project."""
+
+    cloud: str
+    name: str
+    domain: str
+    roles: tuple[str, ...]
+
+
+PEOPLE = (
+    Person("devcloud-byt-requester", "nguyen.van.a", "BYT", ("gcloud-requester",)),
+    Person("devcloud-byt-approver1", "tran.thi.b", "BYT", ("gcloud-approver",)),
+    Person("devcloud-byt-approver2", "le.van.c", "BYT", ("gcloud-approver",)),
+    Person("devcloud-btc-user", "hoang.van.e", "BTC", ("gcloud-requester", "gcloud-approver")),
+    Person("devcloud-qni-requester", "do.van.g", "QNI", ("gcloud-requester",)),
+    Person("devcloud-operator", "gc.operator", "Default", ("gcloud-operator",)),
+)
 
 
 @dataclass(frozen=True)
@@ -91,11 +118,27 @@ def cloud_entry(username: str, password: str, project: str = "admin") -> dict:
     }
 
 
-def cloud_entries(secrets: Secrets) -> dict[str, dict]:
+def person_entry(person: Person, password: str) -> dict:
+    """Agency people get a token scoped to their agency's domain; the operator to `admin`."""
+    if person.domain == "Default":
+        return cloud_entry(person.name, password)
     return {
+        "auth": {"auth_url": svc.BY_NAME["keystone"].url + "/v3", "username": person.name,
+                 "password": password, "user_domain_name": person.domain, "domain_name": person.domain},
+        "region_name": REGION,
+        "interface": "public",
+        "identity_api_version": 3,
+    }
+
+
+def cloud_entries(secrets: Secrets) -> dict[str, dict]:
+    entries = {
         CLOUD_ADMIN: cloud_entry("admin", secrets.admin_password),
         CLOUD_GCLOUDCTL: cloud_entry(GCLOUDCTL_USER, secrets.gcloudctl_password),
     }
+    if secrets.people_password:
+        entries.update({person.cloud: person_entry(person, secrets.people_password) for person in PEOPLE})
+    return entries
 
 
 def merge_clouds(existing: dict | None, entries: dict[str, dict]) -> dict:

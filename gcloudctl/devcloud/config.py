@@ -36,6 +36,7 @@ class Secrets:
     db_password: str
     rabbit_user: str = "guest"
     rabbit_password: str = "guest"
+    people_password: str = ""  # devcloud's agency people and operator (catalog.PEOPLE); made on first use
 
     def to_dict(self) -> dict[str, str]:
         return dict(self.__dict__)

@@ -72,9 +72,14 @@ def user_clouds_yaml(environ: dict[str, str]) -> Path:
 
 def load_or_create_secrets(layout: Layout) -> Secrets:
     if layout.secrets_file.exists():
-        return Secrets(**json.loads(layout.secrets_file.read_text()))
+        stored = Secrets(**json.loads(layout.secrets_file.read_text()))
+        if not stored.people_password:  # a devcloud made before agency people existed
+            stored = Secrets(**(stored.to_dict() | {"people_password": pysecrets.token_urlsafe(18)}))
+            _write_secrets(layout, stored)
+        return stored
     fresh = Secrets(**{name: pysecrets.token_urlsafe(18) for name in
-                       ("admin_password", "service_password", "gcloudctl_password", "db_password")})
+                       ("admin_password", "service_password", "gcloudctl_password", "db_password",
+                        "people_password")})
     _write_secrets(layout, fresh)
     return fresh
 
@@ -133,8 +138,9 @@ def _remove_from_clouds_yaml(environ: dict[str, str]) -> None:
         return
     content = yaml.safe_load(user_file.read_text()) or {}
     clouds = content.get("clouds") or {}
-    if any(name in clouds for name in (cat.CLOUD_ADMIN, cat.CLOUD_GCLOUDCTL)):
-        for name in (cat.CLOUD_ADMIN, cat.CLOUD_GCLOUDCTL):
+    names = (cat.CLOUD_ADMIN, cat.CLOUD_GCLOUDCTL, *(person.cloud for person in cat.PEOPLE))
+    if any(name in clouds for name in names):
+        for name in names:
             clouds.pop(name, None)
         _write_yaml(user_file, content)
 

@@ -74,6 +74,9 @@ class QuotaCeilings(_Model):
 
 class Agency(_Model):
     name: str
+    domain: str | None = Field(None, min_length=1, max_length=64,
+                               description="Keystone domain that holds the agency's people and its tenants' "
+                                           "projects (default: the agency code).")
     maxClassification: Level
     cidrPools: list[ipaddress.IPv4Network] = Field(min_length=1)
     quotaCeilings: QuotaCeilings
@@ -92,4 +95,15 @@ class AgencyRegistry(_Model):
 
     def get(self, code: str) -> Agency | None:
         return self.spec.agencies.get(code)
+
+    def domain_of(self, code: str) -> str | None:
+        """The Keystone domain name of agency `code` (None if the agency is unknown)."""
+        agency = self.get(code)
+        return None if agency is None else (agency.domain or code)
+
+    def agency_of_domain(self, domain_name: str | None) -> str | None:
+        """The agency code whose Keystone domain is `domain_name` (None: no agency's)."""
+        if not domain_name:
+            return None
+        return next((code for code in self.spec.agencies if self.domain_of(code) == domain_name), None)
 
