@@ -74,8 +74,34 @@ class Refused(GcloudctlError):
     exit_code = ExitCode.REFUSED
 
 
+class Forbidden(Refused):
+    """The caller is known but may not do this (HTTP 403). Never raised for another agency's
+    objects: those are `NotFound`, so nobody can enumerate them."""
+
+
+class NotOwned(Refused):
+    """A cloud object exists under the tenant's name but is not provably the tenant's (another
+    agency's project, a project in the wrong domain, missing or mismatched ownership tags)."""
+
+
 class NotFound(GcloudctlError):
     exit_code = ExitCode.NOT_FOUND
+
+
+class Unauthenticated(GcloudctlError):
+    """No credentials, or credentials the identity provider refused (HTTP 401)."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class RateLimited(GcloudctlError):
+    """Too many calls from one identity (HTTP 429 with Retry-After)."""
+
+    exit_code = ExitCode.REFUSED
+
+    def __init__(self, message: str, *, retry_after: float, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
 
 
 class Unreachable(GcloudctlError):
