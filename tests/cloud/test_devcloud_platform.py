@@ -53,6 +53,31 @@ def test_bootstrap_objects_exist(os_conn):
     assert {r.name for r in os_conn.identity.roles()} >= {"admin", "member", "reader"}
 
 
+@pytest.mark.parametrize("person", catalog.PEOPLE, ids=[p.cloud for p in catalog.PEOPLE])
+def test_agency_people_log_in_from_their_own_entry_with_their_roles(devcloud, person):
+    """Each agency person's clouds.yaml entry gives a token whose user lives in the agency's
+    domain and whose scope (the agency's domain; the admin project for the operator) carries
+    exactly the gcloud roles the catalog promises."""
+    conn = devcloud.connect(person.cloud)
+    access = conn.session.auth.get_access(conn.session)
+    assert access.username == person.name
+    assert access.user_domain_name == person.domain
+    if person.domain == "Default":
+        assert access.project_name == "admin" and access.domain_id is None
+    else:
+        assert access.project_id is None and access.domain_name == person.domain  # domain-scoped
+    gcloud_roles = {r for r in access.role_names if r.startswith("gcloud-")}
+    assert gcloud_roles == set(person.roles)
+
+
+def test_agency_domains_exist_and_hold_only_their_people(os_conn):
+    domains = {d.name: d.id for d in os_conn.identity.domains()}
+    for code in catalog.AGENCY_DOMAINS:
+        assert code in domains
+        names = {u.name for u in os_conn.identity.users(domain_id=domains[code])}
+        assert names == {p.name for p in catalog.PEOPLE if p.domain == code}
+
+
 def test_service_user_can_create_projects(devcloud):
     conn = devcloud.connect(catalog.CLOUD_GCLOUDCTL)
     project = conn.identity.create_project(name=f"svcuser-{uuid.uuid4().hex[:8]}", domain_id="default")

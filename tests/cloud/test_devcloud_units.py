@@ -30,6 +30,15 @@ def test_merge_clouds_never_drops_other_entries(existing, expected_keys):
         assert "public-clouds" in merged
 
 
+def test_people_entries_ask_for_their_agency_domain_scope():
+    entries = catalog.cloud_entries(config.Secrets("adm", "svc", "gcl", "db", people_password="ppl"))
+    assert set(entries) == {"devcloud", "devcloud-gcloudctl", *(p.cloud for p in catalog.PEOPLE)}
+    requester = entries["devcloud-byt-requester"]["auth"]
+    assert (requester["username"], requester["user_domain_name"], requester["domain_name"]) == ("nguyen.van.a", "BYT", "BYT")
+    assert "project_name" not in requester and requester["password"] == "ppl"
+    assert entries["devcloud-operator"]["auth"]["project_name"] == "admin"
+
+
 def test_fake_image_is_a_qcow2_header_glance_accepts():
     data = catalog.qcow2_image()
     magic, version = struct.unpack(">4sI", data[:8])
