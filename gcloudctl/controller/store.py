@@ -75,8 +75,13 @@ class RequestRow(Base):
     generation: Mapped[int] = mapped_column(Integer)
     agency: Mapped[str] = mapped_column(String(16))
     requester: Mapped[str] = mapped_column(String(64))  # metadata.requester
-    submitted_by: Mapped[str] = mapped_column(String(64))  # the --as identity
-    digest: Mapped[str] = mapped_column(String(64))  # sha256 of raw_yaml
+    submitted_by: Mapped[str] = mapped_column(String(64))  # Caller.actor of the submitter
+    submitted_by_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # Keystone user id
+    kind: Mapped[str] = mapped_column(String(8), default="change", server_default="change")  # change | delete
+    rules_version: Mapped[str | None] = mapped_column(String(128), nullable=True)  # rules that judged it
+    sealed_vars: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # secrets sealed in raw_yaml
+    audit_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the submit audit record
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of raw_yaml (the sealed, stored text)
     raw_yaml: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(24))
     approvals_required: Mapped[int] = mapped_column(Integer, default=1)
@@ -96,6 +101,13 @@ class DecisionRow(Base):
     decision: Mapped[str] = mapped_column(String(16))  # approve | reject
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # Keystone user id
+    # the binding: what exactly was approved, under which rules, witnessed by which audit record
+    tenant: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rules_version: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    audit_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class TenantRow(Base):
