@@ -245,6 +245,11 @@ def open_store(url: str | None = None, *, run_migrations: bool = True) -> "Store
     return Store(engine)
 
 
+def _sealed(row: AuditRow) -> audit.Sealed:
+    return audit.Sealed(row.seq, row.at, row.actor, row.action, row.tenant, json.loads(row.data),
+                        row.prev_hash, row.hash)
+
+
 # --- transactions --------------------------------------------------------------------------------
 
 class Store:
@@ -299,8 +304,10 @@ class Tx:
             query = query.where(RequestRow.state == state)
         return list(self.session.scalars(query))
 
-    def add_decision(self, row: DecisionRow) -> None:
+    def add_decision(self, row: DecisionRow) -> DecisionRow:
         self.session.add(row)
+        self.session.flush()
+        return row
 
     def decisions(self, request_id: int) -> list[DecisionRow]:
         return list(self.session.scalars(
@@ -357,8 +364,21 @@ class Tx:
         if since is not None:
             query = query.where(AuditRow.at >= iso(since))
         for row in self.session.scalars(query.execution_options(yield_per=1000)):
-            yield audit.Sealed(row.seq, row.at, row.actor, row.action, row.tenant, json.loads(row.data),
-                               row.prev_hash, row.hash)
+            yield _sealed(row)
+
+    def audit_record(self, seq: int) -> audit.Sealed | None:
+        row = self.session.get(AuditRow, seq)
+        return _sealed(row) if row else None
+
+    def audit_records_after(self, seq: int) -> Iterator[audit.Sealed]:
+        query = select(AuditRow).where(AuditRow.seq > seq).order_by(AuditRow.seq)
+        for row in self.session.scalars(query.execution_options(yield_per=1000)):
+            yield _sealed(row)
+
+    def tenant_audit_records(self, tenant: str, actions: set[str]) -> list[audit.Sealed]:
+        query = (select(AuditRow).where(AuditRow.tenant == tenant, AuditRow.action.in_(sorted(actions)))
+                 .order_by(AuditRow.seq))
+        return [_sealed(row) for row in self.session.scalars(query)]
 
     def audit_head(self) -> tuple[int, str] | None:
         head = self.session.get(AuditHeadRow, 1)
