@@ -84,7 +84,7 @@ def run_gcloudctl(cloud: str, servers: int, tmp: Path) -> dict:
     api = SdkApi(cloud)
     driver = OpenStackDriver(api)
     t0 = time.monotonic()
-    destroy = pipeline.plan_destroy(name, driver)
+    destroy = pipeline.plan_destroy(pipeline.owner_of(request, config), driver)
     project_id = destroy.observed.project_id
     result = pipeline.apply_plan(destroy, driver)
     out["teardown_s"] = time.monotonic() - t0

@@ -31,6 +31,12 @@ class CloudFacts:
     taken_cidrs: tuple[str, ...] = ()  # CIDRs used by the agency's other tenants
 
 
+def membership_name(user: str, role: str, foreign_domain: str | None = None) -> str:
+    """A membership's address name: `user:role`; a user of another domain than the agency's
+    (found by observe, never desired) is `user@DOMAIN:role`, so it can never pass for a member."""
+    return f"{user}@{foreign_domain}:{role}" if foreign_domain else f"{user}:{role}"
+
+
 def request_digest(request: TenantRequest) -> str:
     body = json.dumps(request.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
@@ -130,8 +136,10 @@ def _walk_refs(value) -> Iterable[Ref]:
             yield from _walk_refs(v)
 
 
-def expand(request: TenantRequest, catalog: PlatformCatalog, agency: Agency, *,
+def expand(request: TenantRequest, catalog: PlatformCatalog, agency: Agency, *, domain: str,
            facts: CloudFacts = CloudFacts(), render_user_data: UserDataRenderer | None = None) -> DesiredState:
+    """`domain`: the agency's Keystone domain (`AgencyRegistry.domain_of`): the project lives
+    there and the members are that domain's users."""
     spec = request.spec
     tenant = request.name
     region = catalog.spec.regions[spec.region]
@@ -139,14 +147,18 @@ def expand(request: TenantRequest, catalog: PlatformCatalog, agency: Agency, *,
 
     project = b.add(Kind.PROJECT, tenant, {
         "name": naming.project_name(tenant),
+        "domain": domain,
         "description": request.metadata.description,
         "enabled": True,
         "tags": sorted(naming.project_tags(tenant, request.metadata.agency, spec.classification)),
     })
-    operator = b.add(Kind.MEMBERSHIP, f"{OPERATOR}:member", {"user": OPERATOR, "role": "member"}, [project])
+    # the operator is gcloudctl's own service user (in its own domain): no domain to look it up in
+    operator = b.add(Kind.MEMBERSHIP, membership_name(OPERATOR, "member"),
+                     {"user": OPERATOR, "role": "member", "domain": None}, [project])
     for member in spec.members:
         for role in member.roles:
-            b.add(Kind.MEMBERSHIP, f"{member.user}:{role}", {"user": member.user, "role": role}, [project])
+            b.add(Kind.MEMBERSHIP, membership_name(member.user, role),
+                  {"user": member.user, "role": role, "domain": domain}, [project])
 
     q = spec.quotas
     b.add(Kind.QUOTA, "compute", {"instances": q.instances, "cores": q.cores, "ram": q.ramMiB}, [project])
@@ -162,7 +174,7 @@ def expand(request: TenantRequest, catalog: PlatformCatalog, agency: Agency, *,
     keypairs = {}
     for kp in spec.keypairs:
         keypairs[kp.name] = kp.publicKey
-        b.add(Kind.KEYPAIR, kp.name, {"name": naming.keypair_name(tenant, kp.name), "public_key": kp.publicKey}, [project])
+        b.add(Kind.KEYPAIR, kp.name, {"name": naming.keypair_name(request.metadata.agency, tenant, kp.name), "public_key": kp.publicKey}, [project])
 
     cidrs = _network_cidrs(request, agency, facts)
     zones = {}
@@ -263,7 +275,7 @@ def _expand_server(b: _Builder, request: TenantRequest, catalog: PlatformCatalog
             "name": name,
             "flavor": server.flavor,
             "image": server.image,
-            "key_name": naming.keypair_name(tenant, server.keypair) if server.keypair else None,
+            "key_name": naming.keypair_name(request.metadata.agency, tenant, server.keypair) if server.keypair else None,
             "ports": sorted((Ref(p) for p in ports), key=str),
             "server_group": Ref(group_addr) if group_addr else None,
             "user_data_digest": digest,

@@ -35,15 +35,16 @@ def port_name(server: str, network: str) -> str:
     return f"{server}-{network}"
 
 
-def keypair_name(tenant: str, keypair: str) -> str:
-    """Nova keypairs belong to a user, not a project: prefix them with the tenant. "_" cannot occur
-    in a tenant name, so one tenant's prefix never matches another's keypairs (and Nova before
-    microversion 2.92 accepts only [_- a-zA-Z0-9] in keypair names)."""
-    return f"gc_{tenant}_{keypair}"
+def keypair_name(agency: str, tenant: str, keypair: str) -> str:
+    """Nova keypairs belong to a user (gcloudctl's service user), not a project: prefix them with
+    the agency and the tenant, as two agencies may each have a tenant of the same name. "_" occurs
+    in neither an agency code nor a tenant name, so one tenant's prefix never matches another's
+    keypairs (and Nova before microversion 2.92 accepts only [_- a-zA-Z0-9] in keypair names)."""
+    return f"{keypair_prefix(agency, tenant)}{keypair}"
 
 
-def keypair_prefix(tenant: str) -> str:
-    return f"gc_{tenant}_"
+def keypair_prefix(agency: str, tenant: str) -> str:
+    return f"gc_{agency}_{tenant}_"
 
 
 def ownership_tags(tenant: str, address: str) -> list[str]:
@@ -65,6 +66,13 @@ def tenant_from_tags(tags: list[str] | None) -> str | None:
     for tag in tags or ():
         if tag.startswith(TENANT_TAG_PREFIX):
             return tag[len(TENANT_TAG_PREFIX):]
+    return None
+
+
+def agency_from_tags(tags: list[str] | None) -> str | None:
+    for tag in tags or ():
+        if tag.startswith(AGENCY_TAG_PREFIX):
+            return tag[len(AGENCY_TAG_PREFIX):]
     return None
 
 

@@ -109,11 +109,56 @@ def load_request(source: Source, config: Config, filename: str | None = None) ->
 # ------------------------------------------------------------------------------------------
 from gcloudctl import planner as _planner  # noqa: E402
 from gcloudctl.drivers.base import CloudDriver, IdMap  # noqa: E402
-from gcloudctl.errors import Refused as _Refused  # noqa: E402
+from gcloudctl.errors import NotOwned as _NotOwned, Refused as _Refused  # noqa: E402
 from gcloudctl.executor import ApplyResult, ProgressFn, apply as _apply  # noqa: E402
 from gcloudctl.expand import CloudFacts, expand as _expand, needs_allocation  # noqa: E402
-from gcloudctl.plan import Plan  # noqa: E402
+from gcloudctl.ownership import Owner  # noqa: E402
+from gcloudctl.plan import Action as _Action, Plan  # noqa: E402
 from gcloudctl.resources import Address, DesiredState, Kind, ObservedState  # noqa: E402
+
+
+def owner_of(request: TenantRequest, config: "Config") -> Owner:
+    """Who owns the tenant a request describes: its name, its agency, the agency's domain."""
+    agency = request.metadata.agency
+    return Owner(tenant=request.name, agency=agency, domain=config.agencies.domain_of(agency) or agency)
+
+
+def find_owner(tenant: str, driver: CloudDriver, config: "Config", *, agency: str | None = None) -> Owner | None:
+    """The owner of the tenant named `tenant` when only its name is given (`destroy NAME`,
+    `describe`, `inventory`, `harden`): the agency its projects' `gc-agency` tags name, or
+    `agency`. None when no project claims the name (for that agency). Refused when several
+    agencies have a tenant of that name (ask for --agency); NotOwned when the project's tags
+    name no agency of the registry. The proof itself (domain and all tags) is made by observe."""
+    found = driver.find_tenant(tenant)
+    if agency is not None:
+        found = [p for p in found if p["agency"] == agency]
+    if not found:
+        return None
+    agencies = sorted({p["agency"] or "" for p in found})
+    if len(agencies) > 1:
+        listed = ", ".join(f"{a or '(no gc-agency tag)'} (domain {p['domain']})" for a in agencies
+                           for p in found if (p["agency"] or "") == a)
+        raise _Refused(f"several agencies have a tenant named {tenant!r}: {listed}",
+                       hint="say whose with --agency CODE")
+    code = agencies[0]
+    domain = config.agencies.domain_of(code) if code else None
+    if domain is None:
+        project = found[0]
+        raise _NotOwned(f"project {project['name']!r} in domain {project['domain']!r} ({', '.join(project['tags'])}) "
+                        f"names {'no agency' if not code else f'agency {code!r}, unknown to the agency registry'}: "
+                        f"it is not provably a tenant of any agency", hint="gcloudctl touches only projects it can prove "
+                        "an agency owns; ask platform ops")
+    return Owner(tenant=tenant, agency=code, domain=domain)
+
+
+def list_tenants(driver: CloudDriver, config: "Config") -> list[dict]:
+    """Projects tagged gcloudctl, each with its agency and domain, and `owned`: whether the
+    project sits in its agency's domain (the tags alone prove nothing)."""
+    rows = []
+    for row in driver.list_tenants():
+        expected = config.agencies.domain_of(row["agency"]) if row.get("agency") else None
+        rows.append({**row, "owned": expected is not None and row.get("domain") == expected})
+    return rows
 
 
 def _user_data_renderer():
@@ -130,19 +175,24 @@ def desired_and_observed(request: TenantRequest, driver: CloudDriver, config: "C
     external = {spec.router.externalNetwork} if spec.router else set()
     if any(s.floatingIP for s in spec.servers):
         external |= set(config.catalog.spec.regions[spec.region].externalNetworks[:1])
-    observed = driver.observe(request.name, external_networks=sorted(external))
+    owner = owner_of(request, config)
+    observed = driver.observe(owner, external_networks=sorted(external))
     existing = {r.attrs["name"]: r.attrs["cidr"] for r in observed.resources.values() if r.address.kind is Kind.SUBNET}
     facts = CloudFacts(existing_cidrs=existing)
     if needs_allocation(request, facts):
         facts = CloudFacts(existing_cidrs=existing,
                            taken_cidrs=tuple(driver.taken_cidrs(request.metadata.agency, exclude_tenant=request.name)))
     agency = config.agencies.get(request.metadata.agency)
-    desired = _expand(request, config.catalog, agency, facts=facts, render_user_data=_user_data_renderer())
+    desired = _expand(request, config.catalog, agency, domain=owner.domain, facts=facts,
+                      render_user_data=_user_data_renderer())
     return desired, observed
 
 
 def plan_request(request: TenantRequest, driver: CloudDriver, config: "Config") -> Plan:
-    """Observe + plan. Raises Refused when the quota pre-flight fails (numbers in the message)."""
+    """Observe + plan. Raises NotOwned (exit 4) when a project named like the tenant is not
+    provably the agency's, and Refused (exit 4) when a pre-flight fails: the quota pre-flight
+    (numbers in the message) or the members pre-flight (a member who is not a user of the
+    agency's domain). All before any write."""
     desired, observed = desired_and_observed(request, driver, config)
     flavors = {name: {"vcpus": f.vcpus, "ramMiB": f.ramMiB} for name, f in config.catalog.spec.flavors.items()}
     agency = config.agencies.get(request.metadata.agency)
@@ -150,12 +200,32 @@ def plan_request(request: TenantRequest, driver: CloudDriver, config: "Config") 
     if problems:
         raise _Refused("quota pre-flight failed:\n  " + "\n  ".join(problems),
                        hint="raise spec.quotas (within the agency ceiling) or request fewer servers")
-    return _planner.plan(desired, observed)
+    plan = _planner.plan(desired, observed)
+    _members_preflight(request, plan, driver, owner_of(request, config))
+    return plan
 
 
-def plan_destroy(tenant: str, driver: CloudDriver) -> Plan:
-    """Everything the tenant owns, in Neutron-aware reverse dependency order."""
-    return _planner.plan_destroy(driver.observe(tenant))
+def _members_preflight(request: TenantRequest, plan: Plan, driver: CloudDriver, owner: Owner) -> None:
+    """Members to be added must be users of the agency's domain (a user of another domain is
+    refused even where the cloud creates missing users). Costs nothing when no member is new."""
+    new = {c.after.attrs["user"] for c in plan.changes
+           if c.address.kind is Kind.MEMBERSHIP and c.action in (_Action.CREATE, _Action.REPLACE) and c.after is not None}
+    if not new:
+        return
+    problems = driver.check_users(owner.domain, sorted(new))
+    if problems:
+        where = {m.user: i for i, m in enumerate(request.spec.members)}
+        lines = [f"spec.members[{where[user]}].user: {why}" if user in where else why for user, why in sorted(problems.items())]
+        raise _Refused("members pre-flight failed:\n  " + "\n  ".join(lines),
+                       hint=f"list only people of domain {owner.domain!r} in spec.members (ask the agency's identity admin)")
+
+
+def plan_destroy(owner: Owner | None, driver: CloudDriver) -> Plan:
+    """Everything the tenant owns, in Neutron-aware reverse dependency order; the project must
+    be proven the owner's (NotOwned otherwise). `None` (no such tenant): an empty plan."""
+    if owner is None:
+        return Plan(tenant="", changes=(), destroy=True)
+    return _planner.plan_destroy(driver.observe(owner))
 
 
 def apply_plan(plan: Plan, driver: CloudDriver, *, parallelism: int = 10, progress: ProgressFn | None = None,
@@ -190,18 +260,18 @@ def wait_for_building(plan: Plan, driver: CloudDriver, announce: Callable[[list[
     return names
 
 
-def observe_hosts(tenant: str, driver: CloudDriver) -> list[dict]:
+def observe_hosts(owner: Owner, driver: CloudDriver) -> list[dict]:
     """The tenant's servers as inventory hosts (name, role, zones, fixed/floating IPs, image, status)."""
-    return observe_hosts_and_level(tenant, driver)[0]
+    return observe_hosts_and_level(owner, driver)[0]
 
 
-def observe_hosts_and_level(tenant: str, driver: CloudDriver) -> tuple[list[dict], int | None]:
+def observe_hosts_and_level(owner: Owner, driver: CloudDriver) -> tuple[list[dict], int | None]:
     """`observe_hosts` plus the tenant's classification level from its project's `gc-level=` tag
     (None when the project or the tag is missing), from one observation."""
     from gcloudctl import naming
 
-    observed = driver.observe(tenant)
-    project = observed.resources.get(Address(Kind.PROJECT, tenant))
+    observed = driver.observe(owner)
+    project = observed.resources.get(Address(Kind.PROJECT, owner.tenant))
     level = naming.level_from_tags(project.attrs.get("tags")) if project else None
     fip_by_port = {}
     for res in observed.resources.values():

@@ -98,7 +98,8 @@ REPLACE_ON_CHANGE: dict[Kind, frozenset[str]] = {
     Kind.PORT: frozenset({"network"}),
     Kind.SERVER: frozenset({"flavor", "image", "key_name", "ports", "server_group", "user_data_digest"}),
     Kind.FLOATING_IP: frozenset({"external_network"}),
-    Kind.MEMBERSHIP: frozenset({"user", "role"}),
+    Kind.MEMBERSHIP: frozenset({"user", "role", "domain"}),
+    Kind.PROJECT: frozenset({"domain"}),  # Keystone cannot move a project (observe refuses one elsewhere)
     Kind.ROUTER_INTERFACE: frozenset({"router", "subnet"}),
 }
 

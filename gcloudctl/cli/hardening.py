@@ -34,6 +34,7 @@ def _hosts_options(fn):
                      help="How the controller reaches a first hop (ProxyCommand with %h %p; "
                           "devcloud guests: `gcloudctl devcloud proxy-command`)."),
         click.option("--region", help="Platform region (default: the catalog's first)."),
+        click.option("--agency", help="Agency of TENANT, when several agencies have a tenant of that name."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -69,7 +70,8 @@ def _inventory(app, tenant: str, opts: dict) -> tuple[dict, int, list[tuple[str,
         from gcloudctl import pipeline
 
         config = app.config()
-        hosts, tagged = pipeline.observe_hosts_and_level(tenant, app.driver(config, opts.get("region")))
+        driver = app.driver(config, opts.get("region"))
+        hosts, tagged = pipeline.observe_hosts_and_level(_owner(app, driver, tenant, opts), driver)
         # the project's gc-level tag says the tenant's classification; profiles stop at L4
         level = opts.get("level") or (min(tagged, 4) if tagged else None)
     if not level:
@@ -82,6 +84,18 @@ def _inventory(app, tenant: str, opts: dict) -> tuple[dict, int, list[tuple[str,
                           proxy_command=opts.get("proxy_command"), key_file=opts.get("key_file"),
                           known_hosts=str(_known_hosts(tenant, opts)))
     return inv, int(level), left_out
+
+
+def _owner(app, driver, tenant: str, opts: dict):
+    """The proven owner of TENANT: given (apply knows it from the request) or found by name
+    (`--agency` when several agencies have a tenant of that name). Observe refuses the rest."""
+    from gcloudctl import pipeline
+    from gcloudctl.errors import NotFound
+
+    owner = opts.get("owner") or pipeline.find_owner(tenant, driver, app.config(), agency=opts.get("agency"))
+    if owner is None:
+        raise NotFound(f"tenant {tenant!r} not found", hint="list tenants with: gcloudctl get tenants")
+    return owner
 
 
 def _known_hosts(tenant: str, opts: dict) -> Path:
@@ -102,7 +116,7 @@ def _trust(app, tenant: str, inv: dict, opts: dict) -> Path:
         config = app.config()
         driver = app.driver(config, opts.get("region"))
         if hasattr(driver, "console_for"):
-            console = driver.console_for(tenant)
+            console = driver.console_for(_owner(app, driver, tenant, opts))
     if console is not None:
         trust_consoles(ssh_targets(inv, key_file=opts.get("key_file")), known_hosts, console)
     return known_hosts

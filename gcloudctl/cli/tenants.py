@@ -107,12 +107,13 @@ def _harden_after_apply(app: AppContext, request, key_file: str | None, proxy_co
         raise InvalidInput("hardening needs the automation user's private key", hint="pass --key FILE (or --no-harden)")
     tenant = request.name
     opts = {"level": min(request.spec.classification, 4), "automation_user": app.config().catalog.spec.automationUser,
-            "key_file": key_file, "proxy_command": proxy_command, "region": request.spec.region}
+            "key_file": key_file, "proxy_command": proxy_command, "region": request.spec.region,
+            "owner": pipeline.owner_of(request, app.config())}
     inventory, level, left_out = _inventory(app, tenant, opts)
     for name, reason in left_out:
         click.echo(f"  not hardened: {name}: {reason}", err=True)
     known_hosts = _known_hosts(tenant, opts)
-    console = app.driver(app.config(), request.spec.region).console_for(tenant)
+    console = app.driver(app.config(), request.spec.region).console_for(pipeline.owner_of(request, app.config()))
     targets = ssh_targets(inventory, key_file=key_file)
     click.echo(f"harden {tenant}: waiting for SSH on {len(targets)} server(s), host keys from their consoles", err=True)
     with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
@@ -176,19 +177,24 @@ def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: b
 @click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 64))
 @click.option("--timeout", type=click.FloatRange(1), help="Give up after this many seconds (exit 5).")
 @click.option("--region", help="Region of TENANT (default: the catalog's first region).")
+@click.option("--agency", help="Agency of TENANT, when several agencies have a tenant of that name.")
 @click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
 @click.pass_obj
 def destroy_cmd(app: AppContext, target: str, yes: bool, parallelism: int, timeout: float | None, region: str | None,
-                fmt: str | None) -> int:
-    """Delete everything a tenant owns: floating IPs, servers, router, networks, groups, keypairs, project."""
+                agency: str | None, fmt: str | None) -> int:
+    """Delete everything a tenant owns: floating IPs, servers, router, networks, groups, keypairs, project.
+    Only a project proven the tenant's (its agency's domain, all ownership tags) is deleted."""
     config = app.config()
     if os.path.isfile(target):
         request = pipeline.load_request(Path(target), config, filename=target)
         tenant, region = request.name, request.spec.region
+        driver = app.driver(config, region)
+        owner = pipeline.owner_of(request, config)
     else:
         tenant = target
-    driver = app.driver(config, region)
-    plan = pipeline.plan_destroy(tenant, driver)
+        driver = app.driver(config, region)
+        owner = pipeline.find_owner(tenant, driver, config, agency=agency)
+    plan = pipeline.plan_destroy(owner, driver)
     if plan.is_empty():
         emit(fmt or app.output, {"tenant": tenant, "ok": True, "changes": 0}, lambda: f"Nothing to destroy: {tenant} does not exist.")
         return ExitCode.OK
@@ -212,31 +218,37 @@ def get_tenants(app: AppContext, region: str | None, fmt: str | None) -> None:
     regions = [region] if region else list(config.catalog.spec.regions)
     rows = []
     for name in regions:
-        for tenant in app.driver(config, name).list_tenants():
+        for tenant in pipeline.list_tenants(app.driver(config, name), config):
             rows.append({"region": name, **tenant})
-    emit(fmt or app.output, rows, lambda: table(["TENANT", "REGION", "AGENCY", "LEVEL", "PROJECT ID"],
-                                          [[r["tenant"], r["region"], r["agency"], r["classification"], r["project_id"]]
+    emit(fmt or app.output, rows, lambda: table(["TENANT", "REGION", "AGENCY", "DOMAIN", "LEVEL", "PROJECT ID"],
+                                          [[r["tenant"], r["region"], r["agency"],
+                                            r["domain"] if r["owned"] else f"{r['domain']} (NOT OWNED)",
+                                            r["classification"], r["project_id"]]
                                            for r in rows]) if rows else "No tenants.")
 
 
 @click.command("describe")
 @click.argument("tenant")
 @click.option("--region", help="Region of TENANT (default: the catalog's first region).")
+@click.option("--agency", help="Agency of TENANT, when several agencies have a tenant of that name.")
 @click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
 @click.pass_obj
-def describe_cmd(app: AppContext, tenant: str, region: str | None, fmt: str | None) -> None:
-    """Every resource of TENANT as the cloud reports it, with status."""
+def describe_cmd(app: AppContext, tenant: str, region: str | None, agency: str | None, fmt: str | None) -> None:
+    """Every resource of TENANT as the cloud reports it, with status, agency and domain."""
     config = app.config()
     regions = config.catalog.spec.regions
     externals = (regions.get(region) or next(iter(regions.values()))).externalNetworks
-    observed = app.driver(config, region).observe(tenant, external_networks=externals)
-    if observed.project_id is None:
+    driver = app.driver(config, region)
+    owner = pipeline.find_owner(tenant, driver, config, agency=agency)
+    observed = driver.observe(owner, external_networks=externals) if owner else None
+    if observed is None or observed.project_id is None:
         raise NotFound(f"tenant {tenant!r} not found", hint="list tenants with: gcloudctl get tenants")
     resources = sorted(list(observed.resources.values()) + list(observed.unmanaged), key=lambda r: r.address.sort_key)
-    data = {"tenant": tenant, "project_id": observed.project_id,
+    data = {"tenant": tenant, "agency": owner.agency, "domain": owner.domain, "project_id": observed.project_id,
             "resources": [{"address": str(r.address), "id": r.id, "status": r.status, "managed": r.managed,
                            "detail": _detail(r)} for r in resources]}
-    emit(fmt or app.output, data, lambda: f"Tenant {tenant} (project {observed.project_id})\n" + table(
+    emit(fmt or app.output, data, lambda: f"Tenant {tenant} of agency {owner.agency} (domain {owner.domain}, "
+                                          f"project {observed.project_id})\n" + table(
         ["ADDRESS", "STATUS", "DETAIL", "OWNER"],
         [[str(r.address), r.status or "", _detail(r), "gcloudctl" if r.managed else "OUT-OF-BAND"] for r in resources]))
 

@@ -74,7 +74,7 @@ class PipelineEngine:
     def plan_destroy(self, request: TenantRequest) -> PlanLike:
         from gcloudctl import pipeline
 
-        return pipeline.plan_destroy(request.metadata.name, self.driver(request))
+        return pipeline.plan_destroy(pipeline.owner_of(request, self.config), self.driver(request))
 
     def apply(self, plan: PlanLike, request: TenantRequest, fence: Callable[[], bool] | None = None) -> ResultLike:
         """Apply; `fence()` false (the lease is no longer safely held) stops starting changes."""

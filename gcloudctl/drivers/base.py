@@ -2,7 +2,11 @@
 
 Contract (kept by every driver, checked by tests/unit/test_driver_contract.py against the fake
 and by the devcloud suite against OpenStack):
-- observe(tenant) never mutates; costs a fixed number of list calls, whatever the tenant's size;
+- observe(owner) never mutates; costs a fixed number of list calls, whatever the tenant's size;
+  it refuses (NotOwned) a project named like the tenant that is not provably the owner's
+  (`gcloudctl.ownership`: in the agency's domain, with all ownership tags);
+- find_tenant(name) lists candidate projects by their `gc-tenant` tag in every domain (unproven);
+- check_users(domain, names) says which members are not users of the agency's domain (read-only);
 - create(resource, ids) returns the new id; calling it again for a resource that already
   exists under the same deterministic name must not duplicate it (callers adopt twins first);
 - update(before, after, changed, ids) converges the named attributes; idempotent;
@@ -20,6 +24,7 @@ from __future__ import annotations
 import threading
 from typing import Iterable, Protocol
 
+from gcloudctl.ownership import Owner
 from gcloudctl.resources import Address, ObservedState, Ref, Resource
 
 
@@ -62,7 +67,11 @@ class IdMap:
 
 
 class CloudDriver(Protocol):
-    def observe(self, tenant: str, *, external_networks: Iterable[str] = ()) -> ObservedState: ...
+    def observe(self, owner: Owner, *, external_networks: Iterable[str] = ()) -> ObservedState: ...
+
+    def find_tenant(self, tenant: str) -> list[dict]: ...
+
+    def check_users(self, domain: str, names: Iterable[str]) -> dict[str, str]: ...
 
     def create(self, resource: Resource, ids: IdMap) -> str: ...
 

@@ -1,10 +1,12 @@
 """In-memory OpenStack REST API for fast unit tests: `FakeCloud()` is the real
 `OpenStackDriver` running against `FakeApi`, so every line of driver logic is exercised.
 
-It models what the driver relies on and what real clouds do that bites: Neutron's per-project
-`default` security group and default egress rules, duplicate-rule 409s, 409 "in use" on
-deletes, servers that take polls to become ACTIVE, and injectable faults. It is NOT proof
-that provisioning works: the devcloud suite is.
+It models what the driver relies on and what real clouds do that bites: Keystone domains
+(projects and users belong to one; project names are unique per domain, so two agencies may
+each have a project `portal`; a token scoped to a project must name its real domain), Neutron's
+per-project `default` security group and default egress rules, duplicate-rule 409s, 409 "in use"
+on deletes, servers that take polls to become ACTIVE, and injectable faults. `writes` counts
+every non-GET request per service. It is NOT proof that provisioning works: the devcloud suite is.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def _id() -> str:
 class FakeApi:
     operator_user_name = "gcloudctl"
 
-    def __init__(self, *, build_polls: int = 1, tag_creation: bool = True):
+    def __init__(self, *, build_polls: int = 1, tag_creation: bool = True,
+                 domains: tuple[str, ...] = ("BYT", "BTC", "QNI")):
         # Like Neutron 29: tags in a create body only for ports (tag-ports-during-bulk-creation)
         self.tag_creation = tag_creation
         self.lock = threading.RLock()
@@ -39,8 +42,13 @@ class FakeApi:
         self.writes: Counter[str] = Counter()
         self.faults: list[dict] = []
         self.build_polls = build_polls
+        # like devcloud: the service user lives in `Default`; each agency has its own domain
+        self.domains = {"default": {"id": "default", "name": "Default"}}
+        for name in domains:
+            self.add_domain(name)
         self.operator_user_id = _id()
-        self.users = {self.operator_user_id: {"id": self.operator_user_id, "name": self.operator_user_name}}
+        self.users = {self.operator_user_id: {"id": self.operator_user_id, "name": self.operator_user_name,
+                                              "domain_id": "default"}}
         self.roles = {name: {"id": _id(), "name": name} for name in ("admin", "member", "reader")}
         self.projects: dict[str, dict] = {}
         self.assignments: set[tuple[str, str, str]] = set()  # (project, user, role)
@@ -67,7 +75,8 @@ class FakeApi:
                             "message": message, "after": after})
 
     def request(self, service: str, method: str, path: str, *, params: dict | None = None, json: Any = None,
-                microversion: str | None = None, project_id: str | None = None) -> Any:
+                microversion: str | None = None, project_id: str | None = None,
+                project_domain_id: str | None = None) -> Any:
         with self.lock:
             self.requests[service] += 1
             if method != "GET":
@@ -79,6 +88,8 @@ class FakeApi:
                     raise classify_status(fault["status"], f"{service} {method} {path}: {fault['status']} {fault['message']}")
             handler = getattr(self, f"_{service.replace('-', '_')}")
             try:
+                if project_id is not None:
+                    self._check_scope(project_id, project_domain_id)
                 reply = copy.deepcopy(handler(method, path.strip("/").split("/"), params or {}, copy.deepcopy(json), project_id))
             except _Http as exc:
                 raise classify_status(exc.status, f"{service} {method} {path}: {exc.status} {exc.message}") from None
@@ -87,18 +98,35 @@ class FakeApi:
             return reply
 
     # ----------------------------------------------------------------- keystone
+    def _check_scope(self, project_id, domain_id):
+        """A project-scoped token: Keystone refuses a scope naming another domain than the project's."""
+        project = self.projects.get(project_id)
+        if project is None:
+            raise _Http(401, f"cannot scope to project {project_id}: not found")
+        if domain_id is not None and project["domain_id"] != domain_id:
+            raise _Http(401, f"project {project_id} is not in domain {domain_id}")
+
     def _identity(self, method, parts, params, body, scoped):
+        if parts == ["domains"] and method == "GET":
+            return {"domains": [d for d in self.domains.values() if params.get("name") in (None, d["name"])]}
+        if len(parts) == 2 and parts[0] == "domains" and method == "GET":
+            return {"domain": self._get(self.domains, parts[1])}
         if parts == ["projects"] and method == "GET":
             items = list(self.projects.values())
             if "name" in params:
                 items = [p for p in items if p["name"] == params["name"]]
-            if "tags" in params:
-                items = [p for p in items if params["tags"] in p.get("tags", [])]
+            if "domain_id" in params:
+                items = [p for p in items if p["domain_id"] == params["domain_id"]]
+            if "tags" in params:  # Keystone: all of the comma-separated tags
+                items = [p for p in items if set(params["tags"].split(",")) <= set(p.get("tags", []))]
             return {"projects": items}
         if parts == ["projects"] and method == "POST":
             p = body["project"]
-            if any(x["name"] == p["name"] for x in self.projects.values()):
-                raise _Http(409, "Conflict: project name exists")
+            p.setdefault("domain_id", "default")
+            if p["domain_id"] not in self.domains:
+                raise _Http(400, f"domain {p['domain_id']} not found")
+            if any(x["name"] == p["name"] and x["domain_id"] == p["domain_id"] for x in self.projects.values()):
+                raise _Http(409, "Conflict: a project with this name exists in the domain")
             p["id"] = _id()
             self.projects[p["id"]] = p
             self.compute_quotas[p["id"]] = {"instances": 10, "cores": 20, "ram": 51200}
@@ -128,15 +156,28 @@ class FakeApi:
         if parts == ["role_assignments"]:
             pid = params.get("scope.project.id")
             role_names = {r["id"]: r["name"] for r in self.roles.values()}
-            out = [{"user": {"id": u, "name": self.users[u]["name"]}, "role": {"id": r, "name": role_names[r]},
-                    "scope": {"project": {"id": p}}} for (p, u, r) in sorted(self.assignments) if p == pid]
+            out = []
+            for (p, u, r) in sorted(self.assignments):
+                if p != pid:
+                    continue
+                user, project = self.users[u], self.projects[p]
+                out.append({"user": {"id": u, "name": user["name"], "domain": self._domain_ref(user["domain_id"])},
+                            "role": {"id": r, "name": role_names[r]},
+                            "scope": {"project": {"id": p, "name": project["name"],
+                                                  "domain": self._domain_ref(project["domain_id"])}}})
             return {"role_assignments": out}
         if parts == ["roles"]:
             return {"roles": list(self.roles.values())}
         if parts == ["users"] and method == "GET":
-            return {"users": [u for u in self.users.values() if u["name"] == params.get("name")]}
+            return {"users": [u for u in self.users.values() if u["name"] == params.get("name")
+                              and params.get("domain_id") in (None, u["domain_id"])]}
         if parts == ["users"] and method == "POST":
-            user = {"id": _id(), "name": body["user"]["name"]}
+            domain_id = body["user"].get("domain_id", "default")
+            if domain_id not in self.domains:
+                raise _Http(400, f"domain {domain_id} not found")
+            if any(u["name"] == body["user"]["name"] and u["domain_id"] == domain_id for u in self.users.values()):
+                raise _Http(409, "Conflict: a user with this name exists in the domain")
+            user = {"id": _id(), "name": body["user"]["name"], "domain_id": domain_id}
             self.users[user["id"]] = user
             return {"user": user}
         raise _Http(404, f"no route identity {method} {'/'.join(parts)}")
@@ -394,7 +435,36 @@ class FakeApi:
             raise _Http(404, f"{key} not found")
         return table[key]
 
+    def _domain_ref(self, domain_id):
+        return {"id": domain_id, "name": self.domains[domain_id]["name"]}
+
     # ----------------------------------------------------------------- test helpers
+    def add_domain(self, name: str) -> str:
+        domain = {"id": _id(), "name": name}
+        self.domains[domain["id"]] = domain
+        return domain["id"]
+
+    def domain_id(self, name: str) -> str:
+        return next(d["id"] for d in self.domains.values() if d["name"] == name)
+
+    def add_user(self, name: str, domain: str) -> str:
+        """A person of `domain` (by name), as an identity provider would have made them."""
+        user = {"id": _id(), "name": name, "domain_id": self.domain_id(domain)}
+        self.users[user["id"]] = user
+        return user["id"]
+
+    def add_project(self, name: str, domain: str, tags: list[str]) -> str:
+        """A project made outside gcloudctl (by hand, by an older version, by another agency)."""
+        return self._identity("POST", ["projects"], {}, {"project": {"name": name, "domain_id": self.domain_id(domain),
+                                                                     "tags": list(tags), "enabled": True}}, None)["project"]["id"]
+
+    def move_project(self, project_id: str, domain: str) -> None:
+        """What Keystone's API refuses but a database edit can do: the project changes domain."""
+        self.projects[project_id]["domain_id"] = self.domain_id(domain)
+
+    def total_writes(self) -> int:
+        return sum(self.writes.values())
+
     def count(self, collection: str, project_id: str | None = None) -> int:
         items = self.neutron[collection].values()
         return sum(1 for x in items if project_id is None or x.get("project_id") == project_id)

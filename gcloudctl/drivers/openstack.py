@@ -7,6 +7,11 @@ implements it in memory for fast tests, so both run the same driver code.
 
 Idempotence contract per call: see gcloudctl.drivers.base. Errors are classified once here
 (`classify_status`): 5xx, 409, 429 and connection failures are transient; the rest permanent.
+
+Ownership (`gcloudctl.ownership`): the driver observes a tenant by its `Owner` (tenant, agency,
+Keystone domain) and refuses with `NotOwned`, before reading the tenant's resources and before
+any write, a project that is not provably the owner's. Users are looked up in the agency's
+domain only.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from typing import Any, Callable, Iterable, Protocol
 from gcloudctl import naming
 from gcloudctl.drivers.base import IdMap
 from gcloudctl.drivers.openstack_state import RawSnapshot, to_observed
-from gcloudctl.errors import CloudError, Refused, Unreachable
+from gcloudctl.errors import CloudError, NotOwned, Refused, Unreachable
 from gcloudctl.expand import OPERATOR
+from gcloudctl.ownership import Owner, claims, refusal
 from gcloudctl.resources import POWER, Address, Kind, ObservedState, Ref, Resource
 
 log = logging.getLogger("gcloudctl.drivers.openstack")
@@ -62,20 +68,25 @@ class RestApi(Protocol):
     operator_user_name: str
 
     def request(self, service: str, method: str, path: str, *, params: dict | None = None,
-                json: Any = None, microversion: str | None = None, project_id: str | None = None) -> Any: ...
+                json: Any = None, microversion: str | None = None, project_id: str | None = None,
+                project_domain_id: str | None = None) -> Any: ...
 
     def has_service(self, service: str) -> bool: ...
 
 
 class Catalogs:
-    """Per-driver caches of cloud-wide lookups (flavors, images, roles); filled on first use."""
+    """Per-driver caches of cloud-wide lookups (flavors, images, roles, domains, users); filled on
+    first use. Domains and projects never move, so their ids are cached for the driver's life."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.flavors: dict[str, str] | None = None
         self.images: dict[str, str] = {}
         self.roles: dict[str, str] | None = None
-        self.users: dict[str, str] = {}
+        self.users: dict[tuple[str, str], str] = {}  # (domain id, user name) -> user id
+        self.domains: dict[str, str] = {}  # domain name -> id
+        self.domain_names: dict[str, str] = {}  # domain id -> name
+        self.project_domains: dict[str, str] = {}  # project id -> its domain id (token scopes)
         self.no_tag_creation: set[str] = set()  # Neutron collections refusing tags in POST
         self.neutron_extensions: set[str] | None = None
 
@@ -150,29 +161,27 @@ class OpenStackDriver:
         self.watch = ServerWatch(api, interval=poll_interval, sleep=sleep, clock=clock)
 
     # ---------------------------------------------------------------- observe
-    def observe(self, tenant: str, *, external_networks: Iterable[str] = ()) -> ObservedState:
-        return to_observed(tenant, self.snapshot(tenant, external_networks=external_networks))
+    def observe(self, owner: Owner, *, external_networks: Iterable[str] = ()) -> ObservedState:
+        return to_observed(owner, self.snapshot(owner, external_networks=external_networks))
 
-    def snapshot(self, tenant: str, *, external_networks: Iterable[str] = ()) -> RawSnapshot:
-        """One list call per kind, filtered by project: the count never grows with the tenant."""
+    def snapshot(self, owner: Owner, *, external_networks: Iterable[str] = ()) -> RawSnapshot:
+        """One list call per kind, filtered by project: the count never grows with the tenant.
+        The project is proven the owner's first (`tenant_project`); NotOwned otherwise."""
         api = self.api
-        raw = RawSnapshot(operator_user_id=api.operator_user_id)
+        raw = RawSnapshot(operator_user_id=api.operator_user_id, domain=owner.domain)
         if external_networks:
             nets = api.request("network", "GET", "/networks", params={"router:external": "True"})["networks"]
             raw.external_networks = {n["name"]: n["id"] for n in nets}
-        projects = api.request("identity", "GET", "/projects", params={"name": naming.project_name(tenant)})["projects"]
-        if not projects:
+        project = self.tenant_project(owner)
+        if project is None:
             return raw
-        project = projects[0]
-        if naming.TENANT_TAG_PREFIX + tenant not in (project.get("tags") or []):
-            raise Refused(f"project {project['name']!r} exists but is not managed by gcloudctl (no ownership tag); "
-                          "refusing to touch it", hint="choose another metadata.name, or ask ops to tag the project")
         raw.project = project
         pid = project["id"]
         ra = api.request("identity", "GET", "/role_assignments",
                          params={"scope.project.id": pid, "include_names": "True"})["role_assignments"]
-        raw.role_assignments = [{"user": a["user"]["name"], "user_id": a["user"]["id"], "role": a["role"]["name"],
-                                 "role_id": a["role"]["id"]} for a in ra if "user" in a]
+        raw.role_assignments = [{"user": a["user"]["name"], "user_id": a["user"]["id"],
+                                 "user_domain": (a["user"].get("domain") or {}).get("name"),
+                                 "role": a["role"]["name"], "role_id": a["role"]["id"]} for a in ra if "user" in a]
         cq = api.request("compute", "GET", f"/os-quota-sets/{pid}", microversion=COMPUTE_MICROVERSION)["quota_set"]
         raw.compute_quota = {k: cq[k] for k in ("instances", "cores", "ram") if k in cq}
         nq = api.request("network", "GET", f"/quotas/{pid}")["quota"]
@@ -197,6 +206,39 @@ class OpenStackDriver:
         raw.server_groups = [g for g in groups if g.get("project_id") == pid]
         return raw
 
+    def tenant_project(self, owner: Owner) -> dict | None:
+        """The owner's project, its ownership proven, or None when the agency's domain has no
+        project of that name. Raises NotOwned for a project named like the tenant in the
+        agency's domain without the owner's tags, and for one that carries the owner's tags
+        but lives in another domain (moved, or made in `Default` by an older gcloudctl).
+        A same-named project of another domain without the owner's tags is someone else's:
+        it is neither touched nor reported. One list call (plus the cached domain id)."""
+        projects = self.api.request("identity", "GET", "/projects",
+                                    params={"name": naming.project_name(owner.tenant)})["projects"]
+        if not projects:
+            return None
+        domain_id = self.domain_id(owner.domain)
+        mine = [p for p in projects if p.get("domain_id") == domain_id]
+        moved = [p for p in projects if p.get("domain_id") != domain_id and claims(owner, p.get("tags"))]
+        for project in mine + moved:
+            why = refusal(owner, project_name=project["name"], project_domain=self.domain_name(project.get("domain_id")),
+                          in_owner_domain=project in mine, tags=project.get("tags"))
+            if why:
+                raise NotOwned(why, hint=_NOT_OWNED_HINT)
+        if not mine:
+            return None
+        self.cache.project_domains[mine[0]["id"]] = domain_id
+        return mine[0]
+
+    def find_tenant(self, tenant: str) -> list[dict]:
+        """Projects anywhere whose `gc-tenant` tag names `tenant` (candidates, not proven):
+        {"project_id", "name", "domain", "agency", "tags"}. Used to find a tenant by name alone."""
+        projects = self.api.request("identity", "GET", "/projects",
+                                    params={"tags": naming.TENANT_TAG_PREFIX + tenant})["projects"]
+        return [{"project_id": p["id"], "name": p["name"], "domain": self.domain_name(p.get("domain_id")),
+                 "agency": naming.agency_from_tags(p.get("tags")), "tags": sorted(p.get("tags") or [])}
+                for p in projects if naming.tenant_from_tags(p.get("tags")) == tenant]
+
     def list_tenants(self) -> list[dict]:
         projects = self.api.request("identity", "GET", "/projects", params={"tags": naming.MANAGED_TAG})["projects"]
         out = []
@@ -204,18 +246,18 @@ class OpenStackDriver:
             tenant = naming.tenant_from_tags(p.get("tags"))
             if tenant:
                 tags = p.get("tags") or []
-                agency = next((t.split("=", 1)[1] for t in tags if t.startswith(naming.AGENCY_TAG_PREFIX)), None)
                 level = naming.level_from_tags(tags)
-                out.append({"tenant": tenant, "project_id": p["id"], "agency": agency,
+                out.append({"tenant": tenant, "project_id": p["id"], "agency": naming.agency_from_tags(tags),
+                            "domain": self.domain_name(p.get("domain_id")),
                             "classification": None if level is None else str(level),
                             "enabled": p.get("enabled", True), "description": p.get("description") or ""})
-        return sorted(out, key=lambda t: t["tenant"])
+        return sorted(out, key=lambda t: (t["tenant"], t["agency"] or "", t["domain"]))
 
-    def console_for(self, tenant: str) -> Callable[[str], str | None]:
+    def console_for(self, owner: Owner) -> Callable[[str], str | None]:
         """A reader of the tenant's server consoles by server name (Nova os-getConsoleOutput):
         where cloud-init prints the SSH host key fingerprints that hardening verifies."""
         def console(name: str) -> str | None:
-            observed = self.observe(tenant) if not cache else cache[0]
+            observed = self.observe(owner) if not cache else cache[0]
             cache[:] = [observed]
             server = next((r for r in observed.resources.values()
                            if r.address.kind is Kind.SERVER and r.attrs.get("name") == name), None)
@@ -240,13 +282,16 @@ class OpenStackDriver:
 
     def _create_project(self, res: Resource, ids: IdMap) -> str:
         a = res.attrs
+        domain_id = self.domain_id(a["domain"])
         body = {"project": {"name": a["name"], "description": a["description"], "enabled": a["enabled"],
-                            "tags": list(a["tags"]), "domain_id": "default"}}
-        return self.api.request("identity", "POST", "/projects", json=body)["project"]["id"]
+                            "tags": list(a["tags"]), "domain_id": domain_id}}
+        pid = self.api.request("identity", "POST", "/projects", json=body)["project"]["id"]
+        self.cache.project_domains[pid] = domain_id
+        return pid
 
     def _create_membership(self, res: Resource, ids: IdMap) -> str:
         pid = ids[_project(res)]
-        user_id = self._user_id(res.attrs["user"])
+        user_id = self._user_id(res.attrs["user"], res.attrs.get("domain"))
         role_id = self._role_id(res.attrs["role"])
         self.api.request("identity", "PUT", f"/projects/{pid}/users/{user_id}/roles/{role_id}")
         return f"{user_id}:{role_id}"
@@ -263,7 +308,7 @@ class OpenStackDriver:
     def _create_server_group(self, res: Resource, ids: IdMap) -> str:
         body = {"server_group": {"name": res.attrs["name"], "policy": res.attrs["policy"]}}
         return self.api.request("compute", "POST", "/os-server-groups", json=body, microversion=COMPUTE_MICROVERSION,
-                                project_id=ids[_project(res)])["server_group"]["id"]
+                                **self._scope(ids[_project(res)]))["server_group"]["id"]
 
     def _neutron_create(self, res: Resource, ids: IdMap, body: dict) -> dict:
         """Create with ownership tags in the same call where Neutron allows it (`tag-creation`);
@@ -370,7 +415,7 @@ class OpenStackDriver:
         if a.get("server_group"):
             body["os:scheduler_hints"] = {"group": ids.resolve(a["server_group"])}
         created = self.api.request("compute", "POST", "/servers", json=body, microversion=COMPUTE_MICROVERSION,
-                                   project_id=ids[_project(res)])["server"]
+                                   **self._scope(ids[_project(res)]))["server"]
         return created["id"]
 
     def wait_created(self, resource: Resource, ids: IdMap) -> None:
@@ -420,8 +465,18 @@ class OpenStackDriver:
         kind = resource.address.kind
         a = resource.attrs
         if kind is Kind.PROJECT:
-            found = self.api.request("identity", "GET", "/projects", params={"name": a["name"]})["projects"]
-            return found[0]["id"] if found else None
+            domain_id = self.domain_id(a["domain"])
+            found = self.api.request("identity", "GET", "/projects",
+                                     params={"name": a["name"], "domain_id": domain_id})["projects"]
+            if not found:
+                return None
+            if naming.tenant_from_tags(found[0].get("tags")) != resource.address.name or \
+                    sorted(found[0].get("tags") or []) != sorted(a["tags"]):
+                raise NotOwned(f"project {a['name']!r} in domain {a['domain']!r} appeared while it was being created, "
+                               f"with other tags ({', '.join(found[0].get('tags') or []) or 'none'}): not adopted",
+                               hint=_NOT_OWNED_HINT)
+            self.cache.project_domains[found[0]["id"]] = domain_id
+            return found[0]["id"]
         pid = ids.get(_project(resource))
         if pid is None:
             return None
@@ -643,23 +698,87 @@ class OpenStackDriver:
                 raise CloudError(f"role {name!r} does not exist in Keystone", transient=False)
             return self.cache.roles[name]
 
-    def _user_id(self, name: str) -> str:
+    def domain_id(self, name: str) -> str:
+        """The id of the Keystone domain `name` (cached: one request per driver and domain)."""
+        with self.cache.lock:
+            if name not in self.cache.domains:
+                found = self.api.request("identity", "GET", "/domains", params={"name": name})["domains"]
+                if not found:
+                    raise Refused(f"Keystone domain {name!r} does not exist in this cloud",
+                                  hint="each agency's domain (agency registry `domain`) must exist: ask platform ops")
+                self.cache.domains[name] = found[0]["id"]
+                self.cache.domain_names[found[0]["id"]] = name
+            return self.cache.domains[name]
+
+    def domain_name(self, domain_id: str | None) -> str:
+        """The name of a domain by id (cached; the id itself if Keystone does not know it)."""
+        if not domain_id:
+            return "?"
+        with self.cache.lock:
+            if domain_id not in self.cache.domain_names:
+                for domain in self.api.request("identity", "GET", "/domains")["domains"]:
+                    self.cache.domain_names[domain["id"]] = domain["name"]
+                    self.cache.domains.setdefault(domain["name"], domain["id"])
+            return self.cache.domain_names.get(domain_id, domain_id)
+
+    def check_users(self, domain: str, names: Iterable[str]) -> dict[str, str]:
+        """Why each of the members `names` of a tenant of `domain` cannot be one (user -> reason),
+        found before any write: a user who is in another domain but not the agency's, or in
+        none (unless this cloud creates missing users). Read-only: one lookup per user not yet
+        cached, one more for each user not in the agency's domain."""
+        problems = {}
+        domain_id = self.domain_id(domain)
+        for name in sorted(set(names) - {OPERATOR}):
+            if self._find_user(name, domain_id) is not None:
+                continue
+            elsewhere = self.api.request("identity", "GET", "/users", params={"name": name})["users"]
+            if elsewhere:
+                where = ", ".join(sorted({repr(self.domain_name(u.get("domain_id"))) for u in elsewhere}))
+                problems[name] = (f"user {name!r} is not in the agency's domain {domain!r} (found in domain {where}): "
+                                  "a tenant's members are its agency's people")
+            elif not self.create_missing_users:
+                problems[name] = f"user {name!r} does not exist in the agency's domain {domain!r}"
+        return problems
+
+    def _find_user(self, name: str, domain_id: str) -> str | None:
+        with self.cache.lock:
+            if (domain_id, name) not in self.cache.users:
+                users = self.api.request("identity", "GET", "/users",
+                                         params={"name": name, "domain_id": domain_id})["users"]
+                if not users:
+                    return None
+                self.cache.users[(domain_id, name)] = users[0]["id"]
+            return self.cache.users[(domain_id, name)]
+
+    def _user_id(self, name: str, domain: str | None) -> str:
+        """The id of user `name` of `domain` (the agency's): never a user of another domain.
+        The operator is gcloudctl's own service user."""
         if name == OPERATOR:
             return self.api.operator_user_id
+        if not domain:
+            raise CloudError(f"member {name!r} has no domain to be looked up in", transient=False)
+        domain_id = self.domain_id(domain)
+        found = self._find_user(name, domain_id)
+        if found is not None:
+            return found
+        if not self.create_missing_users:
+            raise CloudError(f"user {name!r} not found in domain {domain!r}", transient=False,
+                             hint="members must exist in the agency's domain of the identity provider")
+        body = {"user": {"name": name, "domain_id": domain_id, "enabled": True,
+                         "description": "created by gcloudctl (dev cloud without identity provider)"}}
+        user_id = self.api.request("identity", "POST", "/users", json=body)["user"]["id"]
         with self.cache.lock:
-            if name in self.cache.users:
-                return self.cache.users[name]
-            users = self.api.request("identity", "GET", "/users", params={"name": name})["users"]
-            if users:
-                self.cache.users[name] = users[0]["id"]
-            elif self.create_missing_users:
-                body = {"user": {"name": name, "domain_id": "default", "enabled": True,
-                                 "description": "created by gcloudctl (dev cloud without identity provider)"}}
-                self.cache.users[name] = self.api.request("identity", "POST", "/users", json=body)["user"]["id"]
-            else:
-                raise CloudError(f"user {name!r} not found in Keystone", transient=False,
-                                 hint="members must exist in the identity provider before they can be added")
-            return self.cache.users[name]
+            self.cache.users[(domain_id, name)] = user_id
+        return user_id
+
+    def _scope(self, project_id: str) -> dict:
+        """Keyword arguments for a request that must run inside the project (Nova creates)."""
+        return {"project_id": project_id, "project_domain_id": self.cache.project_domains.get(project_id)}
+
+
+_NOT_OWNED_HINT = ("gcloudctl touches only projects in the agency's domain tagged gcloudctl, gc-tenant=<name> and "
+                   "gc-agency=<agency>; choose another metadata.name, or ask platform ops (projects an older "
+                   "gcloudctl made in the Default domain must be migrated: docs/architecture.md)")
 
 
 def _project(res: Resource) -> Address:
@@ -735,12 +854,17 @@ class SdkApi:
         aliases = {"block-storage": {"block-storage", "volumev3", "volume"}}
         return bool(aliases.get(service, {service}) & self._services)
 
-    def _connection(self, project_id: str | None) -> Any:
+    def _connection(self, project_id: str | None, domain_id: str | None = None) -> Any:
+        """The service user's connection, or one scoped to the project (in its real domain:
+        tenants live in their agency's domain, not in `default`)."""
         if project_id is None:
             return self.conn
         with self._lock:
             if project_id not in self._scoped:
-                scoped = self.conn.connect_as_project({"id": project_id, "domain_id": "default"})
+                scope = {"id": project_id}
+                if domain_id:
+                    scope["domain_id"] = domain_id
+                scoped = self.conn.connect_as_project(scope)
                 self._hook(scoped)
                 self._scoped[project_id] = scoped
             return self._scoped[project_id]
@@ -769,8 +893,9 @@ class SdkApi:
         return self._bases[key]
 
     def request(self, service: str, method: str, path: str, *, params: dict | None = None, json: Any = None,
-                microversion: str | None = None, project_id: str | None = None) -> Any:
-        conn = self._connection(project_id)
+                microversion: str | None = None, project_id: str | None = None,
+                project_domain_id: str | None = None) -> Any:
+        conn = self._connection(project_id, project_domain_id)
         url = self._base_url(conn, service) + path
         headers = {"Accept": "application/json"}
         if microversion:

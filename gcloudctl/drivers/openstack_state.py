@@ -1,6 +1,8 @@
 """Driver-side normalisation: raw OpenStack API JSON -> ObservedState (same Address space as
 the desired state). Pure functions, shared by the real and the fake OpenStack API so both
-observe identically. Only ownership (tags, metadata, name prefixes) decides what is ours.
+observe identically. Only ownership (tags, metadata, name prefixes) decides what is ours;
+the project itself reaches here only once its ownership is proven (`gcloudctl.ownership`,
+checked by the driver's snapshot).
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gcloudctl import naming
-from gcloudctl.expand import OPERATOR, rule_key
+from gcloudctl.expand import OPERATOR, membership_name, rule_key
+from gcloudctl.ownership import Owner
 from gcloudctl.resources import Address, Kind, ObservedState, Ref, Resource
 
 ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
@@ -21,8 +24,9 @@ GONE_SERVER_STATES = ("DELETED", "SOFT_DELETED")
 
 @dataclass
 class RawSnapshot:
-    project: dict | None = None
-    role_assignments: list[dict] = field(default_factory=list)  # {"user": name, "user_id", "role": name}
+    project: dict | None = None  # the tenant's project, its ownership proven
+    domain: str | None = None  # name of the project's (the agency's) Keystone domain
+    role_assignments: list[dict] = field(default_factory=list)  # {"user", "user_id", "user_domain", "role", "role_id"}
     compute_quota: dict = field(default_factory=dict)
     network_quota: dict = field(default_factory=dict)
     volume_quota: dict | None = None
@@ -64,7 +68,8 @@ def _tagged(kind: Kind, raw: dict, tenant: str) -> tuple[Address, bool]:
     return _unmanaged_address(kind, raw), False
 
 
-def to_observed(tenant: str, raw: RawSnapshot) -> ObservedState:
+def to_observed(owner: Owner, raw: RawSnapshot) -> ObservedState:
+    tenant = owner.tenant
     lookups = {f"external_network:{name}": net_id for name, net_id in raw.external_networks.items()}
     if raw.project is None:
         return ObservedState(tenant=tenant, resources={}, lookups=lookups)
@@ -88,13 +93,17 @@ def to_observed(tenant: str, raw: RawSnapshot) -> ObservedState:
 
     project = raw.project
     p_addr = Address(Kind.PROJECT, tenant)
-    keep(Resource(p_addr, {"name": project["name"], "description": project.get("description") or "",
+    keep(Resource(p_addr, {"name": project["name"], "domain": raw.domain, "description": project.get("description") or "",
                            "enabled": project.get("enabled", True), "tags": sorted(project.get("tags") or [])},
                   id=project["id"]))
 
     for ra in raw.role_assignments:
-        user = OPERATOR if ra.get("user_id") == raw.operator_user_id else ra["user"]
-        keep(Resource(Address(Kind.MEMBERSHIP, f"{user}:{ra['role']}"), {"user": user, "role": ra["role"]},
+        operator = ra.get("user_id") == raw.operator_user_id
+        user = OPERATOR if operator else ra["user"]
+        domain = None if operator else ra.get("user_domain")
+        foreign = domain if domain != raw.domain else None  # a user of another domain is never a member
+        keep(Resource(Address(Kind.MEMBERSHIP, membership_name(user, ra["role"], foreign)),
+                      {"user": user, "role": ra["role"], "domain": domain},
                       (p_addr,), id=f"{ra.get('user_id')}:{ra.get('role_id')}",
                       extra={"user_id": ra.get("user_id"), "role_id": ra.get("role_id")}))
 
@@ -103,7 +112,7 @@ def to_observed(tenant: str, raw: RawSnapshot) -> ObservedState:
     if raw.volume_quota is not None:
         keep(Resource(Address(Kind.QUOTA, "volume"), dict(raw.volume_quota), (p_addr,), id="volume"))
 
-    prefix = naming.keypair_prefix(tenant)
+    prefix = naming.keypair_prefix(owner.agency, tenant)
     for kp in raw.keypairs:
         if kp["name"].startswith(prefix):
             keep(Resource(Address(Kind.KEYPAIR, kp["name"][len(prefix):]),

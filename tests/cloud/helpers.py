@@ -77,7 +77,7 @@ def leftovers(tenant: str, project_id: str | None) -> dict[str, list]:
         groups = [g.name for g in conn.compute.server_groups(all_projects=True) if g.project_id == project_id]
         if groups:
             found["server group"] = groups
-    keypairs = [k.name for k in conn.compute.keypairs() if k.name.startswith(f"gc_{tenant}_")]
+    keypairs = [k.name for k in conn.compute.keypairs() if k.name.startswith("gc_") and f"_{tenant}_" in k.name]
     if keypairs:
         found["keypair"] = keypairs
     if list(conn.identity.projects(name=tenant)):

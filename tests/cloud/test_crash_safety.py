@@ -73,7 +73,7 @@ def test_a_server_nova_is_deleting_counts_as_gone(devcloud, tmp_path):
     project_id = None
     try:
         assert pipeline.apply_plan(pipeline.plan_request(request, driver, config), driver).ok
-        observed = driver.observe(tenant)
+        observed = driver.observe(pipeline.owner_of(request, config))
         project_id = observed.project_id
         web1 = next(r for r in observed.resources.values() if r.address.kind.value == "server" and r.attrs["name"] == "web-1")
         driver.api.request("compute", "DELETE", f"/servers/{web1.id}")

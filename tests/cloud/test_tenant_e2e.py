@@ -21,7 +21,7 @@ def tenant(devcloud, tmp_path_factory):
     request = pipeline.load_request(path, config, filename=str(path))
     yield {"name": name, "path": path, "config": config, "request": request}
     driver = OpenStackDriver(SdkApi(devcloud.cloud_name), create_missing_users=True)
-    pipeline.apply_plan(pipeline.plan_destroy(name, driver), driver)
+    pipeline.apply_plan(pipeline.plan_destroy(pipeline.owner_of(request, config), driver), driver)
 
 
 def _driver(devcloud):
@@ -62,7 +62,7 @@ def test_1_apply_creates_everything_the_request_names(devcloud, tenant):
     limits = {q["Resource"]: q["Limit"] for q in quota} if isinstance(quota, list) else quota
     assert limits["instances"] == 10 and limits["cores"] == 32 and limits["floating_ips"] == 2, limits
     keypairs = [k["Name"] for k in openstack("keypair", "list")]
-    assert f"gc_{name}_ops" in keypairs
+    assert f"gc_BYT_{name}_ops" in keypairs
     members = openstack("role", "assignment", "list", "--project", pid, "--names")
     assert any(m["User"].startswith("nguyen.van.a") and m["Role"] == "member" for m in members)
 
@@ -103,6 +103,7 @@ def test_4_destroy_leaves_nothing(devcloud, tenant):
     name = tenant["name"]
     pid = openstack("project", "show", name)["id"]
     api, driver = _driver(devcloud)
-    result = pipeline.apply_plan(pipeline.plan_destroy(name, driver), driver)
+    owner = pipeline.owner_of(tenant["request"], tenant["config"])
+    result = pipeline.apply_plan(pipeline.plan_destroy(owner, driver), driver)
     assert result.ok, result.to_dict()
     assert leftovers(name, pid) == {}

@@ -11,6 +11,7 @@ import pytest
 from gcloudctl import pipeline
 from gcloudctl.drivers.base import IdMap
 from gcloudctl.drivers.fake import FakeCloud
+from gcloudctl.ownership import Owner
 from gcloudctl.plan import Action
 from gcloudctl.resources import Address, Kind
 from tests.fixtures.core import request_from
@@ -31,6 +32,10 @@ def _small(doc: dict, name: str, level: int) -> dict:
     return doc
 
 
+def _owner(tenant: str) -> Owner:
+    return Owner(tenant, "BYT", "BYT")  # the requests below are BYT's (examples/byt-his-staging.yaml)
+
+
 @pytest.fixture(params=["fake", pytest.param("devcloud", marks=[pytest.mark.devcloud, pytest.mark.slow])])
 def driver(request):
     if request.param == "fake":
@@ -46,11 +51,11 @@ def driver(request):
 def tenant(driver):
     name = f"byt-ct-{secrets.token_hex(3)}"
     yield name
-    pipeline.apply_plan(pipeline.plan_destroy(name, driver), driver)
+    pipeline.apply_plan(pipeline.plan_destroy(_owner(name), driver), driver)
 
 
 def test_observe_of_unknown_tenant_is_empty(driver, tenant):
-    observed = driver.observe(tenant)
+    observed = driver.observe(_owner(tenant))
     assert observed.project_id is None and not observed.resources and not observed.unmanaged
 
 
@@ -58,7 +63,7 @@ def test_create_then_observe_then_idempotent_delete(driver, tenant, config, exam
     request = request_from(_small(example_doc, tenant, 3), config)
     plan = pipeline.plan_request(request, driver, config)
     assert pipeline.apply_plan(plan, driver).ok
-    observed = driver.observe(tenant)
+    observed = driver.observe(_owner(tenant))
     assert observed.project_id
     kinds = {a.kind for a in observed.resources}
     assert {Kind.PROJECT, Kind.NETWORK, Kind.SUBNET, Kind.SECURITY_GROUP, Kind.SECURITY_GROUP_RULE, Kind.QUOTA} <= kinds
@@ -83,7 +88,7 @@ def test_create_then_observe_then_idempotent_delete(driver, tenant, config, exam
 def test_duplicate_rule_create_converges(driver, tenant, config, example_doc):
     request = request_from(_small(example_doc, tenant, 2), config)
     assert pipeline.apply_plan(pipeline.plan_request(request, driver, config), driver).ok
-    observed = driver.observe(tenant)
+    observed = driver.observe(_owner(tenant))
     rule = next(r for r in observed.resources.values() if r.address.kind is Kind.SECURITY_GROUP_RULE)
     again = driver.create(rule, IdMap.from_observed(observed))
     assert again == rule.id, "creating an existing rule returns the existing rule"
@@ -95,5 +100,5 @@ def test_level2_keeps_default_egress_without_drift(driver, tenant, config, examp
     request = request_from(doc, config)
     assert pipeline.apply_plan(pipeline.plan_request(request, driver, config), driver).ok
     assert pipeline.plan_request(request, driver, config).is_empty()
-    names = sorted(a.name for a in driver.observe(tenant).resources if a.kind is Kind.SECURITY_GROUP_RULE)
+    names = sorted(a.name for a in driver.observe(_owner(tenant)).resources if a.kind is Kind.SECURITY_GROUP_RULE)
     assert "web/egress:IPv4:any:any:any" in names and "web/egress:IPv6:any:any:any" in names

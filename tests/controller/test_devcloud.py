@@ -64,7 +64,7 @@ def ctl(devcloud, tmp_path_factory):
     for name in state["names"]:  # whatever a failed test left behind
         request = pipeline.load_request(small_request(name), config, filename=name)
         driver = engine.driver(request)
-        pipeline.apply_plan(pipeline.plan_destroy(name, driver), driver)
+        pipeline.apply_plan(pipeline.plan_destroy(pipeline.owner_of(request, config), driver), driver)
     store.dispose()
     if saved is None:
         os.environ.pop("OS_CLIENT_CONFIG_FILE", None)

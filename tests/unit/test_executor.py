@@ -9,6 +9,7 @@ import pytest
 
 from gcloudctl import pipeline
 from gcloudctl.drivers.fake import FakeApi, FakeCloud
+from gcloudctl.ownership import Owner
 from gcloudctl.executor import RetryPolicy, Status, apply, build_graph
 from gcloudctl.drivers.base import IdMap
 from tests.fixtures.core import request_from
@@ -70,7 +71,7 @@ def test_delete_in_use_names_the_blocker(config, example_doc):
     # a port another project created on our network: never ours to delete, blocks the network
     api._neutron_create("ports", {"name": "foreign", "network_id": net["id"], "project_id": "other",
                                   "fixed_ips": [{"subnet_id": subnet["id"]}]})
-    plan = pipeline.plan_destroy("byt-his-staging", cloud)
+    plan = pipeline.plan_destroy(Owner("byt-his-staging", "BYT", "BYT"), cloud)
     result = apply(plan, cloud, IdMap.from_observed(plan.observed), retry=FAST)
     failed = {str(o.node): o.error for o in result.failed}
     assert any("in use" in e and "blocked by port" in e for e in failed.values()), failed
@@ -141,7 +142,7 @@ def test_destroy_deletes_each_servers_port_before_the_server(config, example_doc
     api = FakeApi()
     cloud = FakeCloud(api)
     assert pipeline.apply_plan(_plan(config, example_doc, api), cloud).ok
-    plan = pipeline.plan_destroy("byt-his-staging", cloud)
+    plan = pipeline.plan_destroy(Owner("byt-his-staging", "BYT", "BYT"), cloud)
     graph = build_graph(plan)
     by_name = {str(n): n for n in graph}
     waits = {str(n): {str(w) for w in ws} for n, ws in graph.items()}

@@ -10,6 +10,7 @@ from typing import Callable
 import pytest
 
 from gcloudctl import pipeline, planner
+from gcloudctl.ownership import Owner
 from gcloudctl.drivers.base import IdMap
 from gcloudctl.drivers.fake import FakeApi, FakeCloud
 from gcloudctl.executor import apply
@@ -205,7 +206,7 @@ def test_observe_cost_does_not_grow_with_servers(config, example_doc) -> None:
 
 def test_destroy_leaves_nothing_and_removes_default_group(config, example_doc) -> None:
     api, cloud, _ = converged(example_doc, config)
-    plan = pipeline.plan_destroy("byt-his-staging", cloud)
+    plan = pipeline.plan_destroy(Owner("byt-his-staging", "BYT", "BYT"), cloud)
     assert pipeline.apply_plan(plan, cloud).ok
     assert not api.projects and not api.servers and not api.keypairs and not api.server_groups
     leftovers = {k: [x for x in v.values() if x.get("project_id") != "admin"] for k, v in api.neutron.items()}
