@@ -6,7 +6,9 @@ destroy, expire). Pure: no I/O, no clock; an illegal move raises `Refused` with 
 A tenant moves through::
 
     submit -> pending-approval -> approve | reject -> approved -> provisioning -> ready | failed
-    delete -> deleting -> deleted            expiresAt passed -> deleting -> expired
+    request-delete (a deletion version, pending approval; the phase stays)
+      -> delete (its last approval) -> deleting -> deleted     (pending-approval -> deleted)
+    expiresAt passed -> deleting -> expired
 
 An update of a live tenant is a new *request version* (generation) that is pending approval
 while the tenant keeps serving the last approved generation: the version table says what happens
@@ -39,7 +41,8 @@ class Step(enum.StrEnum):
     PROVISION = "provision"  # the reconciler starts applying a generation
     SUCCEED = "succeed"  # observed == desired
     FAIL = "fail"  # apply failed (transient or terminal)
-    DELETE = "delete"
+    REQUEST_DELETE = "request-delete"  # a deletion is filed; it waits for approval like any change
+    DELETE = "delete"  # the deletion got its last approval
     EXPIRE = "expire"  # expiresAt passed: destroy, then EXPIRED
     DESTROYED = "destroyed"  # nothing owned by the tenant is left
 
@@ -49,6 +52,11 @@ class VersionState(enum.StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     SUPERSEDED = "superseded"  # a newer version was submitted before this one was decided
+
+
+class VersionKind(enum.StrEnum):
+    CHANGE = "change"  # a new desired state of the tenant (a TenantRequest)
+    DELETE = "delete"  # the tenant's destruction (a TenantDeletion), approved like any change
 
 
 #: Phases in which the cloud holds (or may hold) resources the controller must keep converged.
@@ -77,6 +85,7 @@ _PHASES: dict[tuple[Phase | None, Step], Phase | object] = {
     **{(p, Step.FAIL): Phase.FAILED for p in LIVE},
     **{(p, Step.DELETE): Phase.DELETING for p in LIVE},
     **{(p, Step.EXPIRE): Phase.DELETING for p in LIVE},
+    **{(p, Step.REQUEST_DELETE): _STAY for p in LIVE | {Phase.PENDING_APPROVAL}},
     (Phase.DELETING, Step.DELETE): _STAY,
     (Phase.DELETING, Step.FAIL): _STAY,  # a failed destroy is retried
     (Phase.DELETING, Step.PROVISION): _STAY,
@@ -118,4 +127,5 @@ _HINTS = {
     Step.SUBMIT: "wait until the deletion has finished, then submit again",
     Step.APPROVE: "only a pending request version can be approved",
     Step.DELETE: "the tenant is already gone",
+    Step.REQUEST_DELETE: "the tenant is already gone or being deleted",
 }

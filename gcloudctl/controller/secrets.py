@@ -90,6 +90,10 @@ def sealed(text: str) -> bool:
     return PREFIX in text
 
 
+def has_secret_vars(text: str) -> bool:
+    return next(_secret_spans(text), None) is not None
+
+
 # --- where the secret values are -----------------------------------------------------------------
 
 def _secret_spans(text: str) -> Iterator[tuple[int, int]]:
