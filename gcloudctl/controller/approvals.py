@@ -1,15 +1,18 @@
 """Stage: controller (approvals). Who may approve a request version, and how many must.
 
-The rules are data (`approval_rules.yaml`, shipped; ops may pass their own): a base number of
+The rules are data (`approval_rules.yaml`, shipped; platform ops may replace it in the server's own
+configuration, $GCLOUDCTL_APPROVAL_RULES — never a caller's file): a base number of
 approvals and *escalations*, each a named condition that raises it. Called by `service` when a
 version is submitted (to record how many approvals it needs and why) and on every approve or
-reject. Pure: takes the rules text, the request models and the agency registry entry; returns
-values or raises `Refused`. No I/O — reading the file is the caller's job (`default_rules_text`).
+reject. Pure: takes the rules, the request models and the caller (`Caller`); returns
+values or raises `Forbidden`. No I/O — reading the file is the caller's job (`default_rules_text`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Callable, Literal
@@ -17,8 +20,9 @@ from typing import Any, Callable, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gcloudctl.errors import InvalidInput, Refused
+from gcloudctl.errors import Forbidden, InvalidInput
 from gcloudctl.model import TenantRequest
+from gcloudctl.model.identity import Caller, GcloudRole
 
 ANYWHERE = ipaddress.IPv4Network("0.0.0.0/0")
 
@@ -137,23 +141,37 @@ def requirement(rules: ApprovalRules, new: TenantRequest, previous: TenantReques
     return Requirement(needed, tuple(reasons))
 
 
-def check_approver(rules: ApprovalRules, *, actor: str, agency_code: str, agency: Any,
-                   requester: str, submitted_by: str, already: set[str]) -> None:
-    """Raise `Refused` unless `actor` may decide on this version.
+def rules_version(rules: ApprovalRules) -> str:
+    """What a version and every decision record about the rules that judged them:
+    `name@version` plus a digest of the rules' content (an edit without a version bump shows)."""
+    content = json.dumps(rules.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return f"{rules.metadata.name}@{rules.metadata.version}#{hashlib.sha256(content.encode()).hexdigest()[:12]}"
 
-    `agency` is the registry entry (`config.agencies.get(code)`), `already` the actors who
-    approved this version so far.
+
+def check_approver(rules: ApprovalRules, *, caller: Caller, agency_code: str, submitted_by_id: str | None,
+                   already_ids: set[str]) -> None:
+    """Raise `Forbidden` unless `caller` may approve or reject a version of `agency_code`'s tenant.
+
+    Identities are Keystone user ids (`Caller.user_id`), never typed names: `submitted_by_id` is
+    the submitter's, `already_ids` those who approved this version so far. An approver holds
+    `gcloud-approver` in the agency (its Keystone domain). A platform operator on the
+    break-glass path (`authenticated=False`) counts as one approver, under the OS user's
+    identity; the two-person rule still needs a second, distinct identity. Seeing the version
+    at all (same agency, or operator) is checked by the caller of this function (`NotFound`).
     """
     spec = rules.spec
-    if spec.approverMustBeAgencyApprover:
-        if agency is None:
-            raise Refused(f"agency {agency_code} is not in the agency registry; nobody can approve",
-                          hint="ask platform ops to add the agency and its approvers")
-        if actor not in agency.approvers:
-            raise Refused(f"{actor} is not an approver of agency {agency_code}",
-                          hint=f"approvers: {', '.join(agency.approvers) or 'none registered'}")
-    if spec.requesterMayNotApprove and actor in {requester, submitted_by}:
-        raise Refused(f"{actor} submitted or requested this version and may not decide on it",
-                      hint="another approver of the agency must decide")
-    if actor in already:
-        raise Refused(f"{actor} has already approved this version; a distinct approver is needed")
+    if spec.approverMustBeAgencyApprover and not _approver_of(caller, agency_code):
+        raise Forbidden(f"{caller.actor} is not an approver of agency {agency_code}",
+                        hint=f"an approver holds the role {GcloudRole.APPROVER.value} in agency {agency_code}'s "
+                             "Keystone domain")
+    if spec.requesterMayNotApprove and submitted_by_id is not None and caller.user_id == submitted_by_id:
+        raise Forbidden(f"{caller.actor} submitted this version and may not decide on it",
+                        hint="another approver of the agency must decide")
+    if caller.user_id in already_ids:
+        raise Forbidden(f"{caller.actor} has already approved this version; a distinct approver is needed")
+
+
+def _approver_of(caller: Caller, agency_code: str) -> bool:
+    if caller.is_approver and caller.agency == agency_code:
+        return True
+    return caller.is_operator and not caller.authenticated  # break-glass: one platform operator

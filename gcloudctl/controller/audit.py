@@ -35,12 +35,19 @@ class AuditAction(enum.StrEnum):
     DRIFT_REPORT = "tenant.drift-report"  # drift found and left in place (driftPolicy: report)
     DESTROY = "tenant.destroy"  # a change applied while deleting or expiring
     PHASE = "tenant.phase"  # the tenant's phase changed
+    TAMPERED = "tenant.tampered"  # the approved version failed its seal check: nothing applied
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a mapping key names a secret (its value is masked, or sealed in `userData.vars`)."""
+    return bool(_SECRET_KEY.search(str(key)))
 
 
 def mask(value: Any) -> Any:
     """Mask secrets structurally (by key) and textually (`gcloudctl.logs.mask_secrets`)."""
     if isinstance(value, dict):
-        return {str(k): (MASK if _SECRET_KEY.search(str(k)) and v not in (None, "") else mask(v))
+        # a boolean is never a secret (keeps e.g. `authenticated: false` readable)
+        return {str(k): (MASK if is_secret_key(k) and v not in (None, "") and not isinstance(v, bool) else mask(v))
                 for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [mask(v) for v in value]
@@ -98,10 +105,12 @@ class Break:
         return {"seq": self.seq, "message": self.message}
 
 
-def verify(records: Iterable[Sealed], head: tuple[int, str] | None) -> list[Break]:
-    """Every break in the chain, in order. `head` is the (seq, hash) the store says is last."""
+def verify(records: Iterable[Sealed], head: tuple[int, str] | None,
+           start: tuple[int, str] = (0, GENESIS)) -> list[Break]:
+    """Every break in the chain, in order. `head` is the (seq, hash) the store says is last.
+    `start` is a (seq, hash) already verified: `records` are the ones after it (incremental)."""
     breaks: list[Break] = []
-    expected_prev, expected_seq, last = GENESIS, 1, None
+    expected_prev, expected_seq, last = start[1], start[0] + 1, None
     for record in records:
         if record.seq != expected_seq:
             breaks.append(Break(record.seq, f"sequence gap: expected {expected_seq}, found {record.seq} "
@@ -116,7 +125,7 @@ def verify(records: Iterable[Sealed], head: tuple[int, str] | None) -> list[Brea
         expected_prev, expected_seq, last = record.hash, record.seq + 1, record
     if head is not None:
         head_seq, head_hash = head
-        last_pair = (last.seq, last.hash) if last else (0, GENESIS)
+        last_pair = (last.seq, last.hash) if last else start
         if last_pair != (head_seq, head_hash):
             found = f"{last.seq}" if last else "no records"
             breaks.append(Break(head_seq, f"head mismatch: the chain should end at record {head_seq}, "

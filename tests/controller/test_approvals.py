@@ -3,9 +3,9 @@
 import pytest
 
 from gcloudctl.controller import approvals
-from gcloudctl.errors import InvalidInput, Refused
+from gcloudctl.errors import Forbidden, InvalidInput
 
-from .conftest import load_model, request_text
+from .conftest import BYT_APPROVER1, PEOPLE, load_model, request_text
 
 BASE = {}
 OPEN_22 = {"spec.securityGroups": [{"name": "web", "rules": [
@@ -46,33 +46,44 @@ def test_requirement(rules, case_id, old, new, expected, reason):
 
 
 APPROVERS = [
-    # id, actor, requester, submitted_by, already, refused?, reason
-    ("approver", "tran.thi.b", "nguyen.van.a", "nguyen.van.a", set(), False, "a BYT approver may approve"),
-    ("non-approver", "hoang.van.e", "nguyen.van.a", "nguyen.van.a", set(), True, "a BTC approver is not a BYT approver"),
-    ("stranger", "mallory", "nguyen.van.a", "nguyen.van.a", set(), True, "not in any list"),
-    ("self-approval", "tran.thi.b", "tran.thi.b", "tran.thi.b", set(), True, "an approver cannot approve their own request"),
-    ("submitter", "tran.thi.b", "nguyen.van.a", "tran.thi.b", set(), True, "who submitted may not approve either"),
-    ("twice", "tran.thi.b", "nguyen.van.a", "nguyen.van.a", {"tran.thi.b"}, True, "two-person rule needs distinct people"),
-    ("second-distinct", "le.van.c", "nguyen.van.a", "nguyen.van.a", {"tran.thi.b"}, False, "a second distinct approver"),
+    # id, caller, submitter's user id, already approved (user ids), refused?, reason
+    ("approver", "byt_approver1", "u-byt-req", set(), False, "a BYT approver may approve"),
+    ("other-agency-approver", "btc_user", "u-byt-req", set(), True, "a BTC approver is not a BYT approver"),
+    ("no-role", "byt_reader", "u-byt-req", set(), True, "in the agency's domain without gcloud-approver"),
+    ("requester-role", "byt_requester", "u-x", set(), True, "gcloud-requester does not approve"),
+    ("submitter", "byt_approver_requester", "u-byt-both", set(), True, "who submitted (by user id) may not decide"),
+    ("twice", "byt_approver1", "u-byt-req", {"u-byt-app1"}, True, "two-person rule needs distinct user ids"),
+    ("second-distinct", "byt_approver2", "u-byt-req", {"u-byt-app1"}, False, "a second distinct approver"),
+    ("operator-with-token", "operator", "u-byt-req", set(), True, "an authenticated operator is no agency approver"),
+    ("break-glass", "break_glass", "u-byt-req", set(), False, "break-glass counts as one approver"),
+    ("break-glass-twice", "break_glass", "u-byt-req", {"os:ops"}, True, "but only once"),
 ]
 
 
-@pytest.mark.parametrize("case_id,actor,requester,submitted_by,already,refused,reason", APPROVERS,
+@pytest.mark.parametrize("case_id,who,submitted_by_id,already,refused,reason", APPROVERS,
                          ids=[c[0] for c in APPROVERS])
-def test_check_approver(rules, agencies, case_id, actor, requester, submitted_by, already, refused, reason):
-    call = lambda: approvals.check_approver(rules, actor=actor, agency_code="BYT", agency=agencies.get("BYT"),  # noqa: E731
-                                            requester=requester, submitted_by=submitted_by, already=already)
+def test_check_approver(rules, case_id, who, submitted_by_id, already, refused, reason):
+    call = lambda: approvals.check_approver(rules, caller=PEOPLE[who], agency_code="BYT",  # noqa: E731
+                                            submitted_by_id=submitted_by_id, already_ids=already)
     if refused:
-        with pytest.raises(Refused):
+        with pytest.raises(Forbidden):
             call()
     else:
         call()
 
 
-def test_unknown_agency_has_no_approvers(rules):
-    with pytest.raises(Refused, match="not in the agency registry"):
-        approvals.check_approver(rules, actor="x", agency_code="ZZZ", agency=None, requester="a",
-                                 submitted_by="a", already=set())
+def test_typed_names_do_not_count(rules):
+    """The same name under another user id is another person; another name under the same id is not."""
+    impostor = type(BYT_APPROVER1)(**{**BYT_APPROVER1.__dict__, "user_id": "u-other"})
+    approvals.check_approver(rules, caller=impostor, agency_code="BYT", submitted_by_id="u-byt-app1",
+                             already_ids={"u-byt-app1"})  # no error: a distinct identity
+
+
+def test_rules_version_names_and_fingerprints_the_rules(rules):
+    version = approvals.rules_version(rules)
+    assert version.startswith("default@1#")
+    edited = approvals.parse_rules(approvals.default_rules_text().replace("approvalsRequired: 1", "approvalsRequired: 3"))
+    assert approvals.rules_version(edited) != version, "an edit without a version bump still shows"
 
 
 def test_rules_are_data(rules):
