@@ -8,6 +8,8 @@ holds the lease of; returns an `Outcome` saying when to look again:
 what it finds          what it does
 =====================  ==============================================================
 not reconcilable       unschedule (pending, rejected, deleted, expired)
+seal broken            Ready False TamperedRequest, Warning event, audit; NOTHING applied
+                       (not even drift repair or destroy) until a new version is approved
 terminal error before  wait for a new generation (blocked_generation)
 deleting / expired     plan_destroy + apply, check leftovers, mark deleted | expired
 empty plan             Ready/Synced True, Drifted False, phase ready, poll later
@@ -20,6 +22,12 @@ terminal error         phase failed, wait for a new generation
 
 Before applying and when writing status it checks the lease (fencing token), so a controller
 that lost its lease never applies or writes. Every applied change is audited.
+
+The seal (`seal.problems`): the approved version's stored text must hash to the digest its
+approvals were given for, the submit and approve audit records must exist and say so, and the
+audit chain must verify — checked in `_read`, incrementally (`seal.ChainWitness` keeps the last
+verified head, so a pass costs O(records appended since), not O(all records) per tenant).
+Sealed secret vars are opened (`unseal`) only after that check, just before loading.
 """
 
 from __future__ import annotations
@@ -34,13 +42,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
+from gcloudctl.controller import seal
 from gcloudctl.controller.audit import AuditAction, canonical
 from gcloudctl.controller.backoff import Backoff
 from gcloudctl.controller.conditions import Condition, ConditionType, condition, set_condition
 from gcloudctl.controller.engine import Engine
 from gcloudctl.controller.lifecycle import LIVE, RECONCILABLE, Phase, Step, finished_phase_after_destroy, next_phase
 from gcloudctl.controller.metrics import Metrics
-from gcloudctl.controller.store import Claim, Store, TenantRow
+from gcloudctl.controller.lifecycle import VersionKind
+from gcloudctl.controller.secrets import SecretsKeyError, sealed
+from gcloudctl.controller.store import Claim, Store, TenantRow, Tx
 from gcloudctl.errors import CloudError, GcloudctlError
 
 log = logging.getLogger("gcloudctl.controller")
@@ -57,6 +68,7 @@ class Result(enum.StrEnum):
     TRANSIENT = "transient-error"
     TERMINAL = "terminal-error"
     LOST_LEASE = "lost-lease"
+    TAMPERED = "tampered"  # the approved version failed its seal check: nothing applied
 
 
 @dataclass
@@ -82,6 +94,7 @@ class Snapshot:
     blocked_generation: int | None
     conditions: list[Condition]
     raw_yaml: str | None
+    tampered: list[str] = field(default_factory=list)  # seal problems: apply nothing
 
 
 @dataclass
@@ -100,8 +113,12 @@ class StatusUpdate:
 class Reconciler:
     def __init__(self, store: Store, engine: Engine, *, holder: str, interval: float = 60.0,
                  backoff: Backoff = Backoff(), clock: Callable[[], datetime],
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, unseal: Callable[[str, str], str] | None = None,
+                 witness: seal.ChainWitness | None = None):
+        """`unseal(text, tenant)` opens sealed secret vars (`secrets.VarSealer.unseal`); without
+        it a version holding sealed vars fails with a configuration error."""
         self.store, self.engine, self.holder = store, engine, holder
+        self.unseal, self.witness = unseal, witness or seal.ChainWitness()
         self.interval, self.backoff, self.clock = interval, backoff, clock
         self.metrics = metrics or Metrics()
         self._local = threading.local()  # the fence of the reconcile running in this thread
@@ -133,14 +150,43 @@ class Reconciler:
     def _dispatch(self, claim: Claim, snap: Snapshot | None) -> Outcome:
         if snap is None or snap.phase not in RECONCILABLE or snap.raw_yaml is None:
             return self._write(claim, snap, StatusUpdate(next_at=None), Result.IDLE)
+        if snap.tampered:
+            return self._write(claim, snap, self._tampered(snap), Result.TAMPERED, message="; ".join(snap.tampered))
         if snap.phase is not Phase.DELETING and snap.blocked_generation == snap.generation:
             return self._write(claim, snap, StatusUpdate(next_at=None, blocked_generation=snap.blocked_generation,
                                                          failures=snap.failures), Result.BLOCKED)
-        request = self.engine.load(snap.raw_yaml, f"{snap.name}@{snap.generation}")
+        request = self.engine.load(self._opened(snap), f"{snap.name}@{snap.generation}")
         now = self.clock()
         if snap.phase is Phase.DELETING or (snap.expires_at is not None and snap.expires_at <= now):
             return self._destroy(claim, snap, request)
         return self._converge(claim, snap, request)
+
+    def _opened(self, snap: Snapshot) -> str:
+        if not sealed(snap.raw_yaml):
+            return snap.raw_yaml
+        if self.unseal is None:
+            raise SecretsKeyError(f"{snap.name}: the request holds sealed secret vars and this controller has no "
+                                  "secrets key", hint="configure GCLOUDCTL_SECRETS_KEY (see docs/controller.md)")
+        return self.unseal(snap.raw_yaml, snap.name)
+
+    def _tampered(self, snap: Snapshot) -> StatusUpdate:
+        """Ready False (TamperedRequest); the event and audit record once per distinct finding."""
+        now, gen = self.clock(), snap.generation
+        message = "; ".join(snap.tampered)[:2000]
+        previous = next((c for c in snap.conditions if c.type is ConditionType.READY), None)
+        conditions = set_condition(snap.conditions, condition(ConditionType.READY, False, "TamperedRequest",
+                                                              message, gen, now))
+        conditions = set_condition(conditions, condition(ConditionType.SYNCED, False, "TamperedRequest",
+                                                         "nothing applied until a new version is approved", gen, now))
+        update = StatusUpdate(phase=next_phase(snap.phase, Step.FAIL) if snap.phase in LIVE else None,
+                              conditions=conditions, observed_generation=snap.observed_generation, next_at=None,
+                              failures=snap.failures, blocked_generation=gen, last_error=message)
+        if previous is None or previous.reason != "TamperedRequest" or previous.message != message:
+            update.events.append(("Warning", "TamperedRequest",
+                                  f"generation {gen} is not the text its approvers approved: {message}; "
+                                  "nothing applied until a new version is approved", {}))
+            update.audits.append((AuditAction.TAMPERED, {"generation": gen, "problems": snap.tampered}))
+        return update
 
     # --- converge -------------------------------------------------------------------------
     def _converge(self, claim: Claim, snap: Snapshot, request: Any) -> Outcome:
@@ -320,10 +366,28 @@ class Reconciler:
             if tenant is None:
                 return None
             version = tx.version_of(name, tenant.generation) if tenant.generation else None
-            return Snapshot(name, Phase(tenant.phase), tenant.generation, tenant.observed_generation,
+            snap = Snapshot(name, Phase(tenant.phase), tenant.generation, tenant.observed_generation,
                             tenant.drift_policy, tenant.expires_at, tenant.failures, tenant.blocked_generation,
                             [Condition.from_dict(c) for c in json.loads(tenant.conditions)],
                             version.raw_yaml if version else None)
+            if version is not None and snap.phase in RECONCILABLE:
+                snap.tampered = self._seal_problems(tx, version)
+            return snap
+
+    def _seal_problems(self, tx: Tx, version: Any) -> list[str]:
+        """Why the approved `version` must not be applied ([] when it is sealed as approved)."""
+        if version.kind != VersionKind.CHANGE:
+            return [f"generation {version.generation} is a {version.kind} version, not a request"]
+        facts = seal.VersionFacts(version.id, version.tenant, version.generation, version.digest,
+                                  version.raw_yaml, version.audit_seq)
+        approvals = [seal.DecisionFacts(d.actor_id, d.actor, d.tenant, d.generation, d.digest, d.rules_version,
+                                        d.audit_seq) for d in tx.decisions(version.id) if d.decision == "approve"]
+        seqs = [version.audit_seq] + [a.audit_seq for a in approvals]
+        records = {seq: record for seq in seqs if seq is not None
+                   for record in [tx.audit_record(seq)] if record is not None}
+        legacy = (tx.tenant_audit_records(version.tenant, {AuditAction.SUBMIT, AuditAction.APPROVE})
+                  if None in seqs else [])
+        return seal.problems(facts, approvals, records, legacy) + self.witness.breaks(tx)
 
 
 def _apply_update(tenant: TenantRow, update: StatusUpdate, now: datetime) -> None:

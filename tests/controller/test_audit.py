@@ -9,6 +9,8 @@ from sqlalchemy import text
 from gcloudctl.controller import audit
 from gcloudctl.controller.audit import GENESIS, mask, seal, verify
 
+from .conftest import OPERATOR
+
 
 def fill(store, clock, n=5):
     with store.tx() as tx:
@@ -39,10 +41,10 @@ TAMPERING = [
 @pytest.mark.parametrize("case_id,sql,expected", TAMPERING, ids=[c[0] for c in TAMPERING])
 def test_tampering_is_detected(store, clock, service, case_id, sql, expected):
     fill(store, clock)
-    assert service.audit_verify()["ok"]
+    assert service.audit_verify(caller=OPERATOR)["ok"]
     for statement in sql.split("; "):
         raw(store, statement)
-    report = service.audit_verify()
+    report = service.audit_verify(caller=OPERATOR)
     assert not report["ok"]
     assert any(expected in b["message"] for b in report["breaks"]), report["breaks"]
 
@@ -51,7 +53,7 @@ def test_rehashed_forgery_is_caught_by_external_anchor(store, clock, service):
     """An attacker who rewrites a record AND every later hash AND the head defeats the chain
     alone; an exported head hash (anchor) kept elsewhere still catches it."""
     fill(store, clock)
-    anchor = service.audit_verify()["head"]["hash"]
+    anchor = service.audit_verify(caller=OPERATOR)["head"]["hash"]
     with store.tx() as tx:
         records = list(tx.audit_records())
     previous = GENESIS
@@ -62,15 +64,15 @@ def test_rehashed_forgery_is_caught_by_external_anchor(store, clock, service):
             d=audit.canonical(forged.data), p=forged.prev_hash, h=forged.hash, s=r.seq)
         previous = forged.hash
     raw(store, "UPDATE audit_head SET hash = :h", h=previous)
-    assert service.audit_verify()["ok"], "a full re-hash is consistent by construction"
-    assert not service.audit_verify(expect_head=anchor)["ok"]
+    assert service.audit_verify(caller=OPERATOR)["ok"], "a full re-hash is consistent by construction"
+    assert not service.audit_verify(caller=OPERATOR, expect_head=anchor)["ok"]
 
 
 def test_export_since(store, clock, service):
     start = clock()
     fill(store, clock, 5)
     since = start + timedelta(seconds=181)  # records at +60, +120, +180, +240, +300
-    assert [r["seq"] for r in service.audit_export(since)] == [4, 5]
+    assert [r["seq"] for r in service.audit_export(caller=OPERATOR, since=since)] == [4, 5]
 
 
 def test_concurrent_appends_stay_a_chain(tmp_path, clock):

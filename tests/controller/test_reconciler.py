@@ -9,7 +9,7 @@ from gcloudctl.controller.reconciler import Reconciler, Result
 from gcloudctl.controller.runner import Runner
 from gcloudctl.errors import CloudError, Refused
 
-from .conftest import request_text
+from .conftest import BYT_APPROVER1, BYT_APPROVER2, BYT_REQUESTER, OPERATOR, request_text
 from .fakes import FakeWorld, desired
 
 SMALL = {"spec.securityGroups": [{"name": "web", "rules": [
@@ -24,21 +24,21 @@ def world():
 
 
 @pytest.fixture
-def runner(store, world, clock):
-    reconciler = Reconciler(store, world, holder="ctl-a", interval=60, clock=clock,
+def runner(store, world, clock, sealer):
+    reconciler = Reconciler(store, world, holder="ctl-a", interval=60, clock=clock, unseal=sealer.unseal,
                             backoff=Backoff(base=2, factor=2, cap=300, rand=lambda: 0.0))
     return Runner(store, reconciler, clock=clock, workers=2, lease_seconds=30)
 
 
 def approve(service, name="byt-his-staging", **changes):
-    version = service.submit(request_text(name, **SMALL, **changes), actor="nguyen.van.a")
-    for approver in ("tran.thi.b", "le.van.c")[: version["approvalsRequired"]]:
-        service.approve(version["id"], actor=approver, reason="ok")
+    version = service.submit(request_text(name, **SMALL, **changes), caller=BYT_REQUESTER)
+    for approver in (BYT_APPROVER1, BYT_APPROVER2)[: version["approvalsRequired"]]:
+        service.approve(version["id"], caller=approver, reason="ok")
     return version
 
 
 def conditions(service, name="byt-his-staging"):
-    return {c["type"]: c for c in service.status(name)["conditions"]}
+    return {c["type"]: c for c in service.status(name, caller=OPERATOR)["conditions"]}
 
 
 def test_approved_tenant_is_provisioned_and_audited(service, runner, world):
@@ -47,12 +47,12 @@ def test_approved_tenant_is_provisioned_and_audited(service, runner, world):
     assert summary.counts() == {"applied": 1}
     request = world.load(request_text(**SMALL), "x")
     assert world.resources["byt-his-staging"] == desired(request)
-    status = service.status("byt-his-staging")
+    status = service.status("byt-his-staging", caller=OPERATOR)
     assert (status["phase"], status["observedGeneration"]) == ("ready", 1)
     assert {k: v["status"] for k, v in conditions(service).items()} == {"Ready": "True", "Synced": "True", "Drifted": "False"}
-    applied = [r for r in service.audit_export() if r["action"] == "tenant.apply"]
+    applied = [r for r in service.audit_export(caller=OPERATOR) if r["action"] == "tenant.apply"]
     assert len(applied) == len(desired(request)) and all(r["actor"] == "ctl-a" for r in applied)
-    assert service.audit_verify()["ok"]
+    assert service.audit_verify(caller=OPERATOR)["ok"]
 
 
 def test_converged_tenant_costs_no_writes(service, runner, world):
@@ -65,9 +65,9 @@ def test_converged_tenant_costs_no_writes(service, runner, world):
 
 
 def test_pending_and_rejected_tenants_are_not_provisioned(service, runner, world):
-    service.submit(request_text("pending-one", **SMALL), actor="nguyen.van.a")
-    rejected = service.submit(request_text("rejected-one", **SMALL), actor="nguyen.van.a")
-    service.reject(rejected["id"], actor="tran.thi.b", reason="no")
+    service.submit(request_text("pending-one", **SMALL), caller=BYT_REQUESTER)
+    rejected = service.submit(request_text("rejected-one", **SMALL), caller=BYT_REQUESTER)
+    service.reject(rejected["id"], caller=BYT_APPROVER1, reason="no")
     assert runner.run_once().outcomes == []
     assert not any(world.resources.values())
 
@@ -81,9 +81,9 @@ def test_drift_enforce_repairs_within_one_cycle(service, runner, world):
     assert summary.counts() == {"drift-repaired": 1}
     assert OPEN_22 not in world.resources["byt-his-staging"]
     assert "server/web-1" in world.resources["byt-his-staging"]
-    actions = [r["action"] for r in service.audit_export()]
+    actions = [r["action"] for r in service.audit_export(caller=OPERATOR)]
     assert actions.count("tenant.drift-repair") == 2
-    assert "DriftRepaired" in [e["reason"] for e in service.status("byt-his-staging")["events"]]
+    assert "DriftRepaired" in [e["reason"] for e in service.status("byt-his-staging", caller=OPERATOR)["events"]]
 
 
 def test_drift_report_records_condition_and_event_once(service, runner, world, clock):
@@ -96,9 +96,10 @@ def test_drift_report_records_condition_and_event_once(service, runner, world, c
     assert drifted["status"] == "True" and drifted["reason"] == "DriftDetected"
     clock.advance(120)
     runner.run_once()
-    events = [e for e in service.status("byt-his-staging")["events"] if e["reason"] == "DriftDetected"]
+    events = [e for e in service.status("byt-his-staging", caller=OPERATOR)["events"]
+              if e["reason"] == "DriftDetected"]
     assert len(events) == 1, "the same diff is reported once, not on every poll"
-    assert [r["action"] for r in service.audit_export()].count("tenant.drift-report") == 1
+    assert [r["action"] for r in service.audit_export(caller=OPERATOR)].count("tenant.drift-report") == 1
 
 
 def test_transient_errors_back_off_exponentially_then_recover(service, runner, world, clock):
@@ -111,9 +112,9 @@ def test_transient_errors_back_off_exponentially_then_recover(service, runner, w
         delays.append((_next(service) - start).total_seconds())
         clock.now = _next(service)
     assert delays == [2.0, 4.0, 8.0]
-    assert service.status("byt-his-staging")["phase"] == "failed"
+    assert service.status("byt-his-staging", caller=OPERATOR)["phase"] == "failed"
     runner.run_once(only_due=True)
-    status = service.status("byt-his-staging")
+    status = service.status("byt-his-staging", caller=OPERATOR)
     assert status["phase"] == "ready" and status["lastError"] is None
 
 
@@ -133,7 +134,7 @@ def test_terminal_error_waits_for_new_generation(service, runner, world, clock):
     approve(service)
     world.fail_plan["byt-his-staging"] = [Refused("quota pre-flight: cores 40 > 32")]
     assert runner.run_once().counts() == {"terminal-error": 1}
-    status = service.status("byt-his-staging")
+    status = service.status("byt-his-staging", caller=OPERATOR)
     assert status["phase"] == "failed" and status["nextReconcileAt"] is None
     calls = dict(world.calls)
     clock.advance(3600)
@@ -142,29 +143,32 @@ def test_terminal_error_waits_for_new_generation(service, runner, world, clock):
     assert dict(world.calls) == calls, "a blocked tenant is not observed again"
     approve(service, **{"metadata.description": "fixed"})
     assert runner.run_once(only_due=True).counts() == {"applied": 1}
-    assert service.status("byt-his-staging")["phase"] == "ready"
+    assert service.status("byt-his-staging", caller=OPERATOR)["phase"] == "ready"
 
 
 def test_update_applies_only_after_approval(service, runner, world):
     approve(service)
     runner.run_once()
     extra = {"spec.networks": [{"name": "app", "cidr": "10.40.1.0/24"}, {"name": "db"}, {"name": "extra"}]}
-    version = service.submit(request_text(**SMALL, **extra), actor="nguyen.van.a")
+    version = service.submit(request_text(**SMALL, **extra), caller=BYT_REQUESTER)
     runner.run_once()
     assert "network/extra" not in world.resources["byt-his-staging"]
-    service.approve(version["id"], actor="tran.thi.b", reason="ok")
+    service.approve(version["id"], caller=BYT_APPROVER1, reason="ok")
     runner.run_once(only_due=True)
     assert "network/extra" in world.resources["byt-his-staging"]
-    assert service.status("byt-his-staging")["observedGeneration"] == 2
+    assert service.status("byt-his-staging", caller=OPERATOR)["observedGeneration"] == 2
 
 
 def test_delete_destroys_everything(service, runner, world):
     approve(service)
     runner.run_once()
-    service.delete("byt-his-staging", actor="tran.thi.b", reason="done")
+    deletion = service.delete("byt-his-staging", caller=BYT_APPROVER1, reason="done")
+    assert runner.run_once(only_due=True).outcomes == [], "a deletion waits for its approval"
+    assert world.resources["byt-his-staging"]
+    service.approve(deletion["id"], caller=BYT_APPROVER2, reason="ok")
     assert runner.run_once(only_due=True).counts() == {"destroyed": 1}
     assert world.resources["byt-his-staging"] == set()
-    assert service.status("byt-his-staging")["phase"] == "deleted"
+    assert service.status("byt-his-staging", caller=OPERATOR)["phase"] == "deleted"
     assert runner.run_once().outcomes == []
 
 
@@ -175,8 +179,9 @@ def test_expired_tenant_is_destroyed_in_one_cycle(service, runner, world, clock)
     clock.advance(3601)
     assert runner.run_once().counts() == {"destroyed": 1}
     assert world.resources["byt-his-staging"] == set()
-    assert service.status("byt-his-staging")["phase"] == "expired"
-    phases = [r["data"].get("phase") for r in service.audit_export() if r["action"] == "tenant.phase"]
+    assert service.status("byt-his-staging", caller=OPERATOR)["phase"] == "expired"
+    phases = [r["data"].get("phase") for r in service.audit_export(caller=OPERATOR)
+              if r["action"] == "tenant.phase"]
     assert phases[-1] == "expired"
 
 
@@ -217,14 +222,15 @@ def test_lost_lease_means_no_apply(service, runner, world, store, clock):
 def _next(service):
     from datetime import datetime
 
-    return datetime.fromisoformat(service.status("byt-his-staging")["nextReconcileAt"].replace("Z", "+00:00"))
+    next_at = service.status("byt-his-staging", caller=OPERATOR)["nextReconcileAt"]
+    return datetime.fromisoformat(next_at.replace("Z", "+00:00"))
 
 
 def test_a_crash_backs_off_instead_of_spinning(service, runner, world, clock):
     approve(service)
     world.fail_plan["byt-his-staging"] = [AttributeError("bug in a driver")]
     assert runner.run_once().counts() == {"transient-error": 1}
-    status = service.status("byt-his-staging")
+    status = service.status("byt-his-staging", caller=OPERATOR)
     assert "AttributeError" in status["lastError"]
     assert (_next(service) - clock()).total_seconds() == 2.0
     assert runner.run_once(only_due=True).outcomes == []
