@@ -144,6 +144,8 @@ def _catalog(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
             found.append(_p("spec.router.externalNetwork", f"external network '{req.spec.router.externalNetwork}' "
                             f"does not exist in region '{req.spec.region}'",
                             f"external networks there: {', '.join(region.externalNetworks)}"))
+    if region is not None:
+        found += _roles(req, region.allowedRoles)
     for n, net in enumerate(req.spec.networks):
         if net.zone not in catalog.spec.zones:
             found.append(_p(f"spec.networks[{n}].zone", f"zone '{net.zone}' is not one of the platform's zones",
@@ -151,6 +153,25 @@ def _catalog(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
     for s, server in enumerate(req.spec.servers):
         found += _allowed(f"spec.servers[{s}].image", "image", server.image, catalog.spec.images, level)
         found += _allowed(f"spec.servers[{s}].flavor", "flavor", server.flavor, catalog.spec.flavors, level)
+    return found
+
+
+ADMIN_MAX_LEVEL = 3  # `admin` is never granted to a tenant's member at level 4 or 5, whatever the catalog says
+
+
+def _roles(req: TenantRequest, allowed: list[str]) -> list[Problem]:
+    """Roles are the catalog's decision: each region lists the roles a request may grant."""
+    found = []
+    level = req.spec.classification
+    for m, member in enumerate(req.spec.members):
+        for r, role in enumerate(member.roles):
+            path = f"spec.members[{m}].roles[{r}]"
+            if role not in allowed:
+                found.append(_p(path, f"role '{role}' may not be granted in region '{req.spec.region}'",
+                                f"roles allowed there: {', '.join(allowed)} (the platform catalog decides)"))
+            elif role == "admin" and level > ADMIN_MAX_LEVEL:
+                found.append(_p(path, f"role 'admin' is never granted at level {level} (only up to level "
+                                f"{ADMIN_MAX_LEVEL})", "grant member or reader"))
     return found
 
 

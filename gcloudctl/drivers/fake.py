@@ -40,6 +40,7 @@ class FakeApi:
         self.lock = threading.RLock()
         self.requests: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
+        self.write_log: list[tuple[str, str, str]] = []  # (service, method, path) of every write
         self.faults: list[dict] = []
         self.build_polls = build_polls
         # like devcloud: the service user lives in `Default`; each agency has its own domain
@@ -81,6 +82,7 @@ class FakeApi:
             self.requests[service] += 1
             if method != "GET":
                 self.writes[service] += 1
+                self.write_log.append((service, method, path))
             fault = next((f for f in self.faults if f["times"] > 0 and f["method"] == method and f["re"].search(path)), None)
             if fault is not None:
                 fault["times"] -= 1

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gcloudctl.model.request import AgencyCode, UserName, Zone
+from gcloudctl.model.request import AgencyCode, Role, UserName, Zone
 
 Level = Annotated[int, Field(ge=1, le=5)]
 
@@ -29,8 +29,12 @@ class Region(_Model):
     antiAffinityPolicy: Literal["anti-affinity", "soft-anti-affinity"] = "anti-affinity"
     maxClassification: Level = 4
     blockStorage: bool = Field(False, description="The region has Cinder: volume quotas are managed.")
-    createMissingUsers: bool = Field(False, description="Create Keystone users named in members (dev clouds only; "
-                                     "production users come from the identity provider).")
+    createMissingUsers: bool = Field(False, description="Create Keystone users named in members, in the agency's "
+                                     "domain (dev clouds only; production users come from the identity provider).")
+    allowedRoles: list[Role] = Field(default_factory=lambda: ["member", "reader"], min_length=1,
+                                     description="Roles a request may grant its members in this region. `admin` "
+                                     "only where the cloud's policy keeps it inside the project (on clouds with "
+                                     "legacy policy it means admin of the whole cloud), and never at level >= 4.")
 
 
 class Image(_Model):

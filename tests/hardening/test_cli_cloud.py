@@ -25,9 +25,15 @@ def test_inventory_of_an_applied_tenant(run, capsys):
 
 
 def test_inventory_from_the_cloud_needs_a_level(run, capsys):
-    tenant = yaml.safe_load(EXAMPLE.read_text())["metadata"]["name"]
-    assert run("inventory", tenant) == 2
+    # a tenant of BYT whose project carries no gc-level tag (ownership needs no level)
+    run.api.add_project("no-level", "BYT", ["gcloudctl", "gc-tenant=no-level", "gc-agency=BYT"])
+    assert run("inventory", "no-level") == 2
     assert "--level" in capsys.readouterr().err
+
+
+def test_inventory_of_an_unknown_tenant_is_not_found(run, capsys):
+    assert run("inventory", "no-such-tenant", "--level", "2") == 7
+    assert "not found" in capsys.readouterr().err
 
 
 def test_level_comes_from_the_project_tag_and_the_key_path_is_made_absolute(run, capsys, tmp_path, monkeypatch):
