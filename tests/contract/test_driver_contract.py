@@ -102,3 +102,20 @@ def test_level2_keeps_default_egress_without_drift(driver, tenant, config, examp
     assert pipeline.plan_request(request, driver, config).is_empty()
     names = sorted(a.name for a in driver.observe(_owner(tenant)).resources if a.kind is Kind.SECURITY_GROUP_RULE)
     assert "web/egress:IPv4:any:any:any" in names and "web/egress:IPv6:any:any:any" in names
+
+
+def test_project_and_members_live_in_the_agencys_domain(driver, tenant, config, example_doc):
+    """Issue 11: the project is created in the agency's Keystone domain, members are users of
+    that domain, and the same name seen from another agency is nobody's project."""
+    from gcloudctl.expand import OPERATOR
+
+    request = request_from(_small(example_doc, tenant, 2), config)
+    assert pipeline.apply_plan(pipeline.plan_request(request, driver, config), driver).ok
+    domain_id = driver.domain_id("BYT")
+    found = driver.api.request("identity", "GET", "/projects", params={"name": tenant, "domain_id": domain_id})["projects"]
+    assert [p["domain_id"] for p in found] == [domain_id]
+    assert [(c["agency"], c["domain"]) for c in driver.find_tenant(tenant)] == [("BYT", "BYT")]
+    observed = driver.observe(_owner(tenant))
+    members = {(r.attrs["user"], r.attrs["domain"]) for r in observed.resources.values() if r.address.kind is Kind.MEMBERSHIP}
+    assert members == {(OPERATOR, None), ("nguyen.van.a", "BYT")}
+    assert driver.observe(Owner(tenant, "QNI", "QNI")).project_id is None, "QNI's namesake would be its own"
