@@ -3,6 +3,12 @@
 Thin: parse options, build the controller's parts (this file is their composition root, on
 top of `AppContext`), call one use case, render. Errors are raised as `gcloudctl.errors`
 classes; `cli.main` maps them to exit codes.
+
+`request ...`, `status` and `audit ...` call one use case of `_backend(app, db)`: in direct mode
+(no API) that is the `RequestService` on the database itself, acting for the operating-system
+user as an *unauthenticated* platform operator (`_break_glass_caller`, recorded as `os:NAME`
+with `authenticated: false`) — break-glass for platform operators, see docs/controller.md.
+Approval rules and the secrets key are the server's configuration (`controller.compose`).
 """
 
 from __future__ import annotations
@@ -22,8 +28,6 @@ from gcloudctl.errors import ExitCode, InvalidInput
 
 DB_HELP = "Controller database URL (default: $GCLOUDCTL_DB, else a SQLite file under ~/.local/share/gcloudctl)."
 db_option = click.option("--db", "db", metavar="URL", help=DB_HELP)
-as_option = click.option("--as", "actor", required=True, envvar="GCLOUDCTL_AS", metavar="USER",
-                         help="The identity you act under (recorded in the audit trail).")
 
 log = logging.getLogger("gcloudctl.controller")
 
@@ -36,23 +40,28 @@ def _store(app: AppContext, db: str | None):
     return open_store(db or default_url(app.environ))
 
 
-def _service(app: AppContext, db: str | None, rules_file: str | None = None):
-    from gcloudctl import pipeline
-    from gcloudctl.controller import approvals
-    from gcloudctl.controller.service import RequestService
+def _service(app: AppContext, db: str | None):
+    """The request service on the database (rules and secrets key from the server's config)."""
+    from gcloudctl.controller import compose
 
-    config = app.config()
-    rules_file = rules_file or app.environ.get("GCLOUDCTL_APPROVAL_RULES")
-    if rules_file:
-        try:
-            rules_text = Path(rules_file).read_text("utf-8")
-        except OSError as exc:
-            raise InvalidInput(f"--approval-rules {rules_file}: {exc.strerror or exc}") from None
-    else:
-        rules_text = approvals.default_rules_text()
-    return RequestService(store=_store(app, db), agencies=config.agencies,
-                          rules=approvals.parse_rules(rules_text, rules_file or "approval_rules.yaml"),
-                          load_request=lambda text, name: pipeline.load_request(text, config, filename=name))
+    return compose.request_service(app.config(), db_url=db, environ=app.environ, store=_store(app, db))
+
+
+def _break_glass_caller():
+    """Direct database access: the operating-system user, as an unauthenticated operator."""
+    import getpass
+
+    from gcloudctl.model.identity import Caller, GcloudRole
+
+    user = getpass.getuser()
+    return Caller(user_id=f"os:{user}", user_name=user, roles=frozenset({GcloudRole.OPERATOR}),
+                  agency=None, authenticated=False)
+
+
+def _backend(app: AppContext, db: str | None):
+    """(what answers the request use cases, the caller to pass). Direct mode: the service and
+    the break-glass caller. (The request API's client plugs in here.)"""
+    return _service(app, db), _break_glass_caller()
 
 
 def _runner(app: AppContext, db: str | None, *, workers: int, interval: float, lease: float, parallelism: int):
@@ -66,7 +75,12 @@ def _runner(app: AppContext, db: str | None, *, workers: int, interval: float, l
     engine = PipelineEngine(config, lambda region: app.driver(config, region), parallelism=parallelism)
     metrics = Metrics(api_calls=engine.api_calls)
     store = _store(app, db)
-    reconciler = Reconciler(store, engine, holder=holder_id(), interval=interval, clock=utcnow, metrics=metrics)
+    from gcloudctl.controller.compose import var_sealer
+    from gcloudctl.controller.store import default_url
+
+    unseal = var_sealer(db or default_url(app.environ), app.environ).unseal
+    reconciler = Reconciler(store, engine, holder=holder_id(), interval=interval, clock=utcnow, metrics=metrics,
+                            unseal=unseal)
     return Runner(store, reconciler, clock=utcnow, workers=workers, lease_seconds=lease)
 
 
@@ -83,17 +97,16 @@ def request_group() -> None:
 
 @request_group.command("submit")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
-@as_option
 @db_option
-@click.option("--approval-rules", type=click.Path(dir_okay=False), help="Approval rules YAML (default: shipped).")
 @click.pass_obj
-def submit_cmd(app: AppContext, file: str, actor: str, db: str | None, approval_rules: str | None) -> int:
+def submit_cmd(app: AppContext, file: str, db: str | None) -> int:
     """Store FILE as a new generation of its tenant's request, pending approval."""
     try:
         text = Path(file).read_text("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput(f"{file}: not UTF-8 text", hint="save the request as UTF-8") from None
-    version = _service(app, db, approval_rules).submit(text, actor=actor, filename=file)
+    backend, caller = _backend(app, db)
+    version = backend.submit(text, caller=caller, filename=file)
     _emit(app, version, lambda: _version_text(version))
     return ExitCode.OK
 
@@ -105,7 +118,8 @@ def submit_cmd(app: AppContext, file: str, actor: str, db: str | None, approval_
 @click.pass_obj
 def list_cmd(app: AppContext, tenant: str | None, state: str | None, db: str | None) -> int:
     """List request versions (newest generation last)."""
-    rows = _service(app, db).list_versions(tenant, state)
+    backend, caller = _backend(app, db)
+    rows = backend.list_versions(caller=caller, tenant=tenant, state=state)
     _emit(app, rows, lambda: table(
         ["ID", "TENANT", "GEN", "STATE", "APPROVALS", "AGENCY", "REQUESTER", "SUBMITTED"],
         [[r["id"], r["tenant"], r["generation"], r["state"], f"{r['approvals']}/{r['approvalsRequired']}",
@@ -119,7 +133,8 @@ def list_cmd(app: AppContext, tenant: str | None, state: str | None, db: str | N
 @click.pass_obj
 def show_cmd(app: AppContext, request_id: int, db: str | None) -> int:
     """Show one request version with its decisions and YAML."""
-    version = _service(app, db).show(request_id)
+    backend, caller = _backend(app, db)
+    version = backend.show(request_id, caller=caller)
     _emit(app, version, lambda: _version_text(version) + "\n---\n" + version["yaml"])
     return ExitCode.OK
 
@@ -128,14 +143,11 @@ def _decide(decision: str):
     @request_group.command(decision)
     @click.argument("request_id", type=int)
     @click.option("--reason", required=True, help="Why (recorded in the audit trail).")
-    @as_option
     @db_option
-    @click.option("--approval-rules", type=click.Path(dir_okay=False), help="Approval rules YAML (default: shipped).")
     @click.pass_obj
-    def command(app: AppContext, request_id: int, reason: str, actor: str, db: str | None,
-                approval_rules: str | None) -> int:
-        service = _service(app, db, approval_rules)
-        version = getattr(service, decision)(request_id, actor=actor, reason=reason)
+    def command(app: AppContext, request_id: int, reason: str, db: str | None) -> int:
+        backend, caller = _backend(app, db)
+        version = getattr(backend, decision)(request_id, caller=caller, reason=reason)
         _emit(app, version, lambda: _version_text(version))
         return ExitCode.OK
 
@@ -150,21 +162,25 @@ approve_cmd, reject_cmd = _decide("approve"), _decide("reject")
 @request_group.command("delete")
 @click.argument("tenant")
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
-@as_option
 @db_option
 @click.pass_obj
-def delete_cmd(app: AppContext, tenant: str, reason: str, actor: str, db: str | None) -> int:
-    """Ask the controller to destroy TENANT (its requesters or an agency approver)."""
-    status = _service(app, db).delete(tenant, actor=actor, reason=reason)
-    _emit(app, status, lambda: _status_text(status))
+def delete_cmd(app: AppContext, tenant: str, reason: str, db: str | None) -> int:
+    """File the deletion of TENANT: a version that needs approval like any change (one approver,
+    two from classification level 3); the tenant is destroyed once it is approved."""
+    backend, caller = _backend(app, db)
+    version = backend.delete(tenant, caller=caller, reason=reason)
+    _emit(app, version, lambda: _version_text(version))
     return ExitCode.OK
 
 
 def _version_text(v: dict) -> str:
-    lines = [f"request {v['id']}: {v['tenant']} generation {v['generation']} — {v['state']}"
+    kind = " (deletion)" if v.get("kind") == "delete" else ""
+    lines = [f"request {v['id']}: {v['tenant']} generation {v['generation']}{kind} — {v['state']}"
              + (" (unchanged: identical to the current version)" if v.get("unchanged") else ""),
              f"  agency {v['agency']}, requester {v['requester']}, submitted by {v['submittedBy']} at {v['submittedAt']}",
-             f"  approvals {v['approvals']}/{v['approvalsRequired']}"]
+             f"  approvals {v['approvals']}/{v['approvalsRequired']}"
+             + (f" under rules {v['rulesVersion']}" if v.get("rulesVersion") else "")
+             + (f"; {v['sealedVars']} secret var(s) sealed" if v.get("sealedVars") else "")]
     lines += [f"    because {reason}" for reason in v.get("approvalReasons", [])]
     lines += [f"  {d['decision']} by {d['actor']} at {d['at']}: {d['reason']}" for d in v.get("decisions", [])]
     return "\n".join(lines)
@@ -178,7 +194,8 @@ def _version_text(v: dict) -> str:
 @click.pass_obj
 def status_cmd(app: AppContext, tenant: str, db: str | None) -> int:
     """Phase, conditions (Ready, Synced, Drifted) and recent events of TENANT."""
-    status = _service(app, db).status(tenant)
+    backend, caller = _backend(app, db)
+    status = backend.status(tenant, caller=caller)
     _emit(app, status, lambda: _status_text(status))
     return ExitCode.OK
 
@@ -286,7 +303,8 @@ def audit_group() -> None:
 @click.pass_obj
 def verify_cmd(app: AppContext, expect_head: str | None, db: str | None) -> int:
     """Check every record's hash and link; exit 1 if anything was edited, deleted or inserted."""
-    report = _service(app, db).audit_verify(expect_head)
+    backend, caller = _backend(app, db)
+    report = backend.audit_verify(caller=caller, expect_head=expect_head)
     _emit(app, report, lambda: _verify_text(report))
     return ExitCode.OK if report["ok"] else ExitCode.ERROR
 
@@ -301,12 +319,14 @@ def _verify_text(r: dict) -> str:
 
 @audit_group.command("export")
 @click.option("--since", metavar="TIME", help="ISO 8601 time (e.g. 2026-11-01T00:00:00Z); default: everything.")
+@click.option("--tenant", help="Only this tenant's records.")
 @db_option
 @click.pass_obj
-def export_cmd(app: AppContext, since: str | None, db: str | None) -> int:
+def export_cmd(app: AppContext, since: str | None, tenant: str | None, db: str | None) -> int:
     """Print audit records (json/yaml: the full records, hashes included, for offline verification)."""
     moment = _parse_time(since) if since else None
-    records = _service(app, db).audit_export(moment)
+    backend, caller = _backend(app, db)
+    records = backend.audit_export(caller=caller, since=moment, tenant=tenant)
     _emit(app, records, lambda: table(["SEQ", "AT", "ACTOR", "ACTION", "TENANT", "HASH"],
                                       [[r["seq"], r["at"], r["actor"], r["action"], r["tenant"], r["hash"][:16]]
                                        for r in records]))
