@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from gcloudctl.controller.service import RequestService
 from gcloudctl.controller.store import open_store
 
-from .conftest import load_model, request_text
+from .conftest import BYT_APPROVER1, BYT_APPROVER2, BYT_REQUESTER, OPERATOR, load_model, request_text
 from .fakes import desired
 from .ha_worker import WORLD_DDL
 
@@ -62,9 +62,9 @@ def test_two_controllers_one_killed_every_tenant_converges_without_double_apply(
         servers = [{"name": "web", "count": 1 + i % 5, "flavor": "g1.small", "image": "debian-12-hardened",
                     "networks": ["app"]}]  # tenants of different sizes: the controllers drift out of step
         requests[name] = load_model(request_text(name, **{"spec.servers": servers}))
-        version = service.submit(request_text(name, **{"spec.servers": servers}), actor="nguyen.van.a")
-        for approver in ("tran.thi.b", "le.van.c")[: version["approvalsRequired"]]:
-            service.approve(version["id"], actor=approver, reason="ok")
+        version = service.submit(request_text(name, **{"spec.servers": servers}), caller=BYT_REQUESTER)
+        for approver in (BYT_APPROVER1, BYT_APPROVER2)[: version["approvalsRequired"]]:
+            service.approve(version["id"], caller=approver, reason="ok")
 
     with db.begin() as conn:  # hold all work until both controllers are up, so they really overlap
         conn.execute(text("UPDATE tenants SET next_reconcile_at = NULL"))
@@ -97,7 +97,7 @@ def test_two_controllers_one_killed_every_tenant_converges_without_double_apply(
         assert orphaned, "A was killed with an apply in flight"
 
         def converged():
-            statuses = [service.status(name) for name in requests]
+            statuses = [service.status(name, caller=OPERATOR) for name in requests]
             return all(s["phase"] == "ready" and s["observedGeneration"] == 1 for s in statuses)
 
         _wait(converged, 90, "every tenant to be ready")

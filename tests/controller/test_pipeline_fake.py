@@ -13,7 +13,7 @@ from gcloudctl.controller.runner import Runner
 from gcloudctl.controller.service import RequestService
 from gcloudctl.drivers.fake import FakeCloud
 
-from .conftest import request_text
+from .conftest import BYT_APPROVER1, BYT_APPROVER2, BYT_REQUESTER, OPERATOR, request_text
 
 NAME = "byt-his-staging"
 
@@ -45,9 +45,9 @@ def runner(store, engine, clock):
 
 
 def provision(service, runner, **changes):
-    version = service.submit(request_text(NAME, **changes), actor="nguyen.van.a")
-    for approver in ("tran.thi.b", "le.van.c")[: version["approvalsRequired"]]:
-        service.approve(version["id"], actor=approver, reason="ok")
+    version = service.submit(request_text(NAME, **changes), caller=BYT_REQUESTER)
+    for approver in (BYT_APPROVER1, BYT_APPROVER2)[: version["approvalsRequired"]]:
+        service.approve(version["id"], caller=approver, reason="ok")
     summary = runner.run_once()
     assert summary.counts() == {"applied": 1}, summary.to_dict()
     return version
@@ -85,7 +85,7 @@ def test_rule_opened_by_hand_is_removed_in_one_cycle(real_service, runner, cloud
     assert runner.run_once().counts() == {"drift-repaired": 1}
     assert not rules_from_anywhere(cloud, 22)
     assert rules_from_anywhere(cloud, 443), "the requested rule stays"
-    assert "tenant.drift-repair" in [r["action"] for r in real_service.audit_export()]
+    assert "tenant.drift-repair" in [r["action"] for r in real_service.audit_export(caller=OPERATOR)]
 
 
 def test_report_policy_leaves_drift_and_says_so(real_service, runner, cloud):
@@ -97,7 +97,7 @@ def test_report_policy_leaves_drift_and_says_so(real_service, runner, cloud):
         "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0"}})
     assert runner.run_once().counts() == {"drift-reported": 1}
     assert rules_from_anywhere(cloud, 22)
-    status = real_service.status(NAME)
+    status = real_service.status(NAME, caller=OPERATOR)
     drifted = next(c for c in status["conditions"] if c["type"] == "Drifted")
     assert drifted["status"] == "True"
     event = next(e for e in status["events"] if e["reason"] == "DriftDetected")
@@ -130,7 +130,7 @@ def test_expired_tenant_leaves_nothing(real_service, runner, cloud, clock):
     provision(real_service, runner, **{"spec.expiresAt": (clock() + timedelta(minutes=5)).isoformat()})
     clock.advance(301)
     assert runner.run_once().counts() == {"destroyed": 1}
-    assert real_service.status(NAME)["phase"] == "expired"
+    assert real_service.status(NAME, caller=OPERATOR)["phase"] == "expired"
     assert not [p for p in cloud.api.projects.values() if NAME in p["name"]]
     assert not [s for s in cloud.api.servers.values()]
     assert not [n for n in cloud.api.neutron["networks"].values() if n.get("project_id") != "admin"]
@@ -138,18 +138,20 @@ def test_expired_tenant_leaves_nothing(real_service, runner, cloud, clock):
 
 def test_delete_request_destroys_tenant(real_service, runner, cloud):
     provision(real_service, runner)
-    real_service.delete(NAME, actor="tran.thi.b", reason="end of project")
+    deletion = real_service.delete(NAME, caller=BYT_APPROVER1, reason="end of project")
+    assert runner.run_once().counts() == {"converged": 1}, "nothing is destroyed before approval"
+    real_service.approve(deletion["id"], caller=BYT_APPROVER2, reason="ok")
     assert runner.run_once().counts() == {"destroyed": 1}
-    assert real_service.status(NAME)["phase"] == "deleted"
+    assert real_service.status(NAME, caller=OPERATOR)["phase"] == "deleted"
     assert not cloud.api.servers and not [p for p in cloud.api.projects.values() if NAME in p["name"]]
 
 
 def test_transient_api_errors_back_off(real_service, runner, cloud, clock):
-    version = real_service.submit(request_text(NAME), actor="nguyen.van.a")
-    for approver in ("tran.thi.b", "le.van.c"):
-        real_service.approve(version["id"], actor=approver, reason="ok")
+    version = real_service.submit(request_text(NAME), caller=BYT_REQUESTER)
+    for approver in (BYT_APPROVER1, BYT_APPROVER2):
+        real_service.approve(version["id"], caller=approver, reason="ok")
     cloud.api.inject("GET", r"/projects", 503, times=1)
     assert runner.run_once().counts() == {"transient-error": 1}
-    assert real_service.status(NAME)["lastError"]
+    assert real_service.status(NAME, caller=OPERATOR)["lastError"]
     clock.advance(600)
     assert runner.run_once(only_due=True).counts() == {"applied": 1}

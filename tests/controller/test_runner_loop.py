@@ -9,7 +9,7 @@ from gcloudctl.controller.reconciler import Reconciler
 from gcloudctl.controller.runner import Runner
 from gcloudctl.controller.service import RequestService
 
-from .conftest import load_model, request_text
+from .conftest import BYT_APPROVER1, BYT_REQUESTER, OPERATOR, load_model, request_text
 from .fakes import FakeWorld
 
 CLOSED = {"spec.securityGroups": [{"name": "web", "rules": []}, {"name": "db", "rules": []}]}
@@ -38,9 +38,10 @@ def test_loop_provisions_repairs_and_stops(store, agencies, rules):
     thread.start()
     try:
         for i in range(5):
-            version = service.submit(request_text(f"loop-{i}", **CLOSED), actor="nguyen.van.a")
-            service.approve(version["id"], actor="tran.thi.b", reason="ok")
-        assert wait_for(lambda: all(service.status(f"loop-{i}")["phase"] == "ready" for i in range(5)))
+            version = service.submit(request_text(f"loop-{i}", **CLOSED), caller=BYT_REQUESTER)
+            service.approve(version["id"], caller=BYT_APPROVER1, reason="ok")
+        assert wait_for(lambda: all(service.status(f"loop-{i}", caller=OPERATOR)["phase"] == "ready"
+                                    for i in range(5)))
         world.resources["loop-3"].add("rule/web/ingress/tcp/22/0.0.0.0/0")
         started = time.monotonic()
         assert wait_for(lambda: "rule/web/ingress/tcp/22/0.0.0.0/0" not in world.resources["loop-3"])

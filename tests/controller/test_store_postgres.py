@@ -9,7 +9,7 @@ from gcloudctl.controller.audit import verify
 from gcloudctl.controller.service import RequestService
 from gcloudctl.controller.store import open_store
 
-from .conftest import load_model, request_text
+from .conftest import BYT_APPROVER1, BYT_REQUESTER, load_model, request_text
 
 pytestmark = pytest.mark.postgres
 
@@ -29,7 +29,12 @@ def test_migrations_are_idempotent_and_match_models(postgres_url, pg_store):
 
     from gcloudctl.controller.store import Base, create_db_engine, migrate
 
-    assert migrate(create_db_engine(postgres_url)) == "0001"
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", "gcloudctl.controller:migrations")
+    assert migrate(create_db_engine(postgres_url)) == ScriptDirectory.from_config(cfg).get_current_head()
     with pg_store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 
@@ -38,8 +43,8 @@ def test_concurrent_claims_are_disjoint(pg_store, agencies, rules, clock):
     service = RequestService(pg_store, agencies, rules, load_model, clock)
     closed = {"spec.securityGroups": [{"name": "web", "rules": []}, {"name": "db", "rules": []}]}
     for i in range(30):
-        version = service.submit(request_text(f"tenant-{i:02d}", **closed), actor="nguyen.van.a")
-        service.approve(version["id"], actor="tran.thi.b", reason="ok")
+        version = service.submit(request_text(f"tenant-{i:02d}", **closed), caller=BYT_REQUESTER)
+        service.approve(version["id"], caller=BYT_APPROVER1, reason="ok")
 
     def claim(holder):
         got = []
