@@ -18,6 +18,7 @@ from gcloudctl.controller.runner import Runner
 from gcloudctl.controller.service import RequestService
 from gcloudctl.controller.store import open_store
 from tests.cloud.helpers import leftovers, openstack, unique_tenant
+from tests.controller.conftest import BYT_APPROVER1, BYT_APPROVER2, BYT_REQUESTER, OPERATOR
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.slow]
 
@@ -74,10 +75,10 @@ def ctl(devcloud, tmp_path_factory):
 
 def provision(ctl, text):
     service = ctl["service"]
-    version = service.submit(text, actor="nguyen.van.a")
+    version = service.submit(text, caller=BYT_REQUESTER)
     ctl["names"].append(version["tenant"])
-    for approver in ("tran.thi.b", "le.van.c")[: version["approvalsRequired"]]:
-        service.approve(version["id"], actor=approver, reason="devcloud test")
+    for approver in (BYT_APPROVER1, BYT_APPROVER2)[: version["approvalsRequired"]]:
+        service.approve(version["id"], caller=approver, reason="devcloud test")
     summary = ctl["runner"].run_once()
     results = {o.tenant: o.result.value for o in summary.outcomes}
     assert summary.ok and results[version["tenant"]] == "applied", summary.to_dict()
@@ -114,7 +115,7 @@ def servers(name):
 
 
 def test_1_provisioned_and_ready(ctl, tenant):
-    status = ctl["service"].status(tenant)
+    status = ctl["service"].status(tenant, caller=OPERATOR)
     assert status["phase"] == "ready"
     assert {c["type"]: c["status"] for c in status["conditions"]} == {"Ready": "True", "Synced": "True",
                                                                       "Drifted": "False"}
@@ -156,7 +157,7 @@ def test_6_report_policy_records_drift_and_leaves_it(ctl):
     open_ssh_to_world(name)
     assert ctl["runner"].run_once().counts().get("drift-reported") == 1
     assert rules_from_anywhere(name, 22), "report never changes the cloud"
-    status = ctl["service"].status(name)
+    status = ctl["service"].status(name, caller=OPERATOR)
     drifted = next(c for c in status["conditions"] if c["type"] == "Drifted")
     assert drifted["status"] == "True" and drifted["reason"] == "DriftDetected"
     assert any(e["reason"] == "DriftDetected" for e in status["events"])
@@ -168,7 +169,7 @@ def test_7_expired_tenants_are_destroyed_with_nothing_left(ctl, tenant):
     summary = ctl["runner"].run_once()
     assert summary.counts() == {"destroyed": len(ids)}, summary.to_dict()
     for name, pid in ids.items():
-        assert ctl["service"].status(name)["phase"] == "expired"
+        assert ctl["service"].status(name, caller=OPERATOR)["phase"] == "expired"
         assert leftovers(name, pid) == {}, f"{name} left resources behind"
     ctl["names"].clear()
-    assert ctl["service"].audit_verify()["ok"]
+    assert ctl["service"].audit_verify(caller=OPERATOR)["ok"]
