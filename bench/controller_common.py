@@ -19,9 +19,16 @@ from gcloudctl.controller.reconciler import Reconciler  # noqa: E402
 from gcloudctl.controller.runner import Runner  # noqa: E402
 from gcloudctl.controller.service import RequestService  # noqa: E402
 from gcloudctl.controller.store import open_store  # noqa: E402
+from gcloudctl.model.identity import Caller, GcloudRole  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "byt-his-staging.yaml"
 APPROVERS = {"BYT": ("tran.thi.b", "le.van.c"), "BTC": ("hoang.van.e", "vu.thi.f"), "QNI": ("do.van.g", "ngo.thi.h")}
+
+
+def person(agency: str, name: str, role: GcloudRole) -> Caller:
+    """A benchmark caller of `agency` (the use cases take Keystone identities; these are stand-ins)."""
+    return Caller(user_id=f"bench-{agency}-{name}", user_name=name, domain_name=agency, roles=frozenset({role}),
+                  agency=agency)
 
 
 def utcnow() -> datetime:
@@ -55,7 +62,14 @@ def build(db_url: str, driver_for_region, *, interval: float = 60.0, workers: in
 
 
 def submit_approved(service, text: str, agency: str = "BYT") -> str:
-    version = service.submit(text, actor="nguyen.van.a")
+    version = service.submit(text, caller=person(agency, "requester", GcloudRole.REQUESTER))
     for approver in APPROVERS[agency][: version["approvalsRequired"]]:
-        service.approve(version["id"], actor=approver, reason="benchmark")
+        service.approve(version["id"], caller=person(agency, approver, GcloudRole.APPROVER), reason="benchmark")
     return version["tenant"]
+
+
+def delete_approved(service, name: str, agency: str = "BYT") -> None:
+    """File the deletion of `name` and give it the approvals it needs."""
+    version = service.delete(name, caller=person(agency, "requester", GcloudRole.REQUESTER), reason="benchmark done")
+    for approver in APPROVERS[agency][: version["approvalsRequired"]]:
+        service.approve(version["id"], caller=person(agency, approver, GcloudRole.APPROVER), reason="benchmark done")

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 
-from controller_common import build, submit_approved, tenant_text
+from controller_common import build, delete_approved, submit_approved, tenant_text
 
 
 def _exists(conn, rule_id: str) -> bool:
@@ -77,7 +77,7 @@ def main() -> None:
                                                   "max_s": max(samples)}
             print(json.dumps(results), file=sys.stderr, flush=True)
     finally:
-        service.delete(name, actor="tran.thi.b", reason="benchmark done")
+        delete_approved(service, name)
         runner.run_once()
         store.dispose()
     print(json.dumps(results, indent=2))

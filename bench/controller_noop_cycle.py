@@ -17,7 +17,7 @@ import secrets
 import tempfile
 import time
 
-from controller_common import build, submit_approved, tenant_text
+from controller_common import build, delete_approved, submit_approved, tenant_text
 
 
 def main() -> None:
@@ -56,7 +56,7 @@ def main() -> None:
     finally:
         if not args.keep:
             for name in names:
-                service.delete(name, actor="tran.thi.b", reason="benchmark done")
+                delete_approved(service, name)
             started = time.monotonic()
             gone = runner.run_once()
             result["destroy_cycle"] = {"seconds": round(time.monotonic() - started, 1), "counts": gone.counts()}

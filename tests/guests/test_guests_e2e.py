@@ -182,9 +182,11 @@ def test_2_killed_guest_is_restarted_by_the_controller(world):
                                  lambda text, name: pipeline.load_request(text, config, filename=name), utcnow)
         runner = Runner(store, Reconciler(store, engine, holder="guests-test", interval=1, clock=utcnow),
                         clock=utcnow, workers=1)
-        version = service.submit(world["request"].read_text(), actor="nguyen.van.a")
-        for approver in ("tran.thi.b", "le.van.c")[: version["approvalsRequired"]]:
-            service.approve(version["id"], actor=approver, reason="guests test")
+        from tests.controller.conftest import BYT_APPROVER1, BYT_APPROVER2, BYT_REQUESTER, OPERATOR
+
+        version = service.submit(world["request"].read_text(), caller=BYT_REQUESTER)
+        for approver in (BYT_APPROVER1, BYT_APPROVER2)[: version["approvalsRequired"]]:
+            service.approve(version["id"], caller=approver, reason="guests test")
         first = runner.run_once()
         assert first.ok, first.to_dict()
 
@@ -214,7 +216,7 @@ def test_2_killed_guest_is_restarted_by_the_controller(world):
         with ssh.connect(target(world, floating_ip(after)), world["known_hosts"]) as session:
             code, out, _ = session.run("sshd -T | grep '^permitrootlogin '", sudo=True)
             assert code == 0 and out.strip() == "permitrootlogin no"  # still hardened after the restart
-        assert len(audit_of(store, tenant)) > audited and service.audit_verify()["ok"]  # the repair is audited
+        assert len(audit_of(store, tenant)) > audited and service.audit_verify(caller=OPERATOR)["ok"]  # the repair is audited
         world["numbers"].update(kill_noticed_s=round(noticed, 1), kill_repaired_s=round(repaired, 1))
     finally:
         store.dispose()
