@@ -49,7 +49,7 @@ from gcloudctl.controller.conditions import Condition, ConditionType, condition,
 from gcloudctl.controller.engine import Engine
 from gcloudctl.controller.lifecycle import LIVE, RECONCILABLE, Phase, Step, finished_phase_after_destroy, next_phase
 from gcloudctl.controller.metrics import Metrics
-from gcloudctl.controller.lifecycle import VersionKind
+from gcloudctl.controller.lifecycle import VersionKind, VersionState
 from gcloudctl.controller.secrets import SecretsKeyError, sealed
 from gcloudctl.controller.store import Claim, Store, TenantRow, Tx
 from gcloudctl.errors import CloudError, GcloudctlError
@@ -371,23 +371,36 @@ class Reconciler:
                             [Condition.from_dict(c) for c in json.loads(tenant.conditions)],
                             version.raw_yaml if version else None)
             if version is not None and snap.phase in RECONCILABLE:
-                snap.tampered = self._seal_problems(tx, version)
+                snap.tampered = self._seal_problems(tx, version, VersionKind.CHANGE)
+                if snap.phase is Phase.DELETING and not (tenant.expires_at and tenant.expires_at <= self.clock()):
+                    snap.tampered += self._deletion_problems(tx, tenant)
+                snap.tampered += self.witness.breaks(tx)
             return snap
 
-    def _seal_problems(self, tx: Tx, version: Any) -> list[str]:
-        """Why the approved `version` must not be applied ([] when it is sealed as approved)."""
-        if version.kind != VersionKind.CHANGE:
-            return [f"generation {version.generation} is a {version.kind} version, not a request"]
+    def _deletion_problems(self, tx: Tx, tenant: TenantRow) -> list[str]:
+        """A deletion that did not expire must have been filed and approved after the generation
+        it destroys, and be sealed like any version."""
+        deletions = [v for v in tx.versions(tenant.name, VersionState.APPROVED.value)
+                     if v.kind == VersionKind.DELETE and v.generation > (tenant.generation or 0)]
+        if not deletions:
+            return ["the tenant is deleting without an approved deletion"]
+        return self._seal_problems(tx, deletions[-1], VersionKind.DELETE)
+
+    def _seal_problems(self, tx: Tx, version: Any, kind: VersionKind) -> list[str]:
+        """Why the approved `version` must not be acted on ([] when it is sealed as approved)."""
+        if version.kind != kind:
+            return [f"generation {version.generation} is a {version.kind} version, not a {kind.value}"]
         facts = seal.VersionFacts(version.id, version.tenant, version.generation, version.digest,
-                                  version.raw_yaml, version.audit_seq)
+                                  version.raw_yaml, version.audit_seq, version.kind)
         approvals = [seal.DecisionFacts(d.actor_id, d.actor, d.tenant, d.generation, d.digest, d.rules_version,
                                         d.audit_seq) for d in tx.decisions(version.id) if d.decision == "approve"]
         seqs = [version.audit_seq] + [a.audit_seq for a in approvals]
         records = {seq: record for seq in seqs if seq is not None
                    for record in [tx.audit_record(seq)] if record is not None}
-        legacy = (tx.tenant_audit_records(version.tenant, {AuditAction.SUBMIT, AuditAction.APPROVE})
+        legacy = (tx.tenant_audit_records(version.tenant, {AuditAction.SUBMIT, AuditAction.DELETE,
+                                                           AuditAction.APPROVE})
                   if None in seqs else [])
-        return seal.problems(facts, approvals, records, legacy) + self.witness.breaks(tx)
+        return seal.problems(facts, approvals, records, legacy)
 
 
 def _apply_update(tenant: TenantRow, update: StatusUpdate, now: datetime) -> None:

@@ -13,6 +13,9 @@ the row keeps. Before applying anything the reconciler asks `problems`:
   row (a row edited to need fewer approvals does not help);
 - the audit chain verifies (`ChainWitness`).
 
+A tenant that is being deleted (and has not expired) needs the same of its approved deletion
+version, so a phase set to `deleting` by hand destroys nothing.
+
 `problems` is pure. `ChainWitness` remembers the last verified chain head (seq, hash) and on the
 next call verifies only the records appended since — after checking the anchor record still
 has its hash — so the chain costs O(new records) per pass, not O(all records) per tenant.
@@ -42,6 +45,7 @@ class VersionFacts:
     digest: str
     raw_yaml: str
     audit_seq: int | None
+    kind: str = "change"  # a deletion's filing record is `request.delete`, a change's `request.submit`
 
 
 @dataclass(frozen=True)
@@ -76,14 +80,18 @@ def problems(version: VersionFacts, approvals: list[DecisionFacts], records: dic
     return found
 
 
+def _filing_action(version: VersionFacts) -> str:
+    return AuditAction.DELETE if version.kind == "delete" else AuditAction.SUBMIT
+
+
 def _is_submit_of(record: Sealed, version: VersionFacts) -> bool:
     data = record.data
-    return (record.action == AuditAction.SUBMIT and record.tenant == version.tenant
+    return (record.action == _filing_action(version) and record.tenant == version.tenant
             and data.get("generation") == version.generation and data.get("digest") == version.digest)
 
 
 def _legacy_submit(version: VersionFacts, legacy: list[Sealed]) -> Sealed | None:
-    return next((r for r in legacy if r.action == AuditAction.SUBMIT
+    return next((r for r in legacy if r.action == _filing_action(version)
                  and r.data.get("requestId") == version.request_id), None)
 
 

@@ -240,3 +240,36 @@ def test_controller_without_the_key_applies_nothing(service, store, world, clock
     assert keyless.run_once().counts() == {"terminal-error": 1}
     assert sum(world.writes.values()) == 0
     assert "secrets key" in service.status(NAME, caller=OPERATOR)["lastError"]
+
+
+def test_deleting_by_sql_without_an_approved_deletion_destroys_nothing(service, runner, world, store):
+    submit_approved(service, request_text(NAME, **SMALL))
+    runner.run_once()
+    have = set(world.resources[NAME])
+    service.delete(NAME, caller=BYT_REQUESTER)  # filed, not approved
+    sql(store, "UPDATE tenants SET phase = 'deleting', next_reconcile_at = '2026-01-01 00:00:00' WHERE name = :n",
+        n=NAME)
+    assert runner.run_once().counts() == {"tampered": 1}
+    assert world.resources[NAME] == have
+    assert "without an approved deletion" in service.status(NAME, caller=OPERATOR)["lastError"]
+
+
+def test_deletion_approved_by_forged_row_destroys_nothing(service, runner, world, store):
+    submit_approved(service, request_text(NAME, **SMALL))
+    runner.run_once()
+    have = set(world.resources[NAME])
+    deletion = service.delete(NAME, caller=BYT_REQUESTER)
+    forge_approval(store, deletion)
+    sql(store, "UPDATE requests SET state = 'approved' WHERE id = :id", id=deletion["id"])
+    sql(store, "UPDATE tenants SET phase = 'deleting', next_reconcile_at = '2026-01-01 00:00:00' WHERE name = :n",
+        n=NAME)
+    assert runner.run_once().counts() == {"tampered": 1}
+    assert world.resources[NAME] == have
+
+
+def test_approved_deletion_destroys(service, runner, world):
+    submit_approved(service, request_text(NAME, **SMALL))
+    runner.run_once()
+    approve_all(service, service.delete(NAME, caller=BYT_REQUESTER), approvers=(BYT_APPROVER2,))
+    assert runner.run_once().counts() == {"destroyed": 1}
+    assert world.resources[NAME] == set()
