@@ -400,7 +400,20 @@ class Reconciler:
         legacy = (tx.tenant_audit_records(version.tenant, {AuditAction.SUBMIT, AuditAction.DELETE,
                                                            AuditAction.APPROVE})
                   if None in seqs else [])
-        return seal.problems(facts, approvals, records, legacy)
+        return seal.problems(facts, approvals, records, legacy, _successors(tx, [*records.values(), *legacy]))
+
+
+def _successors(tx: Tx, records: list) -> dict[int, str | None]:
+    """seq -> the prev_hash of the next record (the head hash for the last record)."""
+    head = tx.audit_head()
+    found: dict[int, str | None] = {}
+    for record in records:
+        if head is not None and record.seq == head[0]:
+            found[record.seq] = head[1]
+        else:
+            after = tx.audit_record(record.seq + 1)
+            found[record.seq] = after.prev_hash if after else None
+    return found
 
 
 def _apply_update(tenant: TenantRow, update: StatusUpdate, now: datetime) -> None:

@@ -60,13 +60,22 @@ class DecisionFacts:
 
 
 def problems(version: VersionFacts, approvals: list[DecisionFacts], records: dict[int, Sealed],
-             legacy: Iterable[Sealed] = ()) -> list[str]:
+             legacy: Iterable[Sealed] = (), successors: dict[int, str | None] | None = None) -> list[str]:
     """Why `version` must not be applied ([] when it may). `records` are the audit records by
     seq that the version and its approvals point at; `legacy` the tenant's submit/approve records,
-    for versions stored before decisions kept their audit seq (migration 0002)."""
+    for versions stored before decisions kept their audit seq (migration 0002). `successors`
+    maps each of those records' seq to the `prev_hash` of the record after it (the head hash for
+    the last): a record only counts when its own hash holds and the chain still links to it, so
+    a record edited after `ChainWitness` last passed over it is caught here, in O(1)."""
     found: list[str] = []
     if digest(version.raw_yaml) != version.digest:
         found.append("the stored request text does not hash to its digest (edited after submit)")
+    if successors is not None:
+        broken = sorted(r.seq for r in [*records.values(), *legacy] if not _intact(r, successors))
+        if broken:
+            found.append(f"audit record(s) {', '.join(map(str, broken))} were changed after they were written")
+        records = {seq: r for seq, r in records.items() if seq not in broken}
+        legacy = [r for r in legacy if r.seq not in broken]
     legacy = list(legacy)
     submit = records.get(version.audit_seq) if version.audit_seq else _legacy_submit(version, legacy)
     if submit is None or not _is_submit_of(submit, version):
@@ -78,6 +87,11 @@ def problems(version: VersionFacts, approvals: list[DecisionFacts], records: dic
         found.append(f"only {len(witnessed)} of {needed} approval(s) are bound to this digest and witnessed "
                      "by the audit trail")
     return found
+
+
+def _intact(record: Sealed, successors: dict[int, str | None]) -> bool:
+    body = audit.body(record.seq, record.at, record.actor, record.action, record.tenant, record.data)
+    return audit.chain_hash(record.prev_hash, body) == record.hash and successors.get(record.seq) == record.hash
 
 
 def _filing_action(version: VersionFacts) -> str:

@@ -273,3 +273,42 @@ def test_approved_deletion_destroys(service, runner, world):
     approve_all(service, service.delete(NAME, caller=BYT_REQUESTER), approvers=(BYT_APPROVER2,))
     assert runner.run_once().counts() == {"destroyed": 1}
     assert world.resources[NAME] == set()
+
+
+def rewrite_digests(store, version, new_digest, rehash: bool):
+    """Point the version's submit and approve audit records at `new_digest` (optionally
+    recomputing each edited record's own hash, but not the chain after it)."""
+    from gcloudctl.controller.audit import body, chain_hash
+
+    rows = sql(store, "SELECT seq, at, actor, action, tenant, data, prev_hash FROM audit WHERE tenant = :t "
+                      "AND action IN ('request.submit', 'request.approve')", t=NAME).all()
+    for seq, at, actor, action, tenant, data, prev_hash in rows:
+        data = json.loads(data)
+        data["digest"] = new_digest
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digest = chain_hash(prev_hash, body(seq, at, actor, action, tenant, data)) if rehash else None
+        sql(store, "UPDATE audit SET data = :d" + (", hash = :h" if rehash else "") + " WHERE seq = :s",
+            d=canonical, h=digest, s=seq)
+
+
+@pytest.mark.parametrize("rehash", [False, True], ids=["records-edited", "records-edited-and-rehashed"])
+def test_audit_records_edited_after_the_chain_was_verified_are_caught(service, runner, world, store, witness,
+                                                                       rehash):
+    """The witness has already passed over these records (its cache would not look again): the
+    seal check itself verifies each record it relies on and its link to the next."""
+    version = submit_approved(service, request_text(NAME, **SMALL))
+    runner.run_once()
+    writes = sum(world.writes.values())
+    world.resources[NAME].discard("network/app")
+    forged = sql(store, "SELECT raw_yaml FROM requests WHERE id = :id", id=version["id"]).scalar().replace(
+        "10.0.0.0/8", "0.0.0.0/0")
+    sql(store, "UPDATE requests SET raw_yaml = :t, digest = :d WHERE id = :id", t=forged, d=sha(forged),
+        id=version["id"])
+    sql(store, "UPDATE decisions SET digest = :d WHERE request_id = :id", d=sha(forged), id=version["id"])
+    rewrite_digests(store, version, sha(forged), rehash)
+    full = witness.full_verifications
+    assert runner.run_once().counts() == {"tampered": 1}
+    assert sum(world.writes.values()) == writes
+    assert "were changed after they were written" in service.status(NAME, caller=OPERATOR)["lastError"]
+    if not rehash:  # (a rehashed record may be the witness's own anchor: then it re-reads the chain)
+        assert witness.full_verifications == full, "caught without re-reading the whole chain"
