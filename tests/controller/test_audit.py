@@ -102,3 +102,28 @@ def test_concurrent_appends_stay_a_chain(tmp_path, clock):
 ])
 def test_mask_removes_secrets(data, secret):
     assert secret not in json.dumps(mask(data))
+
+
+MASKING = [
+    # id, value, masked, reason
+    ("secret-string", {"db_password": "x"}, {"db_password": "***"}, "a secret key's value is masked"),
+    ("boolean", {"authenticated": False}, {"authenticated": False}, "a boolean is never a secret"),
+    ("empty", {"token": ""}, {"token": ""}, "nothing to hide"),
+    ("nested", {"caller": {"auth_token": "abc", "authenticated": True}},
+     {"caller": {"auth_token": "***", "authenticated": True}}, "structural, at any depth"),
+]
+
+
+@pytest.mark.parametrize("case_id,value,masked,reason", MASKING, ids=[c[0] for c in MASKING])
+def test_mask(case_id, value, masked, reason):
+    assert mask(value) == masked, reason
+
+
+def test_verify_from_a_verified_anchor(store, clock):
+    fill(store, clock, 5)
+    with store.tx() as tx:
+        records, head = list(tx.audit_records()), tx.audit_head()
+    anchor = (records[2].seq, records[2].hash)
+    assert verify(records[3:], head, start=anchor) == []
+    assert verify(records[4:], head, start=anchor), "a record missing after the anchor is a gap"
+    assert verify(records[3:], head, start=(3, "f" * 64)), "the first record must link to the anchor"

@@ -328,3 +328,6 @@ def test_break_glass_is_recorded_as_unauthenticated_os_user(service):
     assert record["data"]["caller"]["authenticated"] is False and record["data"]["caller"]["user"] == "ops"
     events = service.status(NAME, caller=OPERATOR)["events"]
     assert "os:ops" in events[0]["message"]
+    with service.store.tx() as tx:
+        submitted = json.loads(tx.events(NAME)[0].data)
+    assert submitted == {"actor": "os:ops", "userId": "os:ops", "authenticated": False}
