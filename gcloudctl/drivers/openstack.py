@@ -172,13 +172,13 @@ class OpenStackDriver:
         if external_networks:
             nets = api.request("network", "GET", "/networks", params={"router:external": "True"})["networks"]
             raw.external_networks = {n["name"]: n["id"] for n in nets}
-        project = self.tenant_project(owner)
+        project, ra = self._prove(owner, read_assignments=True)
         if project is None:
             return raw
         raw.project = project
         pid = project["id"]
-        ra = api.request("identity", "GET", "/role_assignments",
-                         params={"scope.project.id": pid, "include_names": "True"})["role_assignments"]
+        if ra is None:
+            ra = self._role_assignments(pid)
         raw.role_assignments = [{"user": a["user"]["name"], "user_id": a["user"]["id"],
                                  "user_domain": (a["user"].get("domain") or {}).get("name"),
                                  "role": a["role"]["name"], "role_id": a["role"]["id"]} for a in ra if "user" in a]
@@ -212,11 +212,26 @@ class OpenStackDriver:
         agency's domain without the owner's tags, and for one that carries the owner's tags
         but lives in another domain (moved, or made in `Default` by an older gcloudctl).
         A same-named project of another domain without the owner's tags is someone else's:
-        it is neither touched nor reported. One list call (plus the cached domain id)."""
+        it is neither touched nor reported."""
+        return self._prove(owner, read_assignments=False)[0]
+
+    def _prove(self, owner: Owner, *, read_assignments: bool) -> tuple[dict | None, list[dict] | None]:
+        """`tenant_project`, and the project's role assignments when they were read to learn
+        its domain. One list call; the domain id is cached per driver, and when it is not known
+        yet and a single project bears the name, the role assignments (which observe reads
+        anyway) name that project's domain, so a no-op plan needs no domain lookup."""
         projects = self.api.request("identity", "GET", "/projects",
                                     params={"name": naming.project_name(owner.tenant)})["projects"]
         if not projects:
-            return None
+            return None, None
+        assignments = None
+        if read_assignments and len(projects) == 1 and owner.domain not in self.cache.domains:
+            assignments = self._role_assignments(projects[0]["id"])
+            for a in assignments:
+                domain = ((a.get("scope") or {}).get("project") or {}).get("domain") or {}
+                if domain.get("id") == projects[0].get("domain_id") and domain.get("name"):
+                    self._remember_domain(domain["name"], domain["id"])
+                    break
         domain_id = self.domain_id(owner.domain)
         mine = [p for p in projects if p.get("domain_id") == domain_id]
         moved = [p for p in projects if p.get("domain_id") != domain_id and claims(owner, p.get("tags"))]
@@ -226,9 +241,18 @@ class OpenStackDriver:
             if why:
                 raise NotOwned(why, hint=_NOT_OWNED_HINT)
         if not mine:
-            return None
+            return None, None
         self.cache.project_domains[mine[0]["id"]] = domain_id
-        return mine[0]
+        return mine[0], assignments if assignments is not None and mine[0] is projects[0] else None
+
+    def _role_assignments(self, project_id: str) -> list[dict]:
+        return self.api.request("identity", "GET", "/role_assignments",
+                                params={"scope.project.id": project_id, "include_names": "True"})["role_assignments"]
+
+    def _remember_domain(self, name: str, domain_id: str) -> None:
+        with self.cache.lock:
+            self.cache.domains[name] = domain_id
+            self.cache.domain_names[domain_id] = name
 
     def find_tenant(self, tenant: str) -> list[dict]:
         """Projects anywhere whose `gc-tenant` tag names `tenant` (candidates, not proven):

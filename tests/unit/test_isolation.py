@@ -305,3 +305,26 @@ def test_roles_are_the_catalogs_decision(tmp_path, case_id, reason, allowed, age
         assert found == [], (reason, [p.format() for p in found])
     else:
         assert found and refused in found[0].message and found[0].line, (reason, [p.format() for p in problems])
+
+
+# ------------------------------------------------------------------------------ cost of the proof
+# (id, reason, agencies that have a tenant `portal`, identity GETs of a no-op plan by a fresh driver)
+PROOF_COST = [
+    ("one-namesake", "the role assignments observe reads anyway name the project's domain: no domain lookup",
+     ["BYT"], 2),
+    ("two-namesakes", "two projects bear the name: the agency's domain id is looked up (once per driver)",
+     ["BYT", "QNI"], 3),
+]
+
+
+@pytest.mark.parametrize("case_id,reason,agencies,identity_gets", PROOF_COST, ids=[c[0] for c in PROOF_COST])
+def test_a_no_op_plan_costs_no_domain_lookup_in_the_common_case(config, case_id, reason, agencies, identity_gets):
+    api = FakeApi()
+    requests = {a: pipeline.load_request(yaml.safe_dump(doc_for("portal", a)), config, filename=f"{a}.yaml")
+                for a in agencies}
+    for request in requests.values():
+        cloud = FakeCloud(api)
+        assert pipeline.apply_plan(pipeline.plan_request(request, cloud, config), cloud).ok
+    api.requests.clear()
+    assert pipeline.plan_request(requests["BYT"], FakeCloud(api), config).is_empty()
+    assert api.requests["identity"] == identity_gets, (reason, dict(api.requests))
