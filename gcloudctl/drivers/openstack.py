@@ -496,9 +496,9 @@ class OpenStackDriver:
                 return None
             if naming.tenant_from_tags(found[0].get("tags")) != resource.address.name or \
                     sorted(found[0].get("tags") or []) != sorted(a["tags"]):
-                raise NotOwned(f"project {a['name']!r} in domain {a['domain']!r} appeared while it was being created, "
-                               f"with other tags ({', '.join(found[0].get('tags') or []) or 'none'}): not adopted",
-                               hint=_NOT_OWNED_HINT)
+                raise CloudError(f"project {a['name']!r} in domain {a['domain']!r} appeared while it was being created, "
+                                 f"with other tags ({', '.join(found[0].get('tags') or []) or 'none'}): not adopted",
+                                 transient=False, hint=_NOT_OWNED_HINT)
             self.cache.project_domains[found[0]["id"]] = domain_id
             return found[0]["id"]
         pid = ids.get(_project(resource))
