@@ -92,7 +92,10 @@ def _emit(app: AppContext, data: Any, human) -> None:
 
 @click.group("request")
 def request_group() -> None:
-    """Submit tenant requests and approve, reject or delete them."""
+    """Submit tenant requests and approve, reject or delete them.
+
+    Without a request API these commands open the controller database directly: break-glass for
+    platform operators, recorded as the operating-system user with `authenticated: false`."""
 
 
 @request_group.command("submit")
@@ -121,9 +124,9 @@ def list_cmd(app: AppContext, tenant: str | None, state: str | None, db: str | N
     backend, caller = _backend(app, db)
     rows = backend.list_versions(caller=caller, tenant=tenant, state=state)
     _emit(app, rows, lambda: table(
-        ["ID", "TENANT", "GEN", "STATE", "APPROVALS", "AGENCY", "REQUESTER", "SUBMITTED"],
-        [[r["id"], r["tenant"], r["generation"], r["state"], f"{r['approvals']}/{r['approvalsRequired']}",
-          r["agency"], r["requester"], r["submittedAt"]] for r in rows]))
+        ["ID", "TENANT", "GEN", "KIND", "STATE", "APPROVALS", "AGENCY", "SUBMITTED BY", "SUBMITTED"],
+        [[r["id"], r["tenant"], r["generation"], r["kind"], r["state"], f"{r['approvals']}/{r['approvalsRequired']}",
+          r["agency"], r["submittedBy"], r["submittedAt"]] for r in rows]))
     return ExitCode.OK
 
 
@@ -139,8 +142,12 @@ def show_cmd(app: AppContext, request_id: int, db: str | None) -> int:
     return ExitCode.OK
 
 
+_DECISION_HELP = {"approve": "Approve a pending request version (approvers of its agency; never the submitter).",
+                  "reject": "Reject a pending request version (approvers of its agency; never the submitter)."}
+
+
 def _decide(decision: str):
-    @request_group.command(decision)
+    @request_group.command(decision, help=_DECISION_HELP[decision])
     @click.argument("request_id", type=int)
     @click.option("--reason", required=True, help="Why (recorded in the audit trail).")
     @db_option
@@ -151,8 +158,6 @@ def _decide(decision: str):
         _emit(app, version, lambda: _version_text(version))
         return ExitCode.OK
 
-    command.__doc__ = {"approve": "Approve a pending request version (approvers of its agency; not the requester).",
-                       "reject": "Reject a pending request version."}[decision]
     return command
 
 

@@ -8,7 +8,7 @@ import pytest
 from gcloudctl.errors import Forbidden, InvalidInput, NotFound, Refused
 
 from .conftest import (
-    BREAK_GLASS, BTC_USER, BYT_APPROVER1, BYT_APPROVER2, BYT_APPROVER_REQUESTER, BYT_READER, BYT_REQUESTER,
+    BREAK_GLASS, BTC_USER, BYT_APPROVER1, BYT_APPROVER2, BYT_APPROVER_REQUESTER, BYT_REQUESTER,
     OPERATOR, PEOPLE, approve_all, delete_approved, request_text,
 )
 
