@@ -57,7 +57,7 @@ def project_id(cloud):
     return next(p["id"] for p in cloud.api.projects.values() if NAME in p["name"])
 
 
-def servers(cloud):
+def servers_of(cloud):
     pid = project_id(cloud)
     return {s["name"]: s for s in cloud.api.servers.values() if s["tenant_id"] == pid}
 
@@ -106,22 +106,22 @@ def test_report_policy_leaves_drift_and_says_so(real_service, runner, cloud):
 
 def test_deleted_server_is_recreated(real_service, runner, cloud):
     provision(real_service, runner)
-    before = servers(cloud)
+    before = servers_of(cloud)
     victim = sorted(before)[0]
     cloud.api.request("compute", "DELETE", f"/servers/{before[victim]['id']}")
-    assert victim not in servers(cloud)
+    assert victim not in servers_of(cloud)
     assert runner.run_once().counts() == {"drift-repaired": 1}
-    after = servers(cloud)
+    after = servers_of(cloud)
     assert set(after) == set(before) and after[victim]["id"] != before[victim]["id"]
 
 
 def test_error_server_is_replaced(real_service, runner, cloud):
     provision(real_service, runner)
-    before = servers(cloud)
+    before = servers_of(cloud)
     victim = sorted(before)[0]
     cloud.api.servers[before[victim]["id"]]["status"] = "ERROR"
     assert runner.run_once().counts() == {"drift-repaired": 1}
-    after = servers(cloud)
+    after = servers_of(cloud)
     assert after[victim]["id"] != before[victim]["id"] and after[victim]["status"] == "ACTIVE"
     assert len(after) == len(before)
 
@@ -155,3 +155,39 @@ def test_transient_api_errors_back_off(real_service, runner, cloud, clock):
     assert real_service.status(NAME, caller=OPERATOR)["lastError"]
     clock.advance(600)
     assert runner.run_once(only_due=True).counts() == {"applied": 1}
+
+
+def test_sealed_secret_var_reaches_the_server_user_data(store, config, rules, clock, cloud, engine, sealer,
+                                                       tmp_path, monkeypatch):
+    """A secret var is sealed in the store and the controller renders the server's user data
+    from the clear value (the digest on the server is that of the clear rendering)."""
+    import hashlib
+    import shutil
+
+    from gcloudctl import naming
+    from gcloudctl.hardening.userdata import default_templates_dir, render_user_data
+
+    from .conftest import submit_approved
+
+    secret = "S3cret-for-the-app-7"
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    shutil.copy(default_templates_dir() / "default.yaml.j2", templates)
+    (templates / "secret.yaml.j2").write_text(
+        '#cloud-config\nwrite_files:\n  - path: /etc/app.env\n    content: "DB_PASSWORD={{ vars.db_password }}"\n')
+    monkeypatch.setenv("GCLOUDCTL_TEMPLATES_DIR", str(templates))
+    service = RequestService(store=store, agencies=config.agencies, rules=rules, clock=clock, sealer=sealer,
+                             load_request=lambda text, name: pipeline.load_request(text, config, filename=name))
+    runner = Runner(store, Reconciler(store, engine, holder="ctl", interval=60, clock=clock, unseal=sealer.unseal),
+                    clock=clock)
+    servers = [{"name": "web", "count": 1, "flavor": "g1.small", "image": "debian-12-hardened", "networks": ["app"],
+                "securityGroups": ["web"], "userData": {"template": "secret.yaml.j2",
+                                                        "vars": {"db_password": secret}}}]
+    version = submit_approved(service, request_text(NAME, **{"spec.servers": servers}))
+    assert version["sealedVars"] == 1
+    assert runner.run_once().counts() == {"applied": 1}
+    store.dispose()
+    assert not [p for p in tmp_path.glob("controller.db*") if secret.encode() in p.read_bytes()]
+    clear = render_user_data("secret.yaml.j2", {"db_password": secret}, {}, templates)
+    [server] = servers_of(cloud).values()
+    assert server["metadata"][naming.META_USERDATA_DIGEST] == hashlib.sha256(clear.encode()).hexdigest()[:16]
