@@ -87,3 +87,30 @@ def test_tampering_detected_on_postgres(pg_store, sql, expected):
     with pg_store.tx() as tx:
         breaks = verify(list(tx.audit_records()), tx.audit_head())
     assert any(expected in b.message for b in breaks), breaks
+
+
+def test_sealed_versions_on_postgres(pg_store, agencies, rules, clock, sealer):
+    """The seal binding and check hold on PostgreSQL too: applied when intact, nothing applied
+    after the approved text is changed in place."""
+    from sqlalchemy import text
+
+    from gcloudctl.controller.reconciler import Reconciler
+    from gcloudctl.controller.runner import Runner
+
+    from .conftest import OPERATOR, submit_approved
+    from .fakes import FakeWorld
+
+    service = RequestService(pg_store, agencies, rules, load_model, clock, sealer=sealer)
+    world = FakeWorld()
+    runner = Runner(pg_store, Reconciler(pg_store, world, holder="pg", interval=60, clock=clock,
+                                         unseal=sealer.unseal), clock=clock)
+    closed = {"spec.securityGroups": [{"name": "web", "rules": []}, {"name": "db", "rules": []}]}
+    good = submit_approved(service, request_text("pg-sealed-good", **closed))
+    bad = submit_approved(service, request_text("pg-sealed-bad", **closed))
+    with pg_store.engine.begin() as conn:
+        conn.execute(text("UPDATE requests SET raw_yaml = raw_yaml || '# edited' WHERE id = :id"), {"id": bad["id"]})
+    summary = runner.run_once()
+    results = {o.tenant: o.result.value for o in summary.outcomes}
+    assert results["pg-sealed-good"] == "applied" and results["pg-sealed-bad"] == "tampered"
+    assert world.writes["pg-sealed-bad"] == 0 and world.writes["pg-sealed-good"] > 0
+    assert good["rulesVersion"] == service.show(good["id"], caller=OPERATOR)["decisions"][0]["rulesVersion"]
