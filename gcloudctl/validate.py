@@ -287,7 +287,7 @@ def validate_request(req: TenantRequest, catalog: PlatformCatalog, agencies: Age
     agency = agencies.get(req.metadata.agency)
     found = (_unique_names(req) + _references(req) + _router(req) + _catalog(req, catalog)
              + _agency(req, agency, agencies) + _quotas(req, catalog) + _user_data(req, catalog, check)
-             + policy.evaluate(req, rulebook, catalog))
+             + policy.evaluate(req, rulebook, catalog, agencies))
     if positions is not None:
         found = [positions.place(p) for p in found]
     return sort_problems(found)

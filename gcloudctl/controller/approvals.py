@@ -4,8 +4,10 @@ The rules are data (`approval_rules.yaml`, shipped; platform ops may replace it 
 configuration, $GCLOUDCTL_APPROVAL_RULES — never a caller's file): a base number of
 approvals and *escalations*, each a named condition that raises it. Called by `service` when a
 version is submitted (to record how many approvals it needs and why) and on every approve or
-reject. Pure: takes the rules, the request models and the caller (`Caller`); returns
-values or raises `Forbidden`. No I/O — reading the file is the caller's job (`default_rules_text`).
+reject. Pure: takes the rules, the request models, the `Context` (catalog and agency registry,
+for what is "the internet": `gcloudctl.policy.exposure`, the same definition the classification
+rulebook uses) and the caller (`Caller`); returns values or raises `Forbidden`. No I/O —
+reading the file is the caller's job (`default_rules_text`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gcloudctl.errors import Forbidden, InvalidInput
 from gcloudctl.model import TenantRequest
+from gcloudctl.model.catalog import AgencyRegistry, PlatformCatalog
 from gcloudctl.model.identity import Caller, GcloudRole
-
-ANYWHERE = ipaddress.IPv4Network("0.0.0.0/0")
+from gcloudctl.policy.exposure import ANYWHERE, InternalRanges, internal_ranges, opened_ingress
 
 
 class _Model(BaseModel):
@@ -35,7 +37,12 @@ class When(_Model):
     """One condition; exactly one field is set. Each field has an evaluator in `_CONDITIONS`."""
 
     classificationAtLeast: int | None = Field(None, ge=1, le=5)
-    opensIngressFrom: ipaddress.IPv4Network | None = None
+    opensIngressFromInternet: bool | None = Field(
+        None, description="The version lets in, on some group or server, protocol and ports, an internet address "
+                          "(gcloudctl.policy.exposure) that the last approved version did not.")
+    opensIngressFrom: ipaddress.IPv4Network | None = Field(
+        None, description="Older form: the same, counting only internet addresses inside this network "
+                          "(`0.0.0.0/0` is `opensIngressFromInternet: true`).")
     raisesQuotaByMoreThanPercent: float | None = Field(None, ge=0)
 
 
@@ -66,6 +73,19 @@ class ApprovalRules(_Model):
 
 
 @dataclass(frozen=True)
+class Context:
+    """What the conditions need besides the two versions: the platform catalog (its
+    `internalRanges`) and the agency registry (the agency's pools), both the server's own
+    configuration. Unknown (None): only the private ranges are internal — never fewer approvals."""
+
+    catalog: PlatformCatalog | None = None
+    agencies: AgencyRegistry | None = None
+
+    def internal(self, request: TenantRequest) -> InternalRanges:
+        return internal_ranges(request, self.catalog, self.agencies)
+
+
+@dataclass(frozen=True)
 class Requirement:
     """How many distinct approvals a version needs, and which escalations fired."""
 
@@ -90,18 +110,11 @@ def parse_rules(text: str, filename: str = "approval_rules.yaml") -> ApprovalRul
 
 # --- conditions -------------------------------------------------------------------------------
 
-def _open_ingress(request: TenantRequest, remote: ipaddress.IPv4Network) -> set[tuple]:
-    return {
-        (group.name, rule.protocol, str(rule.ports))
-        for group in request.spec.securityGroups
-        for rule in group.rules
-        if rule.direction == "ingress" and rule.remote == remote
-    }
-
-
-def _opens_ingress(new: TenantRequest, old: TenantRequest | None, remote: ipaddress.IPv4Network) -> bool:
-    before = _open_ingress(old, remote) if old else set()
-    return bool(_open_ingress(new, remote) - before)
+def _opens_ingress(new: TenantRequest, old: TenantRequest | None, context: Context,
+                   within: ipaddress.IPv4Network = ANYWHERE) -> bool:
+    """`new` lets in internet addresses (inside `within`) that `old` did not, judged per group
+    and per server on the union of its rules (`exposure.opened_ingress`)."""
+    return bool(opened_ingress(new, old, context.internal(new), within))
 
 
 def _quota_raise(new: TenantRequest, old: TenantRequest | None, percent: float) -> bool:
@@ -117,25 +130,30 @@ def _quota_raise(new: TenantRequest, old: TenantRequest | None, percent: float) 
     return False
 
 
-_CONDITIONS: dict[str, Callable[[Any, TenantRequest, TenantRequest | None], bool]] = {
-    "classificationAtLeast": lambda level, new, old: new.spec.classification >= level,
-    "opensIngressFrom": lambda remote, new, old: _opens_ingress(new, old, remote),
-    "raisesQuotaByMoreThanPercent": lambda percent, new, old: _quota_raise(new, old, percent),
+_CONDITIONS: dict[str, Callable[[Any, TenantRequest, TenantRequest | None, Context], bool]] = {
+    "classificationAtLeast": lambda level, new, old, ctx: new.spec.classification >= level,
+    "opensIngressFromInternet": lambda flag, new, old, ctx: flag and _opens_ingress(new, old, ctx),
+    "opensIngressFrom": lambda remote, new, old, ctx: _opens_ingress(new, old, ctx, remote),
+    "raisesQuotaByMoreThanPercent": lambda percent, new, old, ctx: _quota_raise(new, old, percent),
 }
+assert set(_CONDITIONS) == set(When.model_fields), "every condition has an evaluator"
 
 
-def _holds(when: When, new: TenantRequest, old: TenantRequest | None) -> bool:
+def _holds(when: When, new: TenantRequest, old: TenantRequest | None, context: Context) -> bool:
     return any(
-        _CONDITIONS[name](value, new, old)
+        _CONDITIONS[name](getattr(when, name), new, old, context)
         for name, value in when.model_dump(exclude_none=True).items()
     )
 
 
-def requirement(rules: ApprovalRules, new: TenantRequest, previous: TenantRequest | None) -> Requirement:
-    """Approvals `new` needs, compared with the last approved version `previous` (None if first)."""
+def requirement(rules: ApprovalRules, new: TenantRequest, previous: TenantRequest | None, *,
+                context: Context = Context()) -> Requirement:
+    """Approvals `new` needs, compared with the last approved version `previous` (None if first).
+    `context`: the server's catalog and agency registry (what is internal for `new`'s agency);
+    the default knows neither, so only the private ranges are internal."""
     needed, reasons = rules.spec.approvalsRequired, []
     for escalation in rules.spec.escalations:
-        if _holds(escalation.when, new, previous):
+        if _holds(escalation.when, new, previous, context):
             needed = max(needed, escalation.approvalsRequired)
             reasons.append(f"{escalation.id}: {escalation.reason}")
     return Requirement(needed, tuple(reasons))

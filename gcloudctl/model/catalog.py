@@ -58,6 +58,12 @@ class CatalogSpec(_Model):
     rulebook: str = "vn-nd85-tcvn11930"
     serveLevel5: bool = Field(False, description="Level 5 is not served by the shared G-Cloud unless enabled.")
     automationUser: UserName = "gcadmin"
+    internalRanges: list[ipaddress.IPv4Network] = Field(
+        default_factory=list, max_length=500,
+        description="Networks that are not the internet for every agency (e.g. the government's private WAN), "
+                    "besides the private ranges and each agency's pools: a rule admitting only these is not "
+                    "internet-facing for the classification rules and the approval rules "
+                    "(gcloudctl.policy.exposure). A public range listed here is trusted by every request.")
 
 
 class PlatformCatalog(_Model):

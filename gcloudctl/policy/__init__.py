@@ -2,7 +2,8 @@
 
 Called by `gcloudctl.validate` (and through it by `pipeline.load_request`). The rulebook is
 data (`rulebook.Rulebook`, shipped profiles in ``gcloudctl/data/rulebooks``); the checks it may
-name are the fixed set in `checks`. Pure: no I/O; returns `Problem`s with field paths and rule
+name are the fixed set in `checks`; what "from the internet" means is `exposure` (shared with
+the approval rules). Pure: no I/O; returns `Problem`s with field paths and rule
 ids, and the caller adds file positions.
 """
 
@@ -11,9 +12,10 @@ from __future__ import annotations
 import re
 
 from gcloudctl.errors import Problem
-from gcloudctl.model.catalog import PlatformCatalog
+from gcloudctl.model.catalog import AgencyRegistry, PlatformCatalog
 from gcloudctl.model.request import TenantRequest
-from gcloudctl.policy.checks import CHECKS, default_hardening_profile
+from gcloudctl.policy.checks import CHECKS, Setting, default_hardening_profile
+from gcloudctl.policy.exposure import internal_ranges
 from gcloudctl.policy.rulebook import Rulebook, RuleSpec
 
 __all__ = ["Rulebook", "RuleSpec", "default_hardening_profile", "evaluate"]
@@ -30,13 +32,17 @@ def _message(rule: RuleSpec) -> str:
     return re.sub(r"\{([A-Za-z]+)\}", fill, rule.message)
 
 
-def evaluate(request: TenantRequest, rulebook: Rulebook, catalog: PlatformCatalog) -> list[Problem]:
-    """Every violation of the rules in force at the request's classification level."""
+def evaluate(request: TenantRequest, rulebook: Rulebook, catalog: PlatformCatalog,
+             agencies: AgencyRegistry | None = None) -> list[Problem]:
+    """Every violation of the rules in force at the request's classification level. "The
+    internet" excludes the catalog's `internalRanges` and, given the agency registry, the pools
+    of the request's agency (`exposure`)."""
     level = request.spec.classification
+    setting = Setting(catalog=catalog, internal=internal_ranges(request, catalog, agencies))
     problems = []
     for rule in rulebook.rules_for(level):
         check = CHECKS[rule.check]
-        for violation in check(request, catalog, rule.typed_params()):
+        for violation in check(request, setting, rule.typed_params()):
             message = _message(rule)
             if violation.detail:
                 message += f" ({violation.detail})"

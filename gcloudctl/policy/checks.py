@@ -1,19 +1,24 @@
 """Stage: validate (policy). The fixed set of checks a rulebook rule can name.
 
-Each check takes the request, the platform catalog and its typed parameters and returns
+Each check takes the request, the `Setting` it is judged in (platform catalog, and the ranges
+that are not the internet for the request's agency) and its typed parameters, and returns
 `Violation`s (field path + what exactly is wrong). Which checks run, from which level and
-with which parameters is data (`gcloudctl.policy.rulebook`). Pure: no I/O.
+with which parameters is data (`gcloudctl.policy.rulebook`). Whether a rule is "from the
+internet" is decided by `gcloudctl.policy.exposure` alone (the approval rules use the same
+function). Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Iterator
 
 from gcloudctl.model.catalog import PlatformCatalog
 from gcloudctl.model.request import Rule, Server, TenantRequest
 from gcloudctl.policy import rulebook as rb
+from gcloudctl.policy.exposure import Exposure, InternalRanges, rules_exposure
 
 ADMIN_PROTOCOLS = ("tcp", "udp")
 PROFILE_ORDER = ("L1", "L2", "L3", "L4")
@@ -23,6 +28,15 @@ PROFILE_ORDER = ("L1", "L2", "L3", "L4")
 class Violation:
     path: str
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a check may know besides the request: the platform catalog and the ranges that are
+    not the internet for the request's agency (catalog `internalRanges`, the agency's pools)."""
+
+    catalog: PlatformCatalog
+    internal: InternalRanges = InternalRanges()
 
 
 # --------------------------------------------------------------------------- request facts
@@ -39,15 +53,6 @@ def primary_zone(request: TenantRequest, server: Server) -> str | None:
 def server_zones(request: TenantRequest, server: Server) -> set[str]:
     zones = network_zones(request)
     return {zones[n] for n in server.networks if n in zones}
-
-
-def from_internet(rule: Rule) -> bool:
-    """True when the rule's remote side is the internet (no remote at all means any source)."""
-    if rule.remoteGroup is not None:
-        return False
-    if rule.remote is None:
-        return True
-    return rule.remote.prefixlen < 8 and not rule.remote.is_private
 
 
 def covers_port(rule: Rule, port: int) -> bool:
@@ -78,11 +83,35 @@ def describe_rule(rule: Rule) -> str:
     return f"{rule.direction} {rule.protocol}{ports} from {remote}"
 
 
-def internet_rules(request: TenantRequest, direction: str) -> Iterator[tuple[int, int, Rule]]:
+def internet_rules(request: TenantRequest, direction: str, internal: InternalRanges,
+                   covers: Callable[[Rule], bool] = lambda rule: True
+                   ) -> Iterator[tuple[int, int, Rule, Exposure]]:
+    """Per group, the rules in `direction` (that `covers` selects) whose union reaches the
+    internet (`exposure`), and of those the rules that contribute internet addresses, each with
+    the union's exposure (what the whole group lets in or out)."""
     for g, group in enumerate(request.spec.securityGroups):
-        for r, rule in enumerate(group.rules):
-            if rule.direction == direction and from_internet(rule):
-                yield g, r, rule
+        chosen = [(r, rule) for r, rule in enumerate(group.rules) if rule.direction == direction and covers(rule)]
+        union = rules_exposure((rule for _, rule in chosen), internal)
+        if not union.internet_facing:
+            continue
+        for r, rule in chosen:
+            if rules_exposure([rule], internal).internet_facing:
+                yield g, r, rule, union
+
+
+def server_exposure(request: TenantRequest, server: Server, internal: InternalRanges) -> Exposure:
+    """The internet addresses a server admits: the union of the ingress rules of all its groups."""
+    groups = {group.name: group for group in request.spec.securityGroups}
+    return rules_exposure((rule for name in server.securityGroups if name in groups
+                           for rule in groups[name].rules if rule.direction == "ingress"), internal)
+
+
+def _from_where(rule: Rule, union: Exposure, internal: InternalRanges) -> str:
+    """`describe_rule`, plus what the group's rules let through together when that is more."""
+    alone = rules_exposure([rule], internal)
+    if alone.reached == union.reached:
+        return describe_rule(rule)
+    return f"{describe_rule(rule)}; with the group's other rules: {union.describe()}"
 
 
 def _rule_path(g: int, r: int) -> str:
@@ -91,47 +120,57 @@ def _rule_path(g: int, r: int) -> str:
 
 # --------------------------------------------------------------------------- checks
 
-def level_not_served(req: TenantRequest, catalog: PlatformCatalog, params: rb.NoParams) -> list[Violation]:
-    if catalog.spec.serveLevel5:
+def level_not_served(req: TenantRequest, setting: Setting, params: rb.NoParams) -> list[Violation]:
+    if setting.catalog.spec.serveLevel5:
         return []
     return [Violation("spec.classification", f"level {req.spec.classification} is not served by this platform")]
 
 
-def world_ingress_ports(req: TenantRequest, catalog: PlatformCatalog, params: rb.PortsInZones) -> list[Violation]:
+def world_ingress_ports(req: TenantRequest, setting: Setting, params: rb.PortsInZones) -> list[Violation]:
     found: list[Violation] = []
     open_groups: set[str] = set()
-    for g, r, rule in internet_rules(req, "ingress"):
+    for g, r, rule, union in internet_rules(req, "ingress", setting.internal):
         group = req.spec.securityGroups[g].name
         if not only_ports(rule, params.ports):
-            found.append(Violation(_rule_path(g, r), f"group '{group}' allows {describe_rule(rule)}"))
+            found.append(Violation(_rule_path(g, r),
+                                   f"group '{group}' allows {_from_where(rule, union, setting.internal)}"))
         open_groups.add(group)
     for s, server in enumerate(req.spec.servers):
         zone = primary_zone(req, server)
+        if zone in params.zones or not server_exposure(req, server, setting.internal).internet_facing:
+            continue
         for i, group in enumerate(server.securityGroups):
-            if group in open_groups and zone not in params.zones:
+            if group in open_groups:
                 found.append(Violation(f"spec.servers[{s}].securityGroups[{i}]",
                                        f"server '{server.name}' in {zone_words(zone)} uses group '{group}', "
                                        "which is open to the internet"))
     return found
 
 
-def world_ingress_forbidden_ports(req: TenantRequest, catalog: PlatformCatalog, params: rb.Ports) -> list[Violation]:
-    found = []
-    for g, r, rule in internet_rules(req, "ingress"):
-        hit = [port for port in params.ports if covers_port(rule, port)]
-        if hit:
-            found.append(Violation(_rule_path(g, r), f"{describe_rule(rule)} opens port(s) {', '.join(map(str, hit))}"))
-    return found
+def world_ingress_forbidden_ports(req: TenantRequest, setting: Setting, params: rb.Ports) -> list[Violation]:
+    """Each port is judged on the union of the group's ingress rules that cover it."""
+    hits: dict[tuple[int, int], tuple[Rule, Exposure, list[int]]] = {}
+    for port in params.ports:
+        covering = partial(_covers, port=port)
+        for g, r, rule, union in internet_rules(req, "ingress", setting.internal, covering):
+            hits.setdefault((g, r), (rule, union, []))[2].append(port)
+    return [Violation(_rule_path(g, r),
+                      f"{_from_where(rule, union, setting.internal)} opens port(s) {', '.join(map(str, ports))}")
+            for (g, r), (rule, union, ports) in sorted(hits.items())]
 
 
-def floating_ip_zones(req: TenantRequest, catalog: PlatformCatalog, params: rb.Zones) -> list[Violation]:
+def _covers(rule: Rule, *, port: int) -> bool:
+    return covers_port(rule, port)
+
+
+def floating_ip_zones(req: TenantRequest, setting: Setting, params: rb.Zones) -> list[Violation]:
     return [Violation(f"spec.servers[{s}].floatingIP",
                       f"server '{server.name}' is in {zone_words(primary_zone(req, server))}")
             for s, server in enumerate(req.spec.servers)
             if server.floatingIP and primary_zone(req, server) not in params.zones]
 
 
-def floating_ip_forbidden_zones(req: TenantRequest, catalog: PlatformCatalog, params: rb.Zones) -> list[Violation]:
+def floating_ip_forbidden_zones(req: TenantRequest, setting: Setting, params: rb.Zones) -> list[Violation]:
     found = []
     for s, server in enumerate(req.spec.servers):
         bad = sorted(server_zones(req, server) & set(params.zones))
@@ -141,30 +180,30 @@ def floating_ip_forbidden_zones(req: TenantRequest, catalog: PlatformCatalog, pa
     return found
 
 
-def egress_restricted(req: TenantRequest, catalog: PlatformCatalog, params: rb.NoParams) -> list[Violation]:
+def egress_restricted(req: TenantRequest, setting: Setting, params: rb.NoParams) -> list[Violation]:
     return [Violation(_rule_path(g, r), f"group '{req.spec.securityGroups[g].name}' allows {describe_rule(rule)}"
                       .replace(" from ", " to "))
-            for g, r, rule in internet_rules(req, "egress")
+            for g, r, rule, _ in internet_rules(req, "egress", setting.internal)
             if rule.protocol == "any" or rule.ports is None]
 
 
-def security_groups_required(req: TenantRequest, catalog: PlatformCatalog, params: rb.NoParams) -> list[Violation]:
+def security_groups_required(req: TenantRequest, setting: Setting, params: rb.NoParams) -> list[Violation]:
     return [Violation(f"spec.servers[{s}].securityGroups", f"server '{server.name}' has no security group")
             for s, server in enumerate(req.spec.servers) if not server.securityGroups]
 
 
-def required_zones(req: TenantRequest, catalog: PlatformCatalog, params: rb.Zones) -> list[Violation]:
+def required_zones(req: TenantRequest, setting: Setting, params: rb.Zones) -> list[Violation]:
     present = set(network_zones(req).values())
     missing = [zone for zone in params.zones if zone not in present]
     return [Violation("spec.networks", f"missing: {', '.join(missing)}")] if missing else []
 
 
-def isolated_zones(req: TenantRequest, catalog: PlatformCatalog, params: rb.Zones) -> list[Violation]:
+def isolated_zones(req: TenantRequest, setting: Setting, params: rb.Zones) -> list[Violation]:
     return [Violation(f"spec.networks[{n}].routed", f"network '{net.name}' in zone '{net.zone}' is routed")
             for n, net in enumerate(req.spec.networks) if net.zone in params.zones and net.routed]
 
 
-def bastion_required(req: TenantRequest, catalog: PlatformCatalog, params: rb.Bastion) -> list[Violation]:
+def bastion_required(req: TenantRequest, setting: Setting, params: rb.Bastion) -> list[Violation]:
     pattern = re.compile(params.namePattern)
     for server in req.spec.servers:
         if pattern.search(server.name) and params.zone in server_zones(req, server):
@@ -173,13 +212,13 @@ def bastion_required(req: TenantRequest, catalog: PlatformCatalog, params: rb.Ba
                                       f"'{params.zone}'")]
 
 
-def anti_affinity_required(req: TenantRequest, catalog: PlatformCatalog, params: rb.MinCount) -> list[Violation]:
+def anti_affinity_required(req: TenantRequest, setting: Setting, params: rb.MinCount) -> list[Violation]:
     return [Violation(f"spec.servers[{s}].antiAffinity", f"server '{server.name}' has count {server.count}")
             for s, server in enumerate(req.spec.servers)
             if server.count >= params.minCount and not server.antiAffinity]
 
 
-def no_expiry(req: TenantRequest, catalog: PlatformCatalog, params: rb.NoParams) -> list[Violation]:
+def no_expiry(req: TenantRequest, setting: Setting, params: rb.NoParams) -> list[Violation]:
     return [Violation("spec.expiresAt", f"expiresAt is {req.spec.expiresAt.isoformat()}")] if req.spec.expiresAt else []
 
 
@@ -188,7 +227,7 @@ def default_hardening_profile(level: int) -> str:
     return f"L{min(max(level, 1), 4)}"
 
 
-def hardening_minimum(req: TenantRequest, catalog: PlatformCatalog, params: rb.MinProfile) -> list[Violation]:
+def hardening_minimum(req: TenantRequest, setting: Setting, params: rb.MinProfile) -> list[Violation]:
     found = []
     for s, server in enumerate(req.spec.servers):
         profile = server.hardening.profile if server.hardening and server.hardening.profile else None
@@ -198,7 +237,7 @@ def hardening_minimum(req: TenantRequest, catalog: PlatformCatalog, params: rb.M
     return found
 
 
-Check = Callable[[TenantRequest, PlatformCatalog, rb._Model], list[Violation]]
+Check = Callable[[TenantRequest, Setting, rb._Model], list[Violation]]
 CHECKS: dict[str, Check] = {
     "level-not-served": level_not_served,
     "world-ingress-ports": world_ingress_ports,

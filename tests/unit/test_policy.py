@@ -41,7 +41,7 @@ spec:
         - {direction: ingress, protocol: tcp, ports: "22", remoteGroup: bastion}
     - name: bastion
       rules:
-        - {direction: ingress, protocol: tcp, ports: "22", remote: 203.0.113.0/24}
+        - {direction: ingress, protocol: tcp, ports: "22", remote: 10.50.250.0/24}
   keypairs:
     - {name: ops, publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBATrWvJFs40A9Ecu0FM1w8WJcG4ol86jgNzS7I9TMW0 ops"}
   servers:
@@ -92,14 +92,18 @@ def config():
 # (id, reason, text, [(line, col, path, rule id)]) -- every expected violation, nothing else
 CASES = [
     ("admin-port-from-internet", "from level 2: SSH is never open to the internet",
-     at_level(2, "22\", remote: 203.0.113.0/24", "22\", remote: 0.0.0.0/0"),
+     at_level(2, "22\", remote: 10.50.250.0/24", "22\", remote: 0.0.0.0/0"),
      [(29, 11, "spec.securityGroups[3].rules[0]", "admin-sources-restricted")]),
     ("rdp-any-protocol", "protocol any from the internet opens 22 and 3389 too",
      at_level(2, '{direction: ingress, protocol: tcp, ports: "443", remote: 0.0.0.0/0}',
               "{direction: ingress, protocol: any, remote: 0.0.0.0/0}"),
      [(19, 11, "spec.securityGroups[0].rules[0]", "admin-sources-restricted")]),
+    ("admin-port-from-public-range", "any internet address counts: a partner's public /24 is the internet "
+     "(policy.exposure: ops admit trusted networks with the catalog's internalRanges)",
+     at_level(2, "22\", remote: 10.50.250.0/24", "22\", remote: 203.0.113.0/24"),
+     [(29, 11, "spec.securityGroups[3].rules[0]", "admin-sources-restricted")]),
     ("no-remote-means-anywhere", "a rule without remote or remoteGroup admits any source",
-     at_level(2, "22\", remote: 203.0.113.0/24}", "22\"}"),
+     at_level(2, "22\", remote: 10.50.250.0/24}", "22\"}"),
      [(29, 11, "spec.securityGroups[3].rules[0]", "admin-sources-restricted")]),
     ("level-2-allows-web-outside-dmz", "level 2 has no web-only/dmz-only rule (cumulative from 3)",
      at_level(2, "networks: [dmz, mgmt]\n      securityGroups: [web, admin]",
