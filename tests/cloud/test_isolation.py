@@ -135,3 +135,21 @@ def test_4_a_user_of_another_domain_is_refused_before_any_write(devcloud, tmp_pa
     assert not [p for p in devcloud.openstack_json("project", "list") if p["Name"] == name]
     assert {u["Name"] for u in devcloud.openstack_json("user", "list", "--domain", "BYT")} == byt_users, \
         "no user was created in BYT"
+
+
+def test_5_a_tenant_an_older_version_made_in_default_is_refused(devcloud, tmp_path):
+    """Migration note: a project with the right tags in the Default domain (where older versions
+    put every tenant) is not the agency's: plan, describe and destroy refuse it, nothing changes."""
+    name = f"byt-legacy-{secrets.token_hex(3)}"
+    tags = ["gcloudctl", f"gc-tenant={name}", "gc-agency=BYT", "gc-level=2"]
+    devcloud.openstack("project", "create", "--domain", "default", *[a for t in tags for a in ("--tag", t)], name)
+    try:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(portal_doc("BYT", name)))
+        for args in (("plan", str(path)), ("describe", name), ("destroy", name, "--yes"), ("apply", str(path), "--yes")):
+            out = gcloudctl(*args)
+            assert out.returncode == 4 and "'Default'" in out.stderr, (args, out.stderr)
+        assert [p["Name"] for p in devcloud.openstack_json("project", "list", "--domain", "default") if p["Name"] == name]
+        assert name not in projects_in(devcloud, "BYT")
+    finally:
+        devcloud.openstack("project", "delete", "--domain", "default", name, check=False)
