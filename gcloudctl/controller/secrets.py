@@ -134,11 +134,18 @@ def _secret_values(mapping) -> list:
     values = []
     for key, value in mapping.value:
         if isinstance(key, yaml.ScalarNode) and is_secret_key(key.value):
-            if not (isinstance(value, yaml.ScalarNode) and value.value in ("", "~", "null") and not value.style):
+            if not _empty(value):
                 values.append(value)
         elif isinstance(value, yaml.MappingNode):
             values += _secret_values(value)
     return values
+
+
+def _empty(node) -> bool:
+    """An empty string or a null: nothing to hide (and nothing to seal)."""
+    if not isinstance(node, yaml.ScalarNode):
+        return False
+    return node.value == "" or (not node.style and node.value in ("~", "null", "Null", "NULL"))
 
 
 # --- the key ----------------------------------------------------------------------------------
