@@ -60,5 +60,5 @@ def request_service(config: Any, *, db_url: str | None = None, environ: dict[str
     environ = os.environ if environ is None else environ
     url = db_url or default_url(environ)
     return RequestService(store=store or open_store(url), agencies=config.agencies,
-                          rules=approval_rules(environ), sealer=var_sealer(url, environ),
+                          rules=approval_rules(environ), sealer=var_sealer(url, environ), catalog=config.catalog,
                           load_request=lambda text, name: pipeline.load_request(text, config, filename=name))

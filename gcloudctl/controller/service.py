@@ -20,8 +20,8 @@ row and audit record) are bound to. The reconciler checks that binding (`seal`) 
 
 Called by the CLI's break-glass direct mode and by the request API (`gcloudctl.api`); the
 reconciler never calls it. Dependencies are passed in (`compose.request_service` assembles
-them): the store, the agency registry, the approval rules, a request loader, the var sealer and
-a clock.
+them): the store, the agency registry, the approval rules, a request loader, a clock, the var
+sealer and the platform catalog (for the approval conditions' `approvals.Context`).
 """
 
 from __future__ import annotations
@@ -71,9 +71,11 @@ class RequestService:
     load_request: RequestLoader
     clock: Clock = field(default=utcnow)
     sealer: secrets.VarSealer | None = None  # None: a request with secret vars is refused (never stored in clear)
+    catalog: Any = None  # the server's PlatformCatalog: what is "internal" to the approval conditions
 
     def __post_init__(self) -> None:
         self.rules_version = approvals.rules_version(self.rules)
+        self.context = approvals.Context(catalog=self.catalog, agencies=self.agencies)
 
     # --- intake ---------------------------------------------------------------------------
     def submit(self, text: str, *, caller: Caller, filename: str = "<request>") -> dict[str, Any]:
@@ -91,7 +93,8 @@ class RequestService:
             if same is not None:
                 return self._version_view(tx, same) | {"unchanged": True}
             phase = next_phase(Phase(tenant.phase) if tenant else None, Step.SUBMIT)
-            need = approvals.requirement(self.rules, request, self._approved_request(tx, tenant))
+            need = approvals.requirement(self.rules, request, self._approved_request(tx, tenant),
+                                         context=self.context)
             self._supersede_pending(tx, name, now)
             generation = (tenant.latest_generation if tenant else 0) + 1
             row = tx.add_version(RequestRow(
@@ -176,7 +179,7 @@ class RequestService:
                 return self._version_view(tx, latest) | {"unchanged": True}
             approved = tx.version_of(tenant.name, tenant.generation) if tenant.generation else None
             current = parse_stored(approved.raw_yaml) if approved else None
-            need = (approvals.requirement(self.rules, current, current) if current
+            need = (approvals.requirement(self.rules, current, current, context=self.context) if current
                     else approvals.Requirement(self.rules.spec.approvalsRequired))
             self._supersede_pending(tx, tenant.name, now)
             generation = tenant.latest_generation + 1
