@@ -40,7 +40,8 @@ class Summary:
 
     @property
     def ok(self) -> bool:
-        return not any(o.result in (Result.TRANSIENT, Result.TERMINAL, Result.BLOCKED, Result.LOST_LEASE)
+        return not any(o.result in (Result.TRANSIENT, Result.TERMINAL, Result.BLOCKED, Result.LOST_LEASE,
+                                    Result.TAMPERED)
                        for o in self.outcomes)
 
     def counts(self) -> dict[str, int]:
