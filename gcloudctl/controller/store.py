@@ -2,7 +2,11 @@
 
 SQLite file by default (zero set-up), PostgreSQL by URL for several controllers. The schema is
 created and upgraded by the Alembic migrations shipped in `gcloudctl/controller/migrations`,
-run on every start (`open_store`) and by `gcloudctl controller migrate`.
+run on every start (`open_store`) and by `gcloudctl controller migrate`. A SQLite database is
+private to its OS user: the file (and its -wal/-shm/-journal companions) is 0600 in a 0700
+directory, looser modes found on start are tightened and logged (`protect_sqlite_path`). The
+audit table is append-only in the database itself (migration 0003: a trigger, and on
+PostgreSQL separate roles).
 
 Called by `service` and the `reconciler`/`runner`; every use is one short transaction
 (`Store.tx()`), whose `Tx` object holds the queries. It decides nothing: rules live in
@@ -32,6 +36,10 @@ from gcloudctl.controller.conditions import iso
 
 DEFAULT_DB_PATH = Path("~/.local/share/gcloudctl/controller.db")
 MIGRATION_LOCK_ID = 0x6763_6C64  # pg_advisory_lock key: "gcld"
+DB_FILE_MODE, DB_DIR_MODE = 0o600, 0o700
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+log = logging.getLogger(__name__)
 
 
 def default_url(environ: dict[str, str] | None = None) -> str:
@@ -190,15 +198,61 @@ def create_db_engine(url: str) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        database = Path(path).expanduser() if path and path != ":memory:" and not path.startswith("file:") else None
+        if database is not None:
+            protect_sqlite_path(database)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        _sqlite_serialisable_writes(engine)
+        _sqlite_serialisable_writes(engine, database)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def _sqlite_serialisable_writes(engine: Engine) -> None:
+def protect_sqlite_path(database: Path) -> None:
+    """Make the SQLite database private to this OS user before SQLite opens it: its directory
+    0700 (created so, or tightened), the file created 0600 (SQLite gives its -wal/-shm files the
+    database's mode), and an existing file or companion with a looser mode tightened. Every
+    change to an existing path is logged. A shared directory (sticky bit, like /tmp) or one owned
+    by another user is never changed: that is logged as a warning and the file's own 0600 stands."""
+    folder = database.parent
+    if not folder.exists():
+        folder.mkdir(parents=True, mode=DB_DIR_MODE, exist_ok=True)
+        os.chmod(folder, DB_DIR_MODE)  # mkdir's mode is filtered by the umask
+    else:
+        _tighten_dir(folder)
+    try:  # an empty file is an empty SQLite database
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE))
+        os.chmod(database, DB_FILE_MODE)
+    except FileExistsError:
+        pass
+    for path in (database, *(database.with_name(database.name + suffix) for suffix in SQLITE_COMPANIONS)):
+        _tighten_file(path)
+
+
+def _tighten_dir(folder: Path) -> None:
+    info = folder.stat()
+    mode = info.st_mode & 0o7777
+    if mode & 0o077 == 0:
+        return
+    if mode & 0o1000 or info.st_uid != os.geteuid():
+        log.warning("the database directory %s is shared (mode %o, owner uid %d): left as it is; the database "
+                    "file itself is %o. Put the database in a directory of its own (--db / GCLOUDCTL_DB)",
+                    folder, mode, info.st_uid, DB_FILE_MODE)
+        return
+    os.chmod(folder, mode & ~0o077)
+    log.warning("tightened the database directory %s from mode %o to %o", folder, mode, mode & ~0o077)
+
+
+def _tighten_file(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        os.chmod(path, mode & 0o600)
+        log.warning("tightened the database file %s from mode %o to %o", path, mode, mode & 0o600)
+
+
+def _sqlite_serialisable_writes(engine: Engine, database: Path | None = None) -> None:
     """Make every transaction BEGIN IMMEDIATE so read-then-write never deadlocks on upgrade."""
 
     @event.listens_for(engine, "connect")
@@ -209,6 +263,9 @@ def _sqlite_serialisable_writes(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        if database is not None:  # WAL files made by an older release or by hand: same mode as the file
+            for suffix in SQLITE_COMPANIONS:
+                _tighten_file(database.with_name(database.name + suffix))
 
     @event.listens_for(engine, "begin")
     def _begin(connection):

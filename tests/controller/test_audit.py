@@ -1,4 +1,9 @@
-"""The audit chain detects any UPDATE, DELETE or INSERT made behind the controller's back."""
+"""The audit chain detects any UPDATE, DELETE or INSERT made behind the controller's back.
+
+The database itself refuses UPDATE and DELETE on audit rows (triggers of migration 0003), so a
+tamperer must first drop those triggers — an attacker with DDL rights; the detection tests do
+that explicitly (`tamper.drop_audit_guard`), and `test_audit_rows_cannot_be_edited_in_place`
+shows the same SQL refused while the triggers stand."""
 
 import json
 from datetime import timedelta
@@ -10,6 +15,7 @@ from gcloudctl.controller import audit
 from gcloudctl.controller.audit import GENESIS, mask, seal, verify
 
 from .conftest import OPERATOR
+from .tamper import drop_audit_guard
 
 
 def fill(store, clock, n=5):
@@ -42,6 +48,7 @@ TAMPERING = [
 def test_tampering_is_detected(store, clock, service, case_id, sql, expected):
     fill(store, clock)
     assert service.audit_verify(caller=OPERATOR)["ok"]
+    drop_audit_guard(store)  # an attacker with DDL rights
     for statement in sql.split("; "):
         raw(store, statement)
     report = service.audit_verify(caller=OPERATOR)
@@ -49,11 +56,30 @@ def test_tampering_is_detected(store, clock, service, case_id, sql, expected):
     assert any(expected in b["message"] for b in report["breaks"]), report["breaks"]
 
 
+EDITS = [c for c in TAMPERING if not c[1].startswith("INSERT")]
+
+
+@pytest.mark.parametrize("case_id,sql,expected", EDITS, ids=[c[0] for c in EDITS])
+def test_audit_rows_cannot_be_edited_in_place(store, clock, service, case_id, sql, expected):
+    """Without dropping the triggers, UPDATE and DELETE of audit rows fail (SQLite: RAISE(ABORT));
+    the chain stays whole. (An INSERT is an append: only the chain can judge it.)"""
+    from sqlalchemy.exc import DatabaseError
+
+    fill(store, clock)
+    statement = sql.split("; ")[0]
+    with pytest.raises(DatabaseError, match="audit records are append-only"):
+        raw(store, statement)
+    assert service.audit_verify(caller=OPERATOR)["ok"]
+    with store.tx() as tx:
+        assert len(list(tx.audit_records())) == 5
+
+
 def test_rehashed_forgery_is_caught_by_external_anchor(store, clock, service):
     """An attacker who rewrites a record AND every later hash AND the head defeats the chain
     alone; an exported head hash (anchor) kept elsewhere still catches it."""
     fill(store, clock)
     anchor = service.audit_verify(caller=OPERATOR)["head"]["hash"]
+    drop_audit_guard(store)  # an attacker with DDL rights
     with store.tx() as tx:
         records = list(tx.audit_records())
     previous = GENESIS

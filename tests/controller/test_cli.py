@@ -126,6 +126,9 @@ def test_audit_verify_and_export(db, capsys):
     code, out, _ = run(capsys, "-o", "json", "audit", "export", "--since", "2000-01-01T00:00:00Z")
     assert [r["action"] for r in json.loads(out)] == ["request.submit"]
     with sqlite3.connect(db) as conn:
+        from .tamper import drop_audit_guard_sqlite
+
+        drop_audit_guard_sqlite(conn)  # an attacker with DDL rights (the triggers refuse UPDATE of audit rows)
         conn.execute("UPDATE audit SET actor = 'mallory'")
     code, out, _ = run(capsys, "audit", "verify")
     assert code == ExitCode.ERROR and "BROKEN" in out

@@ -19,6 +19,7 @@ from .conftest import (
     BYT_APPROVER1, BYT_APPROVER2, BYT_REQUESTER, OPERATOR, approve_all, request_text, submit_approved,
 )
 from .fakes import FakeWorld
+from .tamper import drop_audit_guard
 
 NAME = "byt-his-staging"
 SMALL = {"spec.securityGroups": [{"name": "web", "rules": [
@@ -100,7 +101,8 @@ TAMPERING = [
         sql(store, "UPDATE requests SET approvals_required = 1 WHERE id = :id", id=v["id"]),
         activate_by_sql(store, v["id"])),
      "the row says one approval is enough; the submit audit record says two"),
-    ("audit-record-edited", lambda store, v: sql(store, "UPDATE audit SET actor = 'someone.else' WHERE seq = 1"),
+    ("audit-record-edited", lambda store, v: (drop_audit_guard(store),  # an attacker with DDL rights
+                                              sql(store, "UPDATE audit SET actor = 'someone.else' WHERE seq = 1")),
      "the audit chain no longer verifies"),
 ]
 
@@ -280,6 +282,7 @@ def rewrite_digests(store, version, new_digest, rehash: bool):
     recomputing each edited record's own hash, but not the chain after it)."""
     from gcloudctl.controller.audit import body, chain_hash
 
+    drop_audit_guard(store)  # an attacker with DDL rights (the triggers refuse UPDATE of audit rows)
     rows = sql(store, "SELECT seq, at, actor, action, tenant, data, prev_hash FROM audit WHERE tenant = :t "
                       "AND action IN ('request.submit', 'request.approve')", t=NAME).all()
     for seq, at, actor, action, tenant, data, prev_hash in rows:

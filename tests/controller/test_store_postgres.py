@@ -79,9 +79,12 @@ def test_audit_chain_under_concurrent_appends(pg_store):
 def test_tampering_detected_on_postgres(pg_store, sql, expected):
     from sqlalchemy import text
 
+    from .tamper import drop_audit_guard
+
     with pg_store.tx() as tx:
         for i in range(3):
             tx.append_audit(NOW, "ctl", "tenant.apply", "t", {"i": i})
+    drop_audit_guard(pg_store)  # an attacker with DDL rights (test_store_hardening: refused otherwise)
     with pg_store.engine.begin() as conn:
         conn.execute(text(sql))
     with pg_store.tx() as tx:
