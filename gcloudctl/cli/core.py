@@ -96,13 +96,20 @@ def document_schemas() -> dict[str, dict]:
 
 
 @click.command("schema")
-@click.argument("document", type=click.Choice(["request", "platform", "agencies", "rulebook"]), default="request")
+@click.argument("document", type=click.Choice(["request", "platform", "agencies", "rulebook", "api"]),
+                default="request")
 @click.option("-o", "--output", "output", type=click.Choice(["json", "yaml"]), default=None,
               help="Schema format (default json).")
 @click.pass_obj
 def schema_command(app, document: str, output: str | None) -> int:
-    """Print the JSON Schema of a document: request, platform (catalog), agencies, rulebook."""
-    schema = document_schemas()[document]
+    """Print the JSON Schema of a document: request, platform (catalog), agencies, rulebook;
+    `api`: the request API's OpenAPI 3.1 contract (as `GET /openapi.json` serves it)."""
+    if document == "api":
+        from gcloudctl.api.app import openapi_document
+
+        schema = openapi_document()
+    else:
+        schema = document_schemas()[document]
     if _output_format(output, app) == "yaml":
         click.echo(yaml.safe_dump(schema, sort_keys=False, allow_unicode=True), nl=False)
     else:

@@ -16,7 +16,7 @@ from gcloudctl import __version__
 from gcloudctl.cli.context import AppContext, OUTPUT_FORMATS
 from gcloudctl.errors import ExitCode, GcloudctlError, InvalidInput
 
-COMMAND_MODULES = ("core", "tenants", "devcloud", "controller", "hardening")
+COMMAND_MODULES = ("core", "tenants", "devcloud", "controller", "hardening", "api")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
