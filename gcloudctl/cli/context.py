@@ -25,6 +25,8 @@ class AppContext:
     log_format: str = "text"
     verbose: int = 0
     debug: bool = False
+    api_url: str | None = None  # --api / $GCLOUDCTL_API: request commands go through the request API
+    api_ca: str | None = None  # --api-ca / $GCLOUDCTL_API_CA: CA bundle for an HTTPS API with a private CA
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     # factories overridable by tests: (cloud_name) -> CloudDriver
     driver_factory: Callable[..., Any] | None = None

@@ -29,6 +29,16 @@ from gcloudctl.errors import ExitCode, InvalidInput
 DB_HELP = "Controller database URL (default: $GCLOUDCTL_DB, else a SQLite file under ~/.local/share/gcloudctl)."
 db_option = click.option("--db", "db", metavar="URL", help=DB_HELP)
 
+
+def _set_api(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.find_object(AppContext).api_url = value
+
+
+api_option = click.option("--api", metavar="URL", expose_value=False, callback=_set_api,
+                          help="Request API URL (also $GCLOUDCTL_API): act with your own Keystone token "
+                               "(clouds.yaml entry from --cloud / $OS_CLOUD) instead of the database.")
+
 log = logging.getLogger("gcloudctl.controller")
 
 
@@ -59,8 +69,19 @@ def _break_glass_caller():
 
 
 def _backend(app: AppContext, db: str | None):
-    """(what answers the request use cases, the caller to pass). Direct mode: the service and
-    the break-glass caller. (The request API's client plugs in here.)"""
+    """(what answers the request use cases, the caller to pass). With --api / $GCLOUDCTL_API: the
+    request API's client (the server builds the caller from the token of the caller's own
+    clouds.yaml entry). Direct mode: the service and the break-glass caller."""
+    if app.api_url:
+        if db:
+            raise InvalidInput("--db and --api exclude each other", hint="drop --db to use the request API")
+        from gcloudctl.api.client import ApiClient
+        from gcloudctl.drivers.keystone import user_token_source
+
+        if not app.cloud:
+            raise InvalidInput("the request API needs your Keystone identity: no clouds.yaml entry given",
+                               hint="pass --cloud ENTRY or set OS_CLOUD (your own entry in clouds.yaml)")
+        return ApiClient(app.api_url, user_token_source(app.cloud), verify=app.api_ca or True), None
     return _service(app, db), _break_glass_caller()
 
 
@@ -101,6 +122,7 @@ def request_group() -> None:
 @request_group.command("submit")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @db_option
+@api_option
 @click.pass_obj
 def submit_cmd(app: AppContext, file: str, db: str | None) -> int:
     """Store FILE as a new generation of its tenant's request, pending approval."""
@@ -118,6 +140,7 @@ def submit_cmd(app: AppContext, file: str, db: str | None) -> int:
 @click.option("--tenant", help="Only this tenant's versions.")
 @click.option("--state", type=click.Choice(["pending-approval", "approved", "rejected", "superseded"]))
 @db_option
+@api_option
 @click.pass_obj
 def list_cmd(app: AppContext, tenant: str | None, state: str | None, db: str | None) -> int:
     """List request versions (newest generation last)."""
@@ -133,6 +156,7 @@ def list_cmd(app: AppContext, tenant: str | None, state: str | None, db: str | N
 @request_group.command("show")
 @click.argument("request_id", type=int)
 @db_option
+@api_option
 @click.pass_obj
 def show_cmd(app: AppContext, request_id: int, db: str | None) -> int:
     """Show one request version with its decisions and YAML."""
@@ -151,6 +175,7 @@ def _decide(decision: str):
     @click.argument("request_id", type=int)
     @click.option("--reason", required=True, help="Why (recorded in the audit trail).")
     @db_option
+    @api_option
     @click.pass_obj
     def command(app: AppContext, request_id: int, reason: str, db: str | None) -> int:
         backend, caller = _backend(app, db)
@@ -168,6 +193,7 @@ approve_cmd, reject_cmd = _decide("approve"), _decide("reject")
 @click.argument("tenant")
 @click.option("--reason", default="", help="Why (recorded in the audit trail).")
 @db_option
+@api_option
 @click.pass_obj
 def delete_cmd(app: AppContext, tenant: str, reason: str, db: str | None) -> int:
     """File the deletion of TENANT: a version that needs approval like any change (one approver,
@@ -196,6 +222,7 @@ def _version_text(v: dict) -> str:
 @click.command("status")
 @click.argument("tenant")
 @db_option
+@api_option
 @click.pass_obj
 def status_cmd(app: AppContext, tenant: str, db: str | None) -> int:
     """Phase, conditions (Ready, Synced, Drifted) and recent events of TENANT."""
@@ -305,6 +332,7 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @click.option("--expect-head", metavar="SHA256", help="A head hash kept elsewhere (anchor): it must be in the chain.")
 @db_option
+@api_option
 @click.pass_obj
 def verify_cmd(app: AppContext, expect_head: str | None, db: str | None) -> int:
     """Check every record's hash and link; exit 1 if anything was edited, deleted or inserted."""
@@ -326,6 +354,7 @@ def _verify_text(r: dict) -> str:
 @click.option("--since", metavar="TIME", help="ISO 8601 time (e.g. 2026-11-01T00:00:00Z); default: everything.")
 @click.option("--tenant", help="Only this tenant's records.")
 @db_option
+@api_option
 @click.pass_obj
 def export_cmd(app: AppContext, since: str | None, tenant: str | None, db: str | None) -> int:
     """Print audit records (json/yaml: the full records, hashes included, for offline verification)."""

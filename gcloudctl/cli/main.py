@@ -32,6 +32,10 @@ COMMAND_MODULES = ("core", "tenants", "devcloud", "controller", "hardening", "ap
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for API calls).")
 @click.option("--debug", is_flag=True, envvar="GCLOUDCTL_DEBUG", help="Show tracebacks for errors.")
+@click.option("--api", "api_url", envvar="GCLOUDCTL_API", metavar="URL",
+              help="Request API URL: request/status/audit commands use it with your Keystone token (--cloud).")
+@click.option("--api-ca", "api_ca", envvar="GCLOUDCTL_API_CA", type=click.Path(dir_okay=False),
+              help="CA bundle to verify an HTTPS request API with a private certificate authority.")
 @click.pass_context
 def cli(ctx: click.Context, **options) -> None:
     """Turn declarative TenantRequest YAML into G-Cloud tenants on OpenStack.
