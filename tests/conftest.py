@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.devcloud",
     "tests.fixtures.testhost",
     "tests.fixtures.postgres",
+    "tests.fixtures.api",
 ]
