@@ -70,10 +70,9 @@ def _cloud_config(cloud: str, clouds_yaml: str | None = None):
     import openstack.config
     from openstack import exceptions as os_exc
 
-    files = [clouds_yaml] if clouds_yaml else None
-    try:
-        config = openstack.config.OpenStackConfig(config_files=files, load_envvars=False) if files \
-            else openstack.config.OpenStackConfig(load_envvars=False)
+    try:  # the entry is named: $OS_CLIENT_CONFIG_FILE is honoured, OS_* auth variables build no cloud of theirs
+        config = openstack.config.OpenStackConfig(config_files=[clouds_yaml], load_envvars=False) if clouds_yaml \
+            else openstack.config.OpenStackConfig()
         return config.get_one(cloud)
     except os_exc.ConfigException as exc:
         raise InvalidInput(f"clouds.yaml entry {cloud!r}: {exc}",
