@@ -4,9 +4,9 @@
 root is `gcloudctl.api.server`; tests inject a validator double and a service on a temporary
 database). Every route except `/healthz` and `/openapi.json` needs `X-Auth-Token`: the token is
 validated (`auth.CachingValidator` over the Keystone driver), turned into a `Caller`
-(`auth.caller_from_token`), charged to its identity's rate limit (`limits.RateLimiter`), and
-passed to one `RequestService` use case, which decides. Errors render as RFC 9457
-problem+json (`problems`). Bodies over `max_body` bytes are refused with 413 before they are
+(`auth.caller_from_token`), charged to its identity's rate limit (`limits.RateLimiter`; a refused
+token is charged to the client's address instead), and passed to one `RequestService` use
+case, which decides. Errors render as RFC 9457 problem+json (`problems`). Bodies over `max_body` bytes are refused with 413 before they are
 read whole; a submission must be `application/yaml` (or `text/yaml`, `application/x-yaml`).
 
 No business rules here: what a caller may see or do is the service's decision.
@@ -150,12 +150,18 @@ def create_app(service: Any, validator: Any, *, agencies: Any, limiter: RateLimi
     token_header = APIKeyHeader(name="X-Auth-Token", auto_error=False,
                                 description="A Keystone token (`openstack token issue`)")
 
-    def authenticated(token: str | None = Depends(token_header)) -> Caller:
-        if not token:
-            raise Unauthenticated("no X-Auth-Token header", hint="send a Keystone token in X-Auth-Token")
-        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
-            raise Unauthenticated("the token is not valid (expired, revoked or unknown)")
-        caller = caller_from_token(validator.validate(token), agencies)
+    def authenticated(request: Request, token: str | None = Depends(token_header)) -> Caller:
+        address = f"address:{request.client.host if request.client else '-'}"
+        limiter.check(address)  # an address whose refusals used up its budget waits before Keystone is asked
+        try:
+            if not token:
+                raise Unauthenticated("no X-Auth-Token header", hint="send a Keystone token in X-Auth-Token")
+            if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+                raise Unauthenticated("the token is not valid (expired, revoked or unknown)")
+            caller = caller_from_token(validator.validate(token), agencies)
+        except Unauthenticated:  # refused calls spend their address's budget: no token guessing at Keystone's cost
+            limiter.take(address)
+            raise
         limiter.take(caller.user_id)
         return caller
 

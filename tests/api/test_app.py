@@ -347,3 +347,16 @@ def test_client_round_trip(app):
     other = ApiClient("http://testserver", token=lambda: "tok-btc-user", _http=TestClient(app))
     with pytest.raises(NotFound):
         other.status("byt-api-test")
+
+
+def test_refused_tokens_spend_the_address_budget(service, config):
+    """Guessing tokens costs Keystone a validation each: refusals are limited per client address."""
+    validator = FakeValidator()
+    app = create_app(service, validator, agencies=config.agencies,
+                     limiter=RateLimiter(rate=0.5, burst=3, clock=lambda: 0.0))
+    with TestClient(app) as client:
+        codes = [client.get("/v1/whoami", headers={"X-Auth-Token": f"guess-{i}"}).status_code for i in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        assert validator.calls == 3, "once the address's budget is spent, Keystone is not asked"
+        limited = client.get("/v1/whoami", headers=auth("byt-requester"))
+        assert limited.status_code == 429 and limited.headers["Retry-After"] == "2", "the address waits, whoever"
