@@ -46,10 +46,10 @@ def build_app(config: Any, options: ServeOptions, environ: dict[str, str] | None
     from gcloudctl.controller import compose
     from gcloudctl.drivers.keystone import KeystoneValidator
 
-    service = compose.request_service(config, db_url=options.db_url, environ=dict(os.environ if environ is None
-                                                                                   else environ))
     validator = CachingValidator(KeystoneValidator.from_cloud(options.service_cloud, timeout=options.keystone_timeout),
                                  ttl_seconds=options.token_cache_seconds)
+    service = compose.request_service(config, db_url=options.db_url, environ=dict(os.environ if environ is None
+                                                                                   else environ))
     return create_app(service, validator, agencies=config.agencies,
                       limiter=RateLimiter(rate=options.rate, burst=options.burst))
 

@@ -76,7 +76,8 @@ def _cloud_config(cloud: str, clouds_yaml: str | None = None):
         return config.get_one(cloud)
     except os_exc.ConfigException as exc:
         raise InvalidInput(f"clouds.yaml entry {cloud!r}: {exc}",
-                           hint="check ~/.config/openstack/clouds.yaml or --cloud / OS_CLOUD") from None
+                           hint="check the entry's name and ~/.config/openstack/clouds.yaml "
+                                "(or $OS_CLIENT_CONFIG_FILE)") from None
 
 
 @dataclass
