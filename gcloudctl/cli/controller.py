@@ -7,8 +7,9 @@ classes; `cli.main` maps them to exit codes.
 `request ...`, `status` and `audit ...` call one use case of `_backend(app, db)`: with `--api URL`
 / `$GCLOUDCTL_API` that is the request API's client (`gcloudctl.api.client`; the token comes from
 the caller's own clouds.yaml entry, `--cloud` / `$OS_CLOUD`); in direct mode (no API) that is
-the `RequestService` on the database itself, acting for the operating-system user as an *unauthenticated* platform operator (`_break_glass_caller`, recorded as `os:NAME`
-with `authenticated: false`) — break-glass for platform operators, see docs/controller.md.
+the `RequestService` on the database itself, acting for the operating-system user as an
+*unauthenticated* platform operator (`_break_glass_caller`, recorded as `os:NAME` with
+`authenticated: false`) — break-glass for platform operators, see docs/controller.md.
 Approval rules and the secrets key are the server's configuration (`controller.compose`).
 """
 
