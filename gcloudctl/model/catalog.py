@@ -90,7 +90,10 @@ class Agency(_Model):
     maxClassification: Level
     cidrPools: list[ipaddress.IPv4Network] = Field(min_length=1)
     quotaCeilings: QuotaCeilings
-    approvers: list[UserName] = Field(default_factory=list)
+    approvers: list[UserName] = Field(default_factory=list, deprecated=True,
+                                      description="Not consulted: an agency's approvers are the Keystone users "
+                                                  "holding gcloud-approver on its domain. Accepted so older "
+                                                  "registries still load.")
 
 
 class RegistrySpec(_Model):
