@@ -98,8 +98,10 @@ def has_secret_vars(text: str) -> bool:
 
 def _secret_spans(text: str) -> Iterator[tuple[int, int]]:
     """Source (start, end) offsets of secret var values, in order, trailing blanks left out."""
+    if "vars" not in text:
+        return  # no userData.vars anywhere: nothing to parse again
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=_COMPOSER)  # libyaml where built: marks carry source offsets too
     except yaml.YAMLError:
         return  # the loader has already refused it; nothing to seal
     found = []
@@ -110,6 +112,9 @@ def _secret_spans(text: str) -> Iterator[tuple[int, int]]:
         while end > start and text[end - 1] in " \t\r\n":
             end -= 1
         yield start, end
+
+
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _get(node, key: str):
