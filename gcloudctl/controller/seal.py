@@ -155,12 +155,16 @@ class ChainWitness:
                     start = None  # the anchor was rewritten or the chain shrank: verify it all
             if start is None:
                 self.full_verifications += 1
-                records = list(tx.audit_records())
+                records = list(tx.audit_records(upto=head[0] if head else None))
                 found = audit.verify(records, head)
             else:
-                records = list(tx.audit_records_after(start[0]))
+                records = list(tx.audit_records_after(start[0], upto=head[0] if head else None))
                 found = audit.verify(records, head, start=start)
             self.records_verified += len(records)
+            beyond = tx.audit_beyond_head()
+            if beyond is not None:
+                found.append(audit.Break(beyond, "a record was stored past the chain head (inserted behind "
+                                                 "the chain's back)"))
             if found:
                 self._anchor = None
                 return [f"audit chain: record {b.seq}: {b.message}" for b in found]

@@ -222,8 +222,11 @@ class RequestService:
         says is only exported to those who may see its tenant (`audit_export`)."""
         with self.store.tx() as tx:
             head = tx.audit_head()
-            records = list(tx.audit_records())
+            records = list(tx.audit_records(upto=head[0] if head else None))  # not what others appended since
+            beyond = tx.audit_beyond_head()
         breaks = audit.verify(records, head)
+        if beyond is not None:
+            breaks.append(audit.Break(beyond, "a record was stored past the chain head (inserted behind the chain's back)"))
         if expect_head and (head is None or head[1] != expect_head) and not any(
                 r.hash == expect_head for r in records):
             breaks.append(audit.Break(None, "the expected head hash is not in the chain (anchor mismatch)"))

@@ -422,19 +422,35 @@ class Tx:
         self.session.flush()
         return record
 
-    def audit_records(self, since: datetime | None = None) -> Iterator[audit.Sealed]:
+    def audit_records(self, since: datetime | None = None, upto: int | None = None) -> Iterator[audit.Sealed]:
+        """Records in chain order; `upto`: only those up to that sequence number (the head read
+        earlier in this transaction: on PostgreSQL each statement sees what was committed when
+        it began, so records appended after the head was read must not count against it)."""
         query = select(AuditRow).order_by(AuditRow.seq)
         if since is not None:
             query = query.where(AuditRow.at >= iso(since))
+        if upto is not None:
+            query = query.where(AuditRow.seq <= upto)
         for row in self.session.scalars(query.execution_options(yield_per=1000)):
             yield _sealed(row)
+
+    def audit_beyond_head(self) -> int | None:
+        """The highest sequence number stored past the chain head, if any: a record nobody
+        appended through `append_audit` (which moves the head in the same transaction). The
+        records' maximum is read BEFORE the head, so a legitimate append committed in between
+        is always covered by the head read after it."""
+        top = self.session.scalar(select(func.max(AuditRow.seq)))
+        head_seq = self.session.scalar(select(AuditHeadRow.seq).where(AuditHeadRow.id == 1))
+        return top if top is not None and head_seq is not None and top > head_seq else None
 
     def audit_record(self, seq: int) -> audit.Sealed | None:
         row = self.session.get(AuditRow, seq)
         return _sealed(row) if row else None
 
-    def audit_records_after(self, seq: int) -> Iterator[audit.Sealed]:
+    def audit_records_after(self, seq: int, upto: int | None = None) -> Iterator[audit.Sealed]:
         query = select(AuditRow).where(AuditRow.seq > seq).order_by(AuditRow.seq)
+        if upto is not None:
+            query = query.where(AuditRow.seq <= upto)
         for row in self.session.scalars(query.execution_options(yield_per=1000)):
             yield _sealed(row)
 

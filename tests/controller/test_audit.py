@@ -40,7 +40,7 @@ TAMPERING = [
     ("renumber-after-delete", "DELETE FROM audit WHERE seq = 5; UPDATE audit_head SET seq = 4", "head mismatch"),
     ("insert-forged", "INSERT INTO audit (seq, at, actor, action, tenant, data, prev_hash, hash) "
                       "VALUES (6, '2026-11-24T00:00:00Z', 'mallory', 'request.approve', 't', '{}', 'x', 'y')",
-     "previous-hash mismatch"),
+     "past the chain head"),
 ]
 
 

@@ -38,14 +38,14 @@ def _ready(process):
     assert process.stdout.readline().strip() == "ready", f"controller did not start: {process.args}"
 
 
-def _wait(predicate, timeout, what):
+def _wait(predicate, timeout, what, detail=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+    pytest.fail(f"timed out after {timeout}s waiting for {what}" + (f"; {detail()}" if detail else ""))
 
 
 def test_two_controllers_one_killed_every_tenant_converges_without_double_apply(postgres_url, agencies, rules,
@@ -96,11 +96,12 @@ def test_two_controllers_one_killed_every_tenant_converges_without_double_apply(
                 "SELECT tenant FROM fake_applies WHERE label = 'A' AND ended IS NULL"))}
         assert orphaned, "A was killed with an apply in flight"
 
-        def converged():
+        def not_ready():
             statuses = [service.status(name, caller=OPERATOR) for name in requests]
-            return all(s["phase"] == "ready" and s["observedGeneration"] == 1 for s in statuses)
+            return [(s["tenant"], s["phase"], s["observedGeneration"], s["lastError"]) for s in statuses
+                    if not (s["phase"] == "ready" and s["observedGeneration"] == 1)]
 
-        _wait(converged, 90, "every tenant to be ready")
+        _wait(lambda: not not_ready(), 90, "every tenant to be ready", detail=lambda: f"not ready: {not_ready()}")
     finally:
         b.send_signal(signal.SIGTERM)
         try:
