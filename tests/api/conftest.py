@@ -5,7 +5,6 @@ test_devcloud.py), and a TestClient over `create_app`."""
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from gcloudctl.controller import compose
 from gcloudctl.drivers.keystone import ValidatedToken
 from gcloudctl.errors import Unauthenticated, Unreachable
 from gcloudctl.pipeline import Config
+from tests.controller.conftest import request_doc
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "byt-his-staging.yaml"
 FAR = datetime(2099, 1, 1, tzinfo=timezone.utc)
 
 
@@ -67,15 +66,8 @@ YAML = {"Content-Type": "application/yaml"}
 
 
 def request_text(name: str = "byt-api-test", **changes) -> str:
-    doc = copy.deepcopy(yaml.safe_load(EXAMPLE.read_text("utf-8")))
-    doc["metadata"]["name"] = name
-    for path, value in changes.items():
-        node = doc
-        *parents, leaf = path.split(".")
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    """The example request with dotted-path changes (the controller tests' `request_doc`)."""
+    return yaml.safe_dump(request_doc(name, **changes), sort_keys=False, allow_unicode=True)
 
 
 @pytest.fixture(scope="session")
