@@ -6,7 +6,6 @@ test_devcloud.py), and a TestClient over `create_app`."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import yaml
