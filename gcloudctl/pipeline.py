@@ -268,25 +268,6 @@ def observe_hosts(owner: Owner, driver: CloudDriver) -> list[dict]:
 def observe_hosts_and_level(owner: Owner, driver: CloudDriver) -> tuple[list[dict], int | None]:
     """`observe_hosts` plus the tenant's classification level from its project's `gc-level=` tag
     (None when the project or the tag is missing), from one observation."""
-    from gcloudctl import naming
+    from gcloudctl.hardening.hosts import hosts_from_observed
 
-    observed = driver.observe(owner)
-    project = observed.resources.get(Address(Kind.PROJECT, owner.tenant))
-    level = naming.level_from_tags(project.attrs.get("tags")) if project else None
-    fip_by_port = {}
-    for res in observed.resources.values():
-        if res.address.kind is Kind.FLOATING_IP and res.attrs.get("port") is not None:
-            fip_by_port[str(res.attrs["port"])] = res.extra.get("floating_ip_address")
-    hosts = []
-    for res in sorted(observed.resources.values(), key=lambda r: r.address.name):
-        if res.address.kind is not Kind.SERVER:
-            continue
-        meta = res.attrs.get("metadata") or {}
-        fixed = {net: next((a.get("addr") for a in addrs if a.get("OS-EXT-IPS:type", "fixed") == "fixed"), None)
-                 for net, addrs in (res.extra.get("addresses") or {}).items()}
-        floating = next((fip_by_port[str(p)] for p in res.attrs.get("ports") or [] if str(p) in fip_by_port), None)
-        hosts.append({"name": res.attrs["name"], "id": res.id, "role": meta.get(naming.META_ROLE, res.attrs["name"]),
-                      "zones": [meta[naming.META_ZONE]] if meta.get(naming.META_ZONE) else [],
-                      "fixed_ips": fixed, "floating_ip": floating, "image": res.attrs.get("image"),
-                      "status": res.status})
-    return hosts, level
+    return hosts_from_observed(driver.observe(owner), owner)

@@ -33,7 +33,11 @@ import ansible_runner
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+def default_playbooks_dir() -> Path:
+    """$GCLOUDCTL_PLAYBOOKS_DIR (an operator's own copy), else the playbooks shipped in the package."""
+    env = os.environ.get("GCLOUDCTL_PLAYBOOKS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "playbooks"
+
 _TASK_EVENTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_unreachable": "unreachable",
                 "runner_on_skipped": "skipped"}
 
@@ -159,7 +163,7 @@ def run_playbook(inventory: str | dict, *, playbook: str = "harden.yml", known_h
                  playbooks_dir: Path | None = None, keep_artifacts: Path | None = None,
                  timeout: int | None = None, extra_env: dict[str, str] | None = None) -> RunResult:
     """Run *playbook* over *inventory* (YAML/INI text, a dict, or a path) and summarise it."""
-    playbooks_dir = Path(playbooks_dir or DEFAULT_PLAYBOOKS)
+    playbooks_dir = Path(playbooks_dir or default_playbooks_dir())
     private = Path(tempfile.mkdtemp(prefix="gcloudctl-ansible-"))
     os.chmod(private, 0o700)
     collector = _Collector(progress)

@@ -40,11 +40,11 @@ class UserDataError(InvalidInput):
 
 
 def default_templates_dir() -> Path:
-    """$GCLOUDCTL_TEMPLATES_DIR, else the repository's templates/ next to the package."""
+    """$GCLOUDCTL_TEMPLATES_DIR (an operator's own templates), else the ones shipped in the package."""
     env = os.environ.get("GCLOUDCTL_TEMPLATES_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "templates"
+    return Path(__file__).resolve().parents[1] / "templates"
 
 
 def resolve_template(template: str, templates_dir: Path | str | None = None) -> Path:

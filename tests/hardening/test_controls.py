@@ -6,7 +6,7 @@ from pathlib import Path
 from gcloudctl.hardening import audit
 from gcloudctl.hardening.controls import CONTROLS, controls_for_level
 
-PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "gcloudctl" / "playbooks"
 
 
 def _task_ids() -> set[str]:
