@@ -196,11 +196,16 @@ def register(cli: click.Group) -> None:
         from gcloudctl.drivers.ssh import connect
         from gcloudctl.hardening.access import ssh_targets
         from gcloudctl.hardening.audit import audit_host, write_report
+        from gcloudctl.hardening.paths import file_stem
 
         inv, level, _ = _inventory(app, tenant, opts)
         known_hosts = _trust(app, tenant, inv, opts)
         targets = ssh_targets(inv, key_file=opts.get("key_file"))
-        out = Path(out_dir or Path("audit-reports") / tenant)
+        # server names come from the cloud: one that cannot name a file is reported, not audited
+        refused = {name: f"server name {name[:80]!r} cannot be made into a report file name; not audited"
+                   for name in targets if file_stem(name) is None}
+        targets = {name: t for name, t in targets.items() if name not in refused}
+        out = Path(out_dir or Path("audit-reports") / (file_stem(tenant) or "_"))
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
         def one(item):
@@ -215,9 +220,11 @@ def register(cli: click.Group) -> None:
             results = list(pool.map(one, sorted(targets.items())))
         reports = {name: rep for name, rep, _ in results if rep}
         errors = {name: err for name, _, err in results if err}
-        emit(app.output, {"reports": reports, "errors": {k: v.message for k, v in errors.items()}},
-             lambda: _audit_text(reports, errors, out))
-        return ExitCode.UNREACHABLE if errors else ExitCode.OK
+        emit(app.output, {"reports": reports, "errors": {k: v.message for k, v in errors.items()} | refused},
+             lambda: _audit_text(reports, errors, out, refused))
+        if errors:
+            return ExitCode.UNREACHABLE
+        return ExitCode.ERROR if refused else ExitCode.OK
 
 
 def _harden_text(result) -> str:
@@ -239,7 +246,7 @@ def _or_dash(value) -> str:
     return "–" if value is None else str(value)
 
 
-def _audit_text(reports: dict, errors: dict, out: Path) -> str:
+def _audit_text(reports: dict, errors: dict, out: Path, refused: dict | None = None) -> str:
     rows = []
     for name, rep in sorted(reports.items()):
         s, b = rep["score"], rep.get("baseline") or {}
@@ -248,5 +255,6 @@ def _audit_text(reports: dict, errors: dict, out: Path) -> str:
                      _or_dash(b.get("lynis_hardening_index"))))
     text = [table(["host", "profile", "pass", "fail", "n/a", "lynis", "pass before", "lynis before"], rows)]
     text += [f"ERROR {name}: {err.message}" for name, err in sorted(errors.items())]
+    text += [f"REFUSED {message}" for _, message in sorted((refused or {}).items())]
     text.append(f"reports in {out}/")
     return "\n".join(text)

@@ -100,11 +100,28 @@ class ConsoleHostKeys:
         return fingerprint in self.fingerprints.values()
 
 
+_TENANT_FILE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+
+
 def known_hosts_path(tenant: str, base: Path | str | None = None) -> Path:
-    """Per-tenant known_hosts: $GCLOUDCTL_STATE_DIR/known_hosts/<tenant> (default ~/.local/state/gcloudctl)."""
+    """Per-tenant known_hosts: $GCLOUDCTL_STATE_DIR/known_hosts/<tenant> (default ~/.local/state/gcloudctl).
+
+    The tenant name becomes a file name, so it must be a plain one (letters, digits, `.`, `_`, `-`,
+    not starting with a dot) and the path must stay inside the known_hosts directory (a symlink
+    planted there is refused too); anything else is InvalidInput, before any file is touched."""
+    from gcloudctl.errors import InvalidInput
+
     root = Path(base or os.environ.get("GCLOUDCTL_STATE_DIR")
                 or Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "gcloudctl")
-    return root / "known_hosts" / tenant
+    if not isinstance(tenant, str) or not _TENANT_FILE.match(tenant):
+        raise InvalidInput(f"tenant name {str(tenant)[:80]!r} cannot name a known_hosts file",
+                           hint="a tenant name is a lowercase DNS label, e.g. byt-his-staging")
+    directory = (root / "known_hosts").resolve()
+    path = (directory / tenant).resolve()
+    if path.parent != directory:
+        raise InvalidInput(f"known_hosts file for {tenant!r} resolves to {path}, outside {directory}",
+                           hint="remove the symlink from the known_hosts directory")
+    return directory / tenant
 
 
 def _host_pattern(host: str, port: int) -> str:

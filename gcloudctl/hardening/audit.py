@@ -197,14 +197,24 @@ pre{{margin:0;white-space:pre-wrap;font-size:85%}}</style></head><body>
 
 
 def write_report(audit: HostAudit, out_dir: Path, *, generated_at: str) -> dict:
-    """Write <host>.json and <host>.html; an earlier report's score becomes the baseline."""
+    """Write <host>.json and <host>.html; an earlier report's score becomes the baseline.
+
+    The host's name comes from the cloud (anyone in the project can rename a server), so the
+    file name is `paths.file_stem(host)` and both files are confined to `out_dir`: a name that
+    cannot be made safe raises `paths.UnsafePath` before anything is written. The report keeps
+    the name as the cloud gave it and says which file holds it."""
+    from gcloudctl.hardening.paths import file_for
+
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{audit.host}.json"
+    path = file_for(out_dir, audit.host, ".json")
+    html_path = file_for(out_dir, audit.host, ".html")
     baseline = None
     if path.exists():
         previous = json.loads(path.read_text())
         baseline = previous.get("baseline") or previous.get("score")
     report = report_dict(audit, generated_at=generated_at, baseline=baseline)
+    report["file"] = path.name
     path.write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / f"{audit.host}.html").write_text(render_html(report))
+    html_path.write_text(render_html(report))
     return report
