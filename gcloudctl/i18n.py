@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
 
@@ -24,6 +25,15 @@ from babel.support import NullTranslations, Translations
 
 LANGUAGES = ("en", "vi")
 DOMAINS = ("cli", "web")
+
+# The language an edge chose for this invocation (`gcloudctl --lang`, the locale): `gettext`
+# without an explicit `lang` speaks it. A ContextVar, so concurrent requests do not share it.
+_CURRENT: ContextVar[str | None] = ContextVar("gcloudctl_lang", default=None)
+
+
+def set_language(lang: str | None) -> None:
+    """Make `lang` the language of `gettext` calls without an explicit one (None: the locale)."""
+    _CURRENT.set(normalise(lang))
 
 
 def normalise(lang: str | None) -> str | None:
@@ -72,9 +82,9 @@ def translations(lang: str, domain: str) -> NullTranslations:
     return Translations(fp=buffer, domain=domain)
 
 
-def gettext(message: str, *, lang: str | None = None, domain: str = "cli", **params) -> str:
+def gettext(message: str, /, *, lang: str | None = None, domain: str = "cli", **params) -> str:
     """`message` in the chosen language, then `.format(**params)` when params are given."""
-    text = translations(language(lang), domain).gettext(message)
+    text = translations(language(lang or _CURRENT.get()), domain).gettext(message)
     return text.format(**params) if params else text
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import click
 
 from gcloudctl import pipeline
-from gcloudctl.cli.context import AppContext
+from gcloudctl.cli.context import OUTPUT_FORMATS, AppContext
 from gcloudctl.cli.render import dump, emit, progress_printer, table
 from gcloudctl.errors import ExitCode, InvalidInput, NotFound, Refused, TimeoutExpired
 from gcloudctl.executor import build_graph
+from gcloudctl.i18n import gettext  # not `_`: this file uses `_` for values it drops
 from gcloudctl.plan import PLAN_FORMAT, Plan, render_text
 
 
@@ -46,12 +47,18 @@ def _plan_for(app: AppContext, source: str):
 
 @click.command("plan")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "out", type=click.Path(dir_okay=False), help="Save the plan (JSON, no secrets) for `apply`.")
-@click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]), help="Output format (overrides the global one).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), help="Save the plan (JSON, no secrets) for `apply`.")
+@click.option("-o", "--output", "fmt", metavar="[table|json|yaml]",
+              help="Output format (overrides the global one). Formerly `-o FILE` saved the plan: a value that is "
+                   "not a format still does, with a warning; use --out FILE.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there is nothing to do, 3 when the plan has changes.")
 @click.pass_obj
 def plan_cmd(app: AppContext, file: str, out: str | None, fmt: str | None, detailed_exitcode: bool) -> int:
     """Show what apply would change for the tenant in FILE (create / update / replace / delete)."""
+    if fmt is not None and fmt not in OUTPUT_FORMATS:  # the old `-o FILE`: kept one release, with a warning
+        click.echo(gettext("warning: `plan -o {file}` saves the plan; this is deprecated, use --out {file} "
+                     "(-o is the output format: table, json or yaml)", file=fmt), err=True)
+        out, fmt = out or fmt, None
     _, _, plan, source = _plan_for(app, file)
     data = plan.to_dict() | {"request_file": str(Path(source).resolve())}
     if out:
