@@ -12,7 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+## the browser tests drive Debian's headless Chromium (never a browser download); apt only when missing
+/usr/bin/chromium:
+	@echo "installing Debian's chromium and chromium-driver for the browser tests"
+	DEBIAN_FRONTEND=noninteractive apt-get -qq update >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends chromium chromium-driver >/dev/null
+
+install: $(STAMP) /usr/bin/chromium
 
 ## demo: bring up the local OpenStack, apply the example tenant request, show it
 demo: $(STAMP)
@@ -46,7 +52,7 @@ clean-demo: $(STAMP)
 
 ## test: everything, including the real local cloud and the SSH test hosts (root).
 ## The suite owns the devcloud while it runs, so the test that restarts Neutron runs too.
-test: $(STAMP)
+test: $(STAMP) /usr/bin/chromium
 	$(BIN)/lint-imports
 	GCLOUDCTL_DEVCLOUD_DISRUPTIVE=1 $(BIN)/pytest -q
 

@@ -1,4 +1,4 @@
-"""Shared pytest set-up: fixture plugins for the core, the real local cloud, test hosts and PostgreSQL."""
+"""Shared pytest set-up: fixture plugins for the core, the real local cloud, test hosts, PostgreSQL, the API server and a headless browser."""
 
 pytest_plugins = [
     "tests.fixtures.core",
@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.testhost",
     "tests.fixtures.postgres",
     "tests.fixtures.api",
+    "tests.fixtures.browser",
 ]
