@@ -150,7 +150,7 @@ def expand(request: TenantRequest, catalog: PlatformCatalog, agency: Agency, *, 
         "domain": domain,
         "description": request.metadata.description,
         "enabled": True,
-        "tags": sorted(naming.project_tags(tenant, request.metadata.agency, spec.classification)),
+        "tags": sorted(naming.project_tags(tenant, request.metadata.agency, spec.classification, spec.expiresAt)),
     })
     # the operator is gcloudctl's own service user (in its own domain): no domain to look it up in
     operator = b.add(Kind.MEMBERSHIP, membership_name(OPERATOR, "member"),

@@ -7,11 +7,15 @@ ownership: the tenant, the request digest and the logical address. Pure: no I/O.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 MANAGED_TAG = "gcloudctl"
 TENANT_TAG_PREFIX = "gc-tenant="
 ADDRESS_TAG_PREFIX = "gc-addr="
 AGENCY_TAG_PREFIX = "gc-agency="
 LEVEL_TAG_PREFIX = "gc-level="
+EXPIRES_TAG_PREFIX = "gc-expires="  # a CI stack's expiresAt, in UTC: `get tenants` and `reap` read it
+_EXPIRES_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 # Nova server metadata keys (servers have metadata from the first API version on).
 META_TENANT = "gc-tenant"
@@ -51,8 +55,28 @@ def ownership_tags(tenant: str, address: str) -> list[str]:
     return [MANAGED_TAG, TENANT_TAG_PREFIX + tenant, ADDRESS_TAG_PREFIX + address]
 
 
-def project_tags(tenant: str, agency: str, level: int) -> list[str]:
-    return [MANAGED_TAG, TENANT_TAG_PREFIX + tenant, AGENCY_TAG_PREFIX + agency, LEVEL_TAG_PREFIX + str(level)]
+def project_tags(tenant: str, agency: str, level: int, expires_at: datetime | None = None) -> list[str]:
+    tags = [MANAGED_TAG, TENANT_TAG_PREFIX + tenant, AGENCY_TAG_PREFIX + agency, LEVEL_TAG_PREFIX + str(level)]
+    if expires_at is not None:
+        tags.append(expiry_tag(expires_at))
+    return tags
+
+
+def expiry_tag(expires_at: datetime) -> str:
+    """`gc-expires=2026-12-31T00:00:00Z`: the moment in UTC, to the second (Keystone tags may hold
+    neither "/" nor ","; the form sorts as time does)."""
+    return EXPIRES_TAG_PREFIX + expires_at.astimezone(timezone.utc).strftime(_EXPIRES_FORMAT)
+
+
+def expiry_from_tags(tags: list[str] | None) -> datetime | None:
+    """The expiry a project's `gc-expires=` tag records (UTC; None if absent or unreadable)."""
+    for tag in tags or ():
+        if tag.startswith(EXPIRES_TAG_PREFIX):
+            try:
+                return datetime.strptime(tag[len(EXPIRES_TAG_PREFIX):], _EXPIRES_FORMAT).replace(tzinfo=timezone.utc)
+            except ValueError:
+                return None
+    return None
 
 
 def address_from_tags(tags: list[str] | None) -> str | None:

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 OUTPUT_FORMATS = ("table", "json", "yaml")
@@ -58,7 +59,12 @@ class AppContext:
     driver_factory: Callable[..., Any] | None = None
     # the pipeline.Config built from platform_file/agencies_file/rulebook; tests may set it
     loaded_config: Any = None
+    # the wall clock (expiry of CI stacks); tests inject their own
+    clock: Callable[[], datetime] | None = None
     _warned: set = field(default_factory=set, repr=False)
+
+    def now(self) -> datetime:
+        return self.clock() if self.clock is not None else datetime.now(timezone.utc)
 
     @classmethod
     def from_options(cls, **options: Any) -> "AppContext":

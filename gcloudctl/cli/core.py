@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 import yaml
 
+from gcloudctl.cli.render import dump
 from gcloudctl.errors import ExitCode, Problem
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -40,8 +41,9 @@ def _output_format(local: str | None, app) -> str:
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", "output", type=click.Choice(["table", "json"]), default=None,
-              help="table: FILE:LINE:COL lines on stderr; json: a list of problems on stdout.")
+@click.option("-o", "--output", "output", type=click.Choice(["table", "json", "yaml"]), default=None,
+              help="table: FILE:LINE:COL lines on stderr; json/yaml: a list of problems on stdout "
+                   "(schema: `gcloudctl schema validate`).")
 @click.pass_obj
 def validate_command(app, paths: tuple[Path, ...], output: str | None) -> int:
     """Check request files (or directories of them): schema, references, catalog, agency, policy.
@@ -52,13 +54,14 @@ def validate_command(app, paths: tuple[Path, ...], output: str | None) -> int:
     from gcloudctl.errors import InvalidInput
     from gcloudctl.validate import check_file
 
-    as_json = _output_format(output, app) in ("json", "yaml")
+    fmt = _output_format(output, app)
+    as_json = fmt in ("json", "yaml")
     try:
         config = app.config()
     except InvalidInput as exc:  # a broken catalog, registry or rulebook: still a list for machines
         if not as_json:
             raise
-        click.echo(json.dumps([p.to_dict() for p in exc.problems], indent=2, ensure_ascii=False))
+        click.echo(dump([p.to_dict() for p in exc.problems], fmt))
         return ExitCode.INVALID
     files, problems = _request_files(paths)
     bad_files = len({p.file for p in problems})
@@ -67,7 +70,7 @@ def validate_command(app, paths: tuple[Path, ...], output: str | None) -> int:
         bad_files += bool(found)
         problems += found
     if as_json:
-        click.echo(json.dumps([p.to_dict() for p in problems], indent=2, ensure_ascii=False))
+        click.echo(dump([p.to_dict() for p in problems], fmt))
     else:
         for problem in problems:
             click.echo(problem.format(), err=True)
@@ -86,24 +89,37 @@ def document_schemas() -> dict[str, dict]:
     from gcloudctl.model.request import TenantRequest
     from gcloudctl.policy.rulebook import CHECK_PARAMS, Rulebook
 
+    from gcloudctl.cli.shapes import output_schemas
+
     schemas = {"request": TenantRequest.model_json_schema(), "platform": PlatformCatalog.model_json_schema(),
                "agencies": AgencyRegistry.model_json_schema(), "rulebook": Rulebook.model_json_schema()}
     schemas["rulebook"]["x-check-params"] = {name: model.model_json_schema() for name, model in CHECK_PARAMS.items()}
+    schemas |= output_schemas()  # what commands print under -o json|yaml
     for name, schema in schemas.items():
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://gcloud.gov.vn/schemas/v1/{name}.json"
     return schemas
 
 
+INPUT_DOCUMENTS = ("request", "platform", "agencies", "rulebook", "api")
+
+
+def _schema_names() -> list[str]:
+    from gcloudctl.cli.shapes import OUTPUT_SHAPES
+
+    return [*INPUT_DOCUMENTS, *OUTPUT_SHAPES]
+
+
 @click.command("schema")
-@click.argument("document", type=click.Choice(["request", "platform", "agencies", "rulebook", "api"]),
-                default="request")
-@click.option("-o", "--output", "output", type=click.Choice(["json", "yaml"]), default=None,
-              help="Schema format (default json).")
+@click.argument("document", type=click.Choice(_schema_names()), default="request")
+@click.option("-o", "--output", "output", type=click.Choice(["table", "json", "yaml"]), default=None,
+              help="Schema format (default json; table prints JSON too).")
 @click.pass_obj
 def schema_command(app, document: str, output: str | None) -> int:
-    """Print the JSON Schema of a document: request, platform (catalog), agencies, rulebook;
-    `api`: the request API's OpenAPI 3.1 contract (as `GET /openapi.json` serves it)."""
+    """Print a JSON Schema. Documents gcloudctl reads: request, platform (catalog), agencies,
+    rulebook; `api`: the request API's OpenAPI 3.1 contract (as `GET /openapi.json` serves it).
+    What commands print under -o json: error (any failure), validate, plan, tenants (get tenants),
+    describe, outputs, catalog-regions|flavors|images|zones|agencies, reap."""
     if document == "api":
         from gcloudctl.api.app import openapi_document
 

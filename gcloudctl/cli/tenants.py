@@ -16,6 +16,7 @@ from gcloudctl.errors import ExitCode, InvalidInput, NotFound, Refused, TimeoutE
 from gcloudctl.executor import build_graph
 from gcloudctl.i18n import gettext  # not `_`: this file uses `_` for values it drops
 from gcloudctl.plan import PLAN_FORMAT, Plan, render_text
+from gcloudctl.stacks import expiry_preflight
 
 
 def _request(app: AppContext, path: str):
@@ -35,6 +36,7 @@ def _plan_for(app: AppContext, source: str):
             raise InvalidInput(f"{source}: not a gcloudctl plan (expected format {PLAN_FORMAT})")
         source = saved["request_file"]
     config, request = _request(app, source)
+    expiry_preflight(request, app.now())  # an expired CI stack is refused (exit 4) before anything is observed
     driver = app.driver(config, request.spec.region)
     plan = pipeline.plan_request(request, driver, config)
     if saved is not None:
@@ -93,52 +95,46 @@ def _run(app: AppContext, plan: Plan, driver, parallelism: int, timeout: float |
     return ExitCode.OK
 
 
-def _wants_hardening(request, harden: bool | None) -> bool:
-    if harden is not None:
-        return harden
-    return any(server.hardening is not None for server in request.spec.servers)
+def _apply_progress(app: AppContext):
+    """Progress of the apply use case on stderr: each change, waits, each host's steps."""
+    printer = {"changes": None}
+    verbose = app.verbose > 0
+
+    def report(event) -> None:
+        from gcloudctl.usecases.apply import Stage
+        from gcloudctl.usecases.harden import Step
+
+        if event.step == Stage.APPLY:
+            printer["changes"] = progress_printer(event.data["total"])
+            click.echo(event.message, err=True)
+        elif event.step == Stage.CHANGE:
+            if printer["changes"] is not None:
+                printer["changes"](*event.data)
+        elif event.step == Step.TASK:
+            if verbose or event.status in ("failed", "unreachable"):
+                detail = f": {event.data.message}" if event.data.message else ""
+                click.echo(f"  {event.host:<16} {event.status:<11} {event.message}{detail}", err=True)
+        elif event.step in (Step.REACH, Step.HARDEN) and not verbose:
+            return
+        else:
+            click.echo(("  " if event.host else "") + event.message, err=True)
+
+    return report
 
 
-def _harden_after_apply(app: AppContext, request, key_file: str | None, proxy_command: str | None,
-                        timeout: float | None) -> int:
-    """Hardening is its own step after the servers are ACTIVE: wait until each answers SSH with
-    the host key its console printed, then run the level's playbooks (see `gcloudctl harden`)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from gcloudctl.cli.hardening import _inventory, _known_hosts
-    from gcloudctl.drivers.ansible import run_playbook
-    from gcloudctl.drivers.ssh import wait_ready
-    from gcloudctl.hardening.access import ssh_targets
-
-    if not key_file:
-        raise InvalidInput("hardening needs the automation user's private key", hint="pass --key FILE (or --no-harden)")
-    tenant = request.name
-    opts = {"level": min(request.spec.classification, 4), "automation_user": app.config().catalog.spec.automationUser,
-            "key_file": key_file, "proxy_command": proxy_command, "region": request.spec.region,
-            "owner": pipeline.owner_of(request, app.config())}
-    inventory, level, left_out = _inventory(app, tenant, opts)
-    for name, reason in left_out:
-        click.echo(f"  not hardened: {name}: {reason}", err=True)
-    known_hosts = _known_hosts(tenant, opts)
-    console = app.driver(app.config(), request.spec.region).console_for(pipeline.owner_of(request, app.config()))
-    targets = ssh_targets(inventory, key_file=key_file)
-    click.echo(f"harden {tenant}: waiting for SSH on {len(targets)} server(s), host keys from their consoles", err=True)
-    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
-        ready = [pool.submit(wait_ready, target, known_hosts, timeout=timeout or 600,
-                             console=lambda n=name: console(n) or "") for name, target in targets.items()]
-        for future in ready:
-            future.result()
-    click.echo(f"harden {tenant}: profile L{level} on {len(targets)} server(s)", err=True)
-    result = run_playbook(inventory, known_hosts=known_hosts,
-                          progress=lambda e: e.status in ("failed", "unreachable") and click.echo(
-                              f"  {e.host:<16} {e.status:<11} {e.task}: {e.message}", err=True))
-    counts = {h: (s.changed, s.failed, s.unreachable) for h, s in result.hosts.items()}
-    click.echo(f"harden {'complete' if result.ok else 'FAILED'}: " +
-               ", ".join(f"{h} changed={c} failed={f} unreachable={u}" for h, (c, f, u) in sorted(counts.items())),
-               err=True)
-    if any(h.unreachable for h in result.hosts.values()):
-        return ExitCode.UNREACHABLE
-    return ExitCode.OK if result.ok else ExitCode.ERROR
+def _harden_lines(result) -> list[str]:
+    """What the hardening step says on stderr: one summary line, then what failed or was left out."""
+    lines = [f"harden {'complete' if result.ok else 'FAILED'}: " + ", ".join(
+        f"{name} changed={h.changed} failed={0 if h.ok else 1} unreachable={int(h.status.value == 'unreachable')}"
+        f" {h.status.value}" for name, h in sorted(result.hosts.items()))]
+    for name, host in sorted(result.hosts.items()):
+        if host.status.value in ("hardened", "verify-failed"):
+            lines.append(f"  verify {name}: {host.passed} passed, {len(host.failed_controls)} failed, "
+                         f"{host.not_applicable} not applicable here")
+        if host.message:
+            lines.append(f"  {name}: {host.message}")
+    lines += [f"  not hardened: {name}: {reason}" for name, reason in result.left_out]
+    return lines
 
 
 @click.command("apply")
@@ -159,23 +155,51 @@ def _harden_after_apply(app: AppContext, request, key_file: str | None, proxy_co
 def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: bool, timeout: float | None,
               harden: bool | None, key_file: str | None, proxy_command: str | None, fmt: str | None) -> int:
     """Make the cloud match FILE (or a saved plan, refused if the world moved since), then
-    harden its servers when they ask for it."""
-    request, driver, plan, _ = _plan_for(app, source)
-    if hasattr(driver, "wait_for_servers"):
-        driver.wait_for_servers = wait
-    if plan.is_empty():
-        emit(fmt or app.output, {"tenant": plan.tenant, "ok": True, "changes": 0}, lambda: plan.summary())
-        code = ExitCode.OK
-    else:
+    harden and verify its servers when they ask for it."""
+    from gcloudctl.usecases import Deadline
+    from gcloudctl.usecases.apply import ApplyOptions, SavedPlan, apply_request
+    from gcloudctl.usecases.harden import Access
+
+    deadline = Deadline.within(timeout)  # the whole command: apply, waits, SSH, playbooks, checks
+    saved = None
+    if source.endswith(".json"):
+        try:
+            text = Path(source).read_text()
+        except OSError as exc:
+            raise InvalidInput(f"{source}: not a readable saved plan ({exc})") from None
+        saved = SavedPlan.parse(text, source)
+        source = saved.request_file
+    config, request = _request(app, source)
+    driver = app.driver(config, request.spec.region)
+    access = Access(key_file=key_file, proxy_command=proxy_command, automation_user=config.catalog.spec.automationUser)
+
+    def confirm(plan: Plan) -> None:
         click.echo(render_text(plan), err=True)
         _confirm(plan, yes, "apply")
-        code = _run(app, plan, driver, parallelism, timeout, fmt, "apply")
-    if code == ExitCode.OK and wait:
-        pipeline.wait_for_building(plan, driver, announce=lambda names: click.echo(
-            f"waiting for {len(names)} server(s) an earlier run left building: {', '.join(names)}", err=True))
-    if code == ExitCode.OK and wait and _wants_hardening(request, harden):
-        code = _harden_after_apply(app, request, key_file, proxy_command, timeout)
-    return code
+
+    outcome = apply_request(request, driver, config, saved=saved, deadline=deadline, progress=_apply_progress(app),
+                            confirm=confirm, options=ApplyOptions(parallelism=parallelism, wait=wait, harden=harden,
+                                                                  access=access))
+    result, plan = outcome.applied, outcome.plan
+    if result is None:
+        human = plan.summary
+    else:
+        counts = result.counts()
+        human = lambda: (f"apply {'complete' if result.ok else 'incomplete'}: {counts['done']} done, "  # noqa: E731
+                         f"{counts['failed']} failed, {counts['skipped']} skipped in {result.seconds:.1f}s.")
+    if outcome.hardening is not None:
+        for line in _harden_lines(outcome.hardening):
+            click.echo(line, err=True)
+    emit(fmt or app.output, outcome.to_dict(), human)
+    if outcome.timed_out:
+        raise TimeoutExpired(f"apply did not finish within {timeout:.0f}s",
+                             hint="re-run the same command: it picks up where this one stopped")
+    if result is not None and not result.ok:
+        click.echo("Re-run the same command to retry: finished steps are not repeated.", err=True)
+        return ExitCode.ERROR
+    if outcome.hardening is not None and not outcome.hardening.ok:
+        return ExitCode.UNREACHABLE if outcome.hardening.unreachable else ExitCode.ERROR
+    return ExitCode.OK
 
 
 @click.command("destroy")
@@ -220,18 +244,17 @@ def get_group() -> None:
 @click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
 @click.pass_obj
 def get_tenants(app: AppContext, region: str | None, fmt: str | None) -> None:
-    """Tenants gcloudctl manages, per region."""
-    config = app.config()
-    regions = [region] if region else list(config.catalog.spec.regions)
-    rows = []
-    for name in regions:
-        for tenant in pipeline.list_tenants(app.driver(config, name), config):
-            rows.append({"region": name, **tenant})
-    emit(fmt or app.output, rows, lambda: table(["TENANT", "REGION", "AGENCY", "DOMAIN", "LEVEL", "PROJECT ID"],
-                                          [[r["tenant"], r["region"], r["agency"],
-                                            r["domain"] if r["owned"] else f"{r['domain']} (NOT OWNED)",
-                                            r["classification"], r["project_id"]]
-                                           for r in rows]) if rows else "No tenants.")
+    """Tenants gcloudctl manages, per region, with the expiry of CI stacks (schema: `gcloudctl schema tenants`)."""
+    from gcloudctl.cli.stacks import public, tenant_rows
+
+    rows = public(tenant_rows(app, region))
+    emit(fmt or app.output, rows, lambda: table(
+        [gettext("TENANT"), gettext("REGION"), gettext("AGENCY"), gettext("DOMAIN"), gettext("LEVEL"),
+         gettext("EXPIRES"), gettext("PROJECT ID")],
+        [[r["tenant"], r["region"], r["agency"],
+          r["domain"] if r["owned"] else gettext("{domain} (NOT OWNED)", domain=r["domain"]), r["classification"],
+          (r["expires_at"] + (gettext(" (expired)") if r["expired"] else "")) if r["expires_at"] else "-",
+          r["project_id"]] for r in rows]) if rows else gettext("No tenants."))
 
 
 @click.command("describe")

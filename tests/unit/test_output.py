@@ -1,0 +1,208 @@
+"""Specification of machine output: `-o table|json|yaml` means the same on every command (global
+or per command), a saved plan is `--out FILE`, every -o json output matches the JSON Schema that
+`gcloudctl schema NAME` publishes, errors under -o json are one document with the exit code
+unchanged, and `gcloudctl outputs` gives a CI job every id and address. In-memory cloud only."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import jsonschema
+import pytest
+import yaml
+
+from gcloudctl.cli import main as cli_main
+from gcloudctl.cli.context import AppContext
+from gcloudctl.drivers.fake import FakeApi, FakeCloud
+from tests.fixtures.core import EXAMPLE
+
+
+@pytest.fixture
+def cloud(monkeypatch):
+    """The CLI in-process on one in-memory cloud; `cloud.clouds` lists the clouds.yaml entries asked for."""
+    api = FakeApi()
+    clouds: list[str] = []
+    original = AppContext.from_options.__func__
+
+    def from_options(cls, **options):
+        ctx = original(cls, **options)
+        ctx.driver_factory = lambda name, region: clouds.append(name) or FakeCloud(api)
+        return ctx
+
+    monkeypatch.setattr(AppContext, "from_options", classmethod(from_options))
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    monkeypatch.delenv("GCLOUDCTL_OUTPUT", raising=False)
+
+    def run(*args):
+        return cli_main.main(list(args))
+
+    run.api, run.clouds = api, clouds
+    return run
+
+
+def schema_of(name: str, capsys) -> dict:
+    capsys.readouterr()
+    assert cli_main.main(["schema", name]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def checked(name: str, out: str, capsys) -> object:
+    """`out` parsed, after checking it against `gcloudctl schema NAME` (fails the test if it does not match)."""
+    data = json.loads(out)
+    jsonschema.Draft202012Validator(schema_of(name, capsys)).validate(data)
+    return data
+
+
+def test_every_command_takes_output_option():
+    """`status`, `request list`, `describe`, `get tenants`... once answered "No such option: -o"."""
+    missing = []
+
+    def walk(command, path):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+            return
+        opts = {opt for param in command.params for opt in getattr(param, "opts", ())}
+        if not {"-o", "--output"} <= opts:
+            missing.append(path)
+
+    walk(cli_main.cli, "gcloudctl")
+    assert missing == []
+
+
+def test_plan_o_json_prints_json_and_saves_no_file(cloud, tmp_path, monkeypatch, capsys):
+    """`plan x.yaml -o json` once saved the plan to a file named `json`."""
+    monkeypatch.chdir(tmp_path)
+    assert cloud("plan", str(EXAMPLE), "-o", "json") == 0
+    data = checked("plan", capsys.readouterr().out, capsys)
+    assert data["summary"]["create"] == 31
+    assert list(tmp_path.iterdir()) == [], "no file is written without --out"
+
+
+def test_plan_out_saves_and_apply_uses_it(cloud, tmp_path, capsys):
+    saved = tmp_path / "plan.json"
+    assert cloud("plan", str(EXAMPLE), "--out", str(saved), "-o", "yaml") == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert json.loads(saved.read_text())["request_digest"] == shown["request_digest"]
+    assert cloud("apply", str(saved), "--yes") == 0
+
+
+def test_plan_o_file_still_saves_with_a_warning(cloud, tmp_path, capsys):
+    saved = tmp_path / "old.json"
+    assert cloud("plan", str(EXAMPLE), "-o", str(saved)) == 0
+    assert "use --out" in capsys.readouterr().err
+    assert json.loads(saved.read_text())["tenant"] == "byt-his-staging"
+
+
+# id, argv (after an apply of the example), schema name, why
+COMMANDS = [
+    ("validate", ["validate", str(EXAMPLE)], "validate", "a list of problems (empty: valid)"),
+    ("plan", ["plan", str(EXAMPLE)], "plan", "the plan a CI job can check"),
+    ("get-tenants", ["get", "tenants"], "tenants", "answered 'No such option' before"),
+    ("describe", ["describe", "byt-his-staging"], "describe", "answered 'No such option' before"),
+    ("outputs-name", ["outputs", "byt-his-staging"], "outputs", "ids and addresses by tenant name"),
+    ("outputs-file", ["outputs", str(EXAMPLE)], "outputs", "ids and addresses by request file"),
+    ("catalog-regions", ["catalog", "regions"], "catalog-regions", "agency users read no YAML"),
+    ("catalog-flavors", ["catalog", "flavors"], "catalog-flavors", "agency users read no YAML"),
+    ("catalog-images", ["catalog", "images"], "catalog-images", "agency users read no YAML"),
+    ("catalog-zones", ["catalog", "zones"], "catalog-zones", "agency users read no YAML"),
+    ("catalog-agencies", ["catalog", "agencies"], "catalog-agencies", "agency users read no YAML"),
+    ("reap-dry-run", ["reap", "--dry-run"], "reap", "expired stacks a CI job would destroy"),
+]
+
+
+@pytest.mark.parametrize("argv,schema", [pytest.param(a, s, id=i) for i, a, s, _ in COMMANDS])
+@pytest.mark.parametrize("where", ["per-command", "global"])
+def test_json_output_matches_its_schema(cloud, argv, schema, where, capsys):
+    assert cloud("apply", str(EXAMPLE), "--yes") == 0
+    capsys.readouterr()
+    args = [*argv, "-o", "json"] if where == "per-command" else ["-o", "json", *argv]
+    assert cloud(*args) == 0
+    checked(schema, capsys.readouterr().out, capsys)
+
+
+def test_yaml_output_is_the_same_document(cloud, capsys):
+    assert cloud("catalog", "flavors", "-o", "json") == 0
+    as_json = json.loads(capsys.readouterr().out)
+    assert cloud("catalog", "flavors", "-o", "yaml") == 0
+    assert yaml.safe_load(capsys.readouterr().out) == as_json
+
+
+# id, argv, exit code, kind, why
+ERRORS = [
+    ("not-found", ["describe", "nope-tenant"], 7, "NotFound", "exit codes unchanged under -o json"),
+    ("usage", ["plan"], 2, "UsageError", "a missing argument is a usage error"),
+    ("no-such-file", ["validate", "/nonexistent.yaml"], 2, "UsageError", "click checks the path"),
+    ("bad-region", ["outputs", "x-tenant", "--region", "nowhere"], 2, "InvalidInput", "region names are checked"),
+]
+
+
+@pytest.mark.parametrize("argv,code,kind", [pytest.param(a, c, k, id=i) for i, a, c, k, _ in ERRORS])
+def test_errors_under_json_are_one_document(cloud, argv, code, kind, capsys):
+    assert cloud("-o", "json", *argv) == code
+    out, err = capsys.readouterr()
+    data = checked("error", out, capsys)
+    assert (data["exit_code"], data["kind"]) == (code, kind)
+    assert err, "the human message still goes to stderr"
+
+
+def test_invalid_request_error_lists_problems(cloud, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("region: hn1", "region: hn9"))
+    assert cloud("plan", str(bad), "-o", "json") == 2
+    data = checked("error", capsys.readouterr().out, capsys)
+    assert [p["path"] for p in data["problems"]] == ["spec.region"]
+    assert data["problems"][0]["line"] > 0
+
+
+def test_table_errors_leave_stdout_empty(cloud, capsys):
+    assert cloud("describe", "nope-tenant") == 7
+    out, err = capsys.readouterr()
+    assert out == "" and "not found" in err
+
+
+def test_outputs_give_every_id_and_address(cloud, capsys):
+    """A CI job could not get the address of the server it just made (IPs only in describe's text)."""
+    assert cloud("apply", str(EXAMPLE), "--yes") == 0
+    capsys.readouterr()
+    assert cloud("outputs", "byt-his-staging", "-o", "json") == 0
+    first = capsys.readouterr().out
+    data = json.loads(first)
+    assert len(data["resources"]) == 31 and all(r["id"] for r in data["resources"].values())
+    assert sorted(data["servers"]) == ["db-1", "web-1", "web-2"]
+    web = data["servers"]["web-1"]
+    assert web["fixed_ip"] and web["fixed_ips"][0]["network"] == "app"
+    assert web["floating_ip"] and web["floating_ip"].startswith("172.24.4.")
+    assert data["servers"]["db-1"]["floating_ip"] is None
+    assert data["networks"]["app"]["cidr"] == "10.40.1.0/24"
+    assert cloud("outputs", "byt-his-staging", "-o", "json") == 0
+    assert capsys.readouterr().out == first, "the shape and order are stable"
+
+
+def test_outputs_of_unknown_tenant_is_not_found(cloud, capsys):
+    assert cloud("outputs", "nope-tenant") == 7
+
+
+# --------------------------------------------------------------------------- region vs OS_CLOUD
+
+def test_region_cloud_wins_over_os_cloud(cloud, monkeypatch, capsys):
+    """With OS_CLOUD exported, a request for region hn1 was planned against another cloud silently."""
+    monkeypatch.setenv("OS_CLOUD", "devcloud-byt-requester")
+    assert cloud("plan", str(EXAMPLE)) == 0
+    assert cloud.clouds == ["devcloud"]
+    err = capsys.readouterr().err
+    assert "OS_CLOUD=devcloud-byt-requester" in err and "devcloud" in err
+
+
+def test_explicit_cloud_still_overrides(cloud, monkeypatch, capsys):
+    monkeypatch.setenv("OS_CLOUD", "devcloud-byt-requester")
+    assert cloud("--cloud", "other-entry", "plan", str(EXAMPLE)) == 0
+    assert cloud.clouds == ["other-entry"]
+    assert "OS_CLOUD" not in capsys.readouterr().err
+
+
+def test_os_cloud_still_names_the_api_identity(monkeypatch):
+    monkeypatch.setenv("OS_CLOUD", "devcloud-byt-requester")
+    ctx = AppContext.from_options(cloud=None)
+    assert (ctx.cloud, ctx.cloud_explicit) == ("devcloud-byt-requester", None)
