@@ -4,10 +4,18 @@ bounded parallelism; dependents of a failed change are skipped, never attempted.
 Called by pipeline.apply_plan (CLI apply/destroy, controller). It talks to the cloud only
 through a CloudDriver. Transient errors (classified by the driver) are retried with
 exponential backoff and jitter; permanent ones fail the change at once.
+
+Bounded: `apply(..., deadline=)` (a `time.monotonic()` instant; `timeout=` seconds is the same
+thing relative to the start; an enclosing `deadline_scope` also counts) is handed to every
+worker through `gcloudctl.drivers.base.deadline_scope`, so the driver cuts each HTTP request
+and each wait for a server to it. At the deadline nothing more starts, changes in flight are
+stopped (CANCELLED) after a short grace, and `apply` returns with `timed_out` set: it never
+waits for a worker stuck in the cloud.
 """
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import logging
 import random
@@ -17,8 +25,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gcloudctl.drivers.base import CloudDriver, IdMap
-from gcloudctl.errors import CloudError
+from gcloudctl.drivers.base import CloudDriver, IdMap, current_deadline, deadline_scope
+from gcloudctl.errors import CloudError, TimeoutExpired
 from gcloudctl.plan import Action, Change, Plan
 from gcloudctl.resources import Address, Kind
 
@@ -28,7 +36,9 @@ log = logging.getLogger("gcloudctl.executor")
 class Status(str, enum.Enum):
     DONE = "done"
     FAILED = "failed"
-    SKIPPED = "skipped"  # a change it depends on failed, or the deadline passed
+    SKIPPED = "skipped"  # a change it depends on failed, or the deadline passed before it started
+    CANCELLED = "cancelled"  # started, then stopped at the deadline (the cloud may still finish it:
+    # the next run adopts what it made, by its deterministic name)
 
 
 class Step(str, enum.Enum):
@@ -82,6 +92,10 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         return all(o.status is Status.DONE for o in self.outcomes) and not self.timed_out
+
+    @property
+    def cancelled(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status is Status.CANCELLED]
 
     @property
     def failed(self) -> list[Outcome]:
@@ -165,15 +179,21 @@ def _port_goes_first(server: Node, port: Node) -> bool:
 ProgressFn = Callable[[str, Node, Outcome | None], None]
 
 
+GRACE = 3.0  # seconds past the deadline for changes in flight to notice it and stop
+
+
 def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
-          progress: ProgressFn | None = None, timeout: float | None = None,
+          progress: ProgressFn | None = None, timeout: float | None = None, deadline: float | None = None,
           retry: RetryPolicy = RetryPolicy(), clock: Callable[[], float] = time.monotonic,
           sleep: Callable[[float], None] = time.sleep, cancel: Callable[[], bool] | None = None) -> ApplyResult:
-    """`cancel` (e.g. "our lease is no longer safely held") is asked before each change starts
-    its API phase; once it says yes, nothing more is started and the rest is skipped."""
+    """Run the plan's changes. `cancel` (e.g. "our lease is no longer safely held") is asked
+    before each change starts its API phase; once it says yes, nothing more is started and the
+    rest is skipped. `deadline` (monotonic) / `timeout` (seconds from now) bound the whole run,
+    waits for servers included; see the module docstring."""
     graph = build_graph(plan)
     started = clock()
-    deadline = started + timeout if timeout else None
+    limits = [d for d in (deadline, started + timeout if timeout else None, current_deadline()) if d is not None]
+    deadline = min(limits) if limits else None
     result = ApplyResult()
     done: dict[Node, Outcome] = {}
     running: dict[Future, Node] = {}
@@ -199,63 +219,92 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
                         _execute(node, driver, ids)
                 _settle(node, driver, ids)  # ... waiting for the cloud to finish is not
                 return Outcome(node, Status.DONE, clock() - t0, attempts=attempt)
+            except TimeoutExpired:
+                return Outcome(node, Status.CANCELLED, clock() - t0, attempts=attempt,
+                               error="cancelled: the time limit ran out while it was running")
             except CloudError as exc:
-                out_of_time = deadline is not None and clock() >= deadline
-                if exc.transient and attempt < retry.attempts and not out_of_time:
+                left = None if deadline is None else deadline - clock()
+                if exc.transient and attempt < retry.attempts and (left is None or left > 0):
                     delay = retry.delay(attempt, exc)
                     log.info("%s: transient error (%s), retry %d in %.1fs", node, exc.message, attempt, delay)
-                    sleep(delay)
+                    sleep(delay if left is None else min(delay, left))
                     continue
                 return Outcome(node, Status.FAILED, clock() - t0, error=exc.message, transient=exc.transient, attempts=attempt)
             except Exception as exc:  # noqa: BLE001 - a driver bug must not take the run down
                 log.exception("%s failed unexpectedly", node)
                 return Outcome(node, Status.FAILED, clock() - t0, error=f"{type(exc).__name__}: {exc}", attempts=attempt)
 
+    def finish(future: Future) -> None:
+        node = running.pop(future)
+        outcome = future.result()
+        if outcome.status is Status.CANCELLED:
+            result.timed_out = True
+        with lock:
+            done[node] = outcome
+        notify("done" if outcome.status is Status.DONE else "fail", node, outcome)
+
     workers = min(256, max(1, parallelism, len(graph)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
-        pending = set(graph)
-        while pending or running:
-            progressed = True
-            while progressed:
-                progressed = False
-                for node in sorted(pending, key=lambda n: n.change.sort_key()):
-                    waits = graph[node]
-                    if any(w in done and done[w].status is not Status.DONE for w in waits):
-                        outcome = Outcome(node, Status.SKIPPED, error="skipped: a change it depends on did not succeed")
-                        done[node] = outcome
-                        pending.discard(node)
-                        notify("skip", node, outcome)
-                        progressed = True
-                    elif deadline is not None and clock() >= deadline:
-                        outcome = Outcome(node, Status.SKIPPED, error="skipped: timeout")
-                        done[node] = outcome
-                        pending.discard(node)
-                        result.timed_out = True
-                        progressed = True
-                    elif all(w in done for w in waits):
-                        pending.discard(node)
-                        running[pool.submit(run, node)] = node
-                        progressed = True
-            if not running:
-                if pending:  # a cycle would leave nodes behind: never expected, but never hang
-                    for node in list(pending):
-                        done[node] = Outcome(node, Status.SKIPPED, error="skipped: unresolved dependency")
-                        pending.discard(node)
-                break
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED,
-                               timeout=None if deadline is None else max(0.05, deadline - clock()))
-            for future in finished:
-                node = running.pop(future)
-                outcome = future.result()
-                with lock:
-                    done[node] = outcome
-                notify("done" if outcome.status is Status.DONE else "fail", node, outcome)
-            if not finished and deadline is not None and clock() >= deadline:
-                result.timed_out = True
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply")
+    try:
+        with deadline_scope(deadline):
+            pending = set(graph)
+            while pending or running:
+                progressed = True
+                while progressed:
+                    progressed = False
+                    for node in sorted(pending, key=lambda n: n.change.sort_key()):
+                        waits = graph[node]
+                        if any(w in done and done[w].status is not Status.DONE for w in waits):
+                            outcome = Outcome(node, Status.SKIPPED, error="skipped: a change it depends on did not succeed")
+                            done[node] = outcome
+                            pending.discard(node)
+                            notify("skip", node, outcome)
+                            progressed = True
+                        elif deadline is not None and clock() >= deadline:
+                            outcome = Outcome(node, Status.SKIPPED, error="skipped: timeout")
+                            done[node] = outcome
+                            pending.discard(node)
+                            result.timed_out = True
+                            progressed = True
+                        elif all(w in done for w in waits):
+                            pending.discard(node)
+                            # each worker runs in a copy of this context: the deadline goes with it
+                            running[pool.submit(contextvars.copy_context().run, run, node)] = node
+                            progressed = True
+                if not running:
+                    if pending:  # a cycle would leave nodes behind: never expected, but never hang
+                        for node in list(pending):
+                            done[node] = Outcome(node, Status.SKIPPED, error="skipped: unresolved dependency")
+                            pending.discard(node)
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED,
+                                   timeout=None if deadline is None else max(0.05, deadline - clock()))
+                for future in finished:
+                    finish(future)
+                if deadline is not None and clock() >= deadline and running:
+                    result.timed_out = True
+                    _stop_running(running, finish, notify, done, lock, clock, deadline)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # never wait for a worker stuck in the cloud
     order = {node: i for i, node in enumerate(sorted(graph, key=lambda n: n.change.sort_key()))}
     result.outcomes = sorted(done.values(), key=lambda o: order[o.node])
     result.seconds = clock() - started
     return result
+
+
+def _stop_running(running: dict[Future, Node], finish, notify, done: dict[Node, Outcome], lock, clock, deadline) -> None:
+    """At the deadline: the changes in flight get a short grace to notice it (their HTTP calls
+    and waits are cut to it) and report; those still running after it are abandoned."""
+    finished, _ = wait(list(running), timeout=max(0.0, deadline + GRACE - clock()))
+    for future in finished:
+        finish(future)
+    for future, node in list(running.items()):
+        future.cancel()
+        outcome = Outcome(node, Status.CANCELLED, error="cancelled: still running at the time limit (abandoned)")
+        running.pop(future)
+        with lock:
+            done[node] = outcome
+        notify("fail", node, outcome)
 
 
 def _adopt_earlier_attempt(node: Node, driver: CloudDriver, ids: IdMap) -> bool:

@@ -16,16 +16,59 @@ and by the devcloud suite against OpenStack):
   slots, so 20 booting servers do not queue behind each other;
 - find(resource, ids) (optional) returns the id of what an earlier, failed attempt at create
   made, or None; the executor calls it before retrying a create, so retries never duplicate;
-- errors are raised as gcloudctl.errors.CloudError with `transient` classified once, here.
+- errors are raised as gcloudctl.errors.CloudError with `transient` classified once, here;
+- every call is bounded: a driver honours the deadline of the calling context
+  (`deadline_scope`, a `time.monotonic()` instant): each HTTP request's timeout is cut to what
+  is left, waits stop at it, and past it calls raise `gcloudctl.errors.TimeoutExpired`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
-from typing import Iterable, Protocol
+import time
+from typing import Iterable, Iterator, Protocol
+
+from gcloudctl.errors import TimeoutExpired
 
 from gcloudctl.ownership import Owner
 from gcloudctl.resources import Address, ObservedState, Ref, Resource
+
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("gcloudctl_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline_scope(deadline: float | None) -> Iterator[float | None]:
+    """Bound every driver call made in this context (and in contexts copied from it, e.g. the
+    executor's workers) by `deadline`, a `time.monotonic()` instant; None adds no bound. An
+    inner scope never extends an outer one. Yields the effective deadline."""
+    outer = _DEADLINE.get()
+    effective = deadline if outer is None else (outer if deadline is None else min(outer, deadline))
+    token = _DEADLINE.set(effective)
+    try:
+        yield effective
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> float | None:
+    """The deadline of the calling context (None: unbounded)."""
+    return _DEADLINE.get()
+
+
+def remaining(clock=time.monotonic) -> float | None:
+    """Seconds left before the context's deadline (None: unbounded); raises TimeoutExpired when
+    none are left, so a call past the deadline never starts."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return None
+    left = deadline - clock()
+    if left <= 0:
+        raise TimeoutExpired("the command's time limit (--timeout) ran out",
+                             hint="re-run the same command: finished steps are not repeated")
+    return left
 
 
 class IdMap:

@@ -14,10 +14,12 @@ from __future__ import annotations
 import copy
 import re
 import threading
+import time
 import uuid
 from collections import Counter
 from typing import Any
 
+from gcloudctl.drivers.base import remaining
 from gcloudctl.drivers.openstack import OpenStackDriver, classify_status
 
 NEUTRON = {"networks": "network", "subnets": "subnet", "routers": "router", "ports": "port",
@@ -69,21 +71,32 @@ class FakeApi:
         return service != "block-storage"
 
     def inject(self, method: str, path_pattern: str, status: int, times: int = 1, message: str = "injected",
-               after: bool = False) -> None:
+               after: bool = False, delay: float = 0.0) -> None:
         """The next `times` matching requests fail with `status`: before any effect, or with
-        `after=True` once the effect happened (a lost reply: the classic source of duplicates)."""
+        `after=True` once the effect happened (a lost reply: the classic source of duplicates).
+        `delay`: the answer comes that many seconds late (status 0: then it succeeds); like the
+        real API, the wait is cut at the context's deadline (TimeoutExpired)."""
         self.faults.append({"method": method, "re": re.compile(path_pattern), "status": status, "times": times,
-                            "message": message, "after": after})
+                            "message": message, "after": after, "delay": delay})
 
     def request(self, service: str, method: str, path: str, *, params: dict | None = None, json: Any = None,
                 microversion: str | None = None, project_id: str | None = None,
                 project_domain_id: str | None = None) -> Any:
+        left = remaining()  # like SdkApi: no call starts past the context's deadline
+        slow = next((f for f in self.faults if f["times"] > 0 and f.get("delay") and f["method"] == method
+                     and f["re"].search(path)), None)
+        if slow is not None:
+            with self.lock:
+                slow["times"] -= 1
+            time.sleep(slow["delay"] if left is None else min(slow["delay"], left))
+            remaining()
         with self.lock:
             self.requests[service] += 1
             if method != "GET":
                 self.writes[service] += 1
                 self.write_log.append((service, method, path))
-            fault = next((f for f in self.faults if f["times"] > 0 and f["method"] == method and f["re"].search(path)), None)
+            fault = next((f for f in self.faults if f["times"] > 0 and not f.get("delay") and f["method"] == method
+                          and f["re"].search(path)), None)
             if fault is not None:
                 fault["times"] -= 1
                 if not fault["after"]:

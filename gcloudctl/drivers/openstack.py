@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import base64
 import logging
+import random
 import re
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, fields as dataclass_fields
 from typing import Any, Callable, Iterable, Protocol
 
 from gcloudctl import naming
-from gcloudctl.drivers.base import IdMap
+from gcloudctl.drivers.base import IdMap, current_deadline, deadline_scope, remaining
 from gcloudctl.drivers.openstack_state import RawSnapshot, to_observed
-from gcloudctl.errors import CloudError, NotOwned, Refused, Unreachable
+from gcloudctl.errors import CloudError, GcloudctlError, NotOwned, Refused, TimeoutExpired, Unreachable
 from gcloudctl.expand import OPERATOR
 from gcloudctl.ownership import Owner, claims, refusal
 from gcloudctl.resources import POWER, Address, Kind, ObservedState, Ref, Resource
@@ -118,9 +120,9 @@ class ServerWatch:
                     if wait <= 0:
                         self.polling.add(key)
                         break
-                    self.cond.wait(timeout=wait)
+                    self.cond.wait(timeout=_bounded(wait, self.clock))
                 else:
-                    self.cond.wait(timeout=self.interval or 0.05)
+                    self.cond.wait(timeout=_bounded(self.interval or 0.05, self.clock))
         found: list[dict] | None = None
         started = self.clock()  # an answer counts for those who asked before the poll began
         try:
@@ -144,6 +146,12 @@ class ServerWatch:
                                      microversion=COMPUTE_MICROVERSION)["server"]]
         except NotFoundError:
             return []
+
+
+def _bounded(seconds: float, clock: Callable[[], float]) -> float:
+    """`seconds`, cut to what is left before the context's deadline (TimeoutExpired past it)."""
+    left = remaining(clock)
+    return seconds if left is None else max(0.0, min(seconds, left))
 
 
 class OpenStackDriver:
@@ -442,33 +450,40 @@ class OpenStackDriver:
                                    **self._scope(ids[_project(res)]))["server"]
         return created["id"]
 
-    def wait_created(self, resource: Resource, ids: IdMap) -> None:
-        """After create: a server is usable once ACTIVE (unless --no-wait). Nothing else waits."""
+    def wait_created(self, resource: Resource, ids: IdMap, *, deadline: float | None = None) -> None:
+        """After create: a server is usable once ACTIVE (unless --no-wait). Nothing else waits.
+        Every wait stops at `deadline` (monotonic) or the context's (`deadline_scope`) with
+        TimeoutExpired."""
         if resource.address.kind is Kind.SERVER and self.wait_for_servers:
-            self._wait_server(ids[resource.address], resource.attrs["name"], ids.get(_project(resource)))
+            with deadline_scope(deadline):
+                self._wait_server(ids[resource.address], resource.attrs["name"], ids.get(_project(resource)))
 
-    def wait_active(self, resource: Resource, ids: IdMap) -> None:
+    def wait_active(self, resource: Resource, ids: IdMap, *, deadline: float | None = None) -> None:
         """An existing server (e.g. one an interrupted run left building) until ACTIVE."""
         if resource.address.kind is Kind.SERVER and self.wait_for_servers:
-            self._wait_server(resource.id, resource.attrs["name"], ids.get(_project(resource)))
+            with deadline_scope(deadline):
+                self._wait_server(resource.id, resource.attrs["name"], ids.get(_project(resource)))
 
-    def wait_deleted(self, resource: Resource, ids: IdMap) -> None:
+    def wait_deleted(self, resource: Resource, ids: IdMap, *, deadline: float | None = None) -> None:
         """After delete: a server is gone once the compute API no longer lists it (its ports
         can be deleted only then)."""
         if resource.address.kind is not Kind.SERVER:
             return
-        deadline = self.clock() + self.server_timeout
+        give_up = self.clock() + self.server_timeout
         project_id = ids.get(_project(resource))
-        while self.watch.status(resource.id, project_id) is not None:
-            if self.clock() > deadline:
-                raise CloudError(f"server {resource.name} still exists {self.server_timeout:.0f}s after delete",
-                                 transient=True)
+        with deadline_scope(deadline):
+            while self.watch.status(resource.id, project_id) is not None:
+                remaining(self.clock)
+                if self.clock() > give_up:
+                    raise CloudError(f"server {resource.name} still exists {self.server_timeout:.0f}s after delete",
+                                     transient=True)
 
     def _wait_server(self, server_id: str, name: str, project_id: str | None = None) -> None:
         """Wait for ACTIVE (ERROR fails at once). All servers a run is waiting for share one
         list call per poll interval, so waiting for 20 servers costs what waiting for 1 does."""
-        deadline = self.clock() + self.server_timeout
+        give_up = self.clock() + self.server_timeout
         while True:
+            remaining(self.clock)  # TimeoutExpired past the command's deadline
             server = self.watch.status(server_id, project_id)
             status = server.get("status") if server else None
             if status == "ACTIVE":
@@ -477,7 +492,7 @@ class OpenStackDriver:
                 fault = (server.get("fault") or {}).get("message", "no fault message")
                 raise CloudError(f"server {name} went to ERROR: {fault}", transient=False,
                                  hint="the next apply replaces it; check quotas, flavor and image")
-            if self.clock() > deadline:
+            if self.clock() > give_up:
                 raise CloudError(f"server {name} not ACTIVE after {self.server_timeout:.0f}s (status {status})",
                                  transient=False)
 
@@ -815,46 +830,254 @@ def _project(res: Resource) -> Address:
 
 
 # ------------------------------------------------------------------------------ real API
+@dataclass(frozen=True)
+class ApiSettings:
+    """How the driver talks HTTP to one cloud: timeouts, retries, rate budget. Defaults suit a
+    national cloud under load; each can be set per cloud in clouds.yaml under a `gcloudctl:` key
+    (`read_timeout` also from openstacksdk's own `api_timeout`), see docs/reliability.md."""
+
+    connect_timeout: float = 5.0  # seconds to open a TCP connection
+    read_timeout: float = 60.0  # seconds to wait for an answer (a Nova create can be slow)
+    auth_timeout: float = 15.0  # seconds to wait for a login (Keystone token) answer
+    retries: int = 4  # further attempts after a retriable failure (5xx, 429, connection lost)
+    backoff: float = 0.5  # first back-off; doubles per attempt, with jitter (50-100 %)
+    backoff_cap: float = 8.0  # longest back-off between two attempts
+    retry_after_cap: float = 30.0  # a server's Retry-After is honoured up to this
+    rate: float = 100.0  # requests per second per cloud (a token bucket shared by all threads)
+    burst: int = 100  # requests that may go at once before the rate applies
+
+    @classmethod
+    def from_cloud_config(cls, config: dict, where: str) -> "ApiSettings":
+        section = dict(config.get("gcloudctl") or {})
+        if config.get("api_timeout") and "read_timeout" not in section:
+            section["read_timeout"] = config["api_timeout"]
+        known = {f.name: f.type for f in dataclass_fields(cls)}
+        unknown = sorted(set(section) - set(known))
+        if unknown:
+            raise Unreachable(f"{where}: unknown gcloudctl setting(s) {', '.join(unknown)}",
+                              hint=f"known settings: {', '.join(known)} (docs/reliability.md)")
+        try:
+            values = {k: (int if known[k] == "int" else float)(v) for k, v in section.items()}
+        except (TypeError, ValueError) as exc:
+            raise Unreachable(f"{where}: a gcloudctl setting is not a number ({exc})",
+                              hint="docs/reliability.md lists the settings and their defaults") from None
+        if any(v < 0 for v in values.values()) or values.get("rate", 1) <= 0:
+            raise Unreachable(f"{where}: gcloudctl settings must be positive", hint="docs/reliability.md")
+        return cls(**values)
+
+
+class RateBudget:
+    """A token bucket shared by every thread that talks to one cloud, plus a shared pause: when
+    the cloud answers 429 (or 503) with Retry-After, nobody sends until that time has passed,
+    instead of each thread hammering on its own. Waits are bounded by the context's deadline."""
+
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.rate, self.burst, self.clock, self.sleep = rate, max(1, burst), clock, sleep
+        self.lock = threading.Lock()
+        self.tokens = float(self.burst)
+        self.stamp = clock()
+        self.paused_until = 0.0
+        self.waited = 0.0  # seconds spent waiting for the budget (for benchmarks)
+
+    def acquire(self) -> None:
+        while True:
+            with self.lock:
+                now = self.clock()
+                self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+                self.stamp = now
+                wait = self.paused_until - now
+                if wait <= 0 and self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                if wait <= 0:
+                    wait = (1 - self.tokens) / self.rate
+            left = remaining(self.clock)  # TimeoutExpired once the deadline has passed
+            wait = wait if left is None else min(wait, left + 0.01)
+            self.waited += wait
+            self.sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        with self.lock:
+            self.paused_until = max(self.paused_until, self.clock() + seconds)
+
+
+class ConnectionLost(CloudError):
+    """No HTTP answer: connection refused, reset, or no answer in time. `unsent` when the
+    request surely never reached the server (refused, connect timeout): safe to send again."""
+
+    def __init__(self, message: str, *, unsent: bool, timed_out: bool = False):
+        super().__init__(message, transient=True)
+        self.unsent = unsent
+        self.timed_out = timed_out  # no answer in time: retried once at most (a hung server stays hung)
+
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "PATCH", "LOGIN"})  # LOGIN: a token request
+
+
+def retry_safe(exc: BaseException, method: str) -> bool:
+    """May this failure be retried by sending the same request again? Reads and idempotent
+    writes: on 5xx, 429 and lost connections. A POST (a create: sending it twice may make two)
+    only when it surely was not acted on: 429, 503, or a connection that never opened; the
+    executor retries the others after looking for what the first attempt made (`find`)."""
+    if not isinstance(exc, CloudError):
+        return False
+    idempotent = method in IDEMPOTENT_METHODS
+    if isinstance(exc, ConnectionLost):
+        return idempotent or exc.unsent
+    if exc.status in (429, 503):
+        return True
+    return idempotent and exc.status in (500, 502, 504)
+
+
 class SdkApi:
     """RestApi over openstacksdk: clouds.yaml / OS_CLOUD credentials, keystoneauth session,
     one token per process, project-scoped connections for Nova calls that must be made
-    inside the tenant project. Counts HTTP requests per service (for benchmarks and metrics)."""
+    inside the tenant project. Counts HTTP requests per service (for benchmarks and metrics).
 
-    def __init__(self, cloud: str | None = None, *, connection: Any = None):
+    Every request is bounded (`ApiSettings`: connect/read timeouts, cut to the context's
+    deadline, `gcloudctl.drivers.base.deadline_scope`), paced by the cloud's `RateBudget`,
+    and retried with tenacity (exponential back-off with jitter, Retry-After honoured) when
+    `retry_safe`. Authentication and configuration failures raise `Unreachable` (exit 6)
+    with a hint naming the clouds.yaml files searched; the deadline raises TimeoutExpired."""
+
+    def __init__(self, cloud: str | None = None, *, connection: Any = None, settings: ApiSettings | None = None,
+                 budget: RateBudget | None = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
         import openstack  # only drivers import openstacksdk
         from keystoneauth1 import exceptions as ks_exc
 
         self._ks_exc = ks_exc
+        self.cloud = cloud
+        self.sleep, self.clock = sleep, clock
         self.requests: Counter[str] = Counter()
+        self.retried: Counter[str] = Counter()  # "service METHOD status" -> retries (for benchmarks)
         self._service_by_netloc: dict[str, str] = {}
-        try:
-            self.conn = connection or openstack.connect(cloud=cloud, **_auth_overrides(cloud))
-            self._hook(self.conn)
-            access = self.conn.session.auth.get_access(self.conn.session)
-            self._map_endpoints(access)
-            self.operator_user_id = access.user_id
-            self.operator_user_name = access.username
-        except ks_exc.ConnectFailure as exc:
-            raise Unreachable(f"cannot reach the cloud {cloud!r}: {exc}",
-                              hint="is it running? for the local cloud: gcloudctl devcloud up") from None
-        except ks_exc.Unauthorized as exc:
-            raise Unreachable(f"authentication to {cloud!r} failed: {type(exc).__name__}",
-                              hint="check the clouds.yaml entry") from None
-        except openstack.exceptions.ConfigException as exc:
-            raise Unreachable(f"cloud {cloud!r}: {exc}", hint="list clouds.yaml entries, or set --cloud / OS_CLOUD") from None
         self._scoped: dict[str, Any] = {}
         self._bases: dict[tuple[int, str], str] = {}
         self._lock = threading.Lock()
+        self._auth_lock = threading.Lock()
+        if connection is None:
+            region = _cloud_region(cloud)
+            self.settings = settings or ApiSettings.from_cloud_config(region.config, _where(cloud))
+            self.conn = openstack.connection.Connection(config=region)
+        else:
+            self.conn = connection
+            self.settings = settings or ApiSettings()
+        self.budget = budget or RateBudget(self.settings.rate, self.settings.burst, clock=clock, sleep=sleep)
+        self._hook(self.conn)
+        try:
+            access = self._retrying("LOGIN", lambda: self._access(self.conn))
+        except TimeoutExpired:
+            raise
+        except CloudError as exc:
+            raise _auth_failure(cloud, exc, self.settings) from None
+        self._map_endpoints(access)
+        self.operator_user_id = access.user_id
+        self.operator_user_name = access.username
         self._services = {entry["type"] for entry in (access.service_catalog.catalog or [])}
 
     def _hook(self, conn: Any) -> None:
         """Count every HTTP request the session makes (login and version discovery included),
-        keyed by "service METHOD"; the service is told by the endpoint's host:port."""
+        keyed by "service METHOD"; the service is told by the endpoint's host:port. Sets the
+        session's default timeouts (used by keystoneauth's own token requests)."""
         def count(response, *args, **kwargs):
             netloc = response.request.url.split("/")[2]
             service = self._service_by_netloc.get(netloc, netloc)
             self.requests[f"{service} {response.request.method}"] += 1
         conn.session.session.hooks.setdefault("response", []).append(count)
+        conn.session.timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+
+    def _access(self, conn: Any) -> Any:
+        """The connection's token (one login, reused until it expires), its login bounded by
+        the settings' timeouts and the context's deadline."""
+        auth = conn.session.auth
+        ref = getattr(auth, "auth_ref", None)
+        if ref is not None and not ref.will_expire_soon(30):
+            return ref
+        self.budget.acquire()
+        with self._auth_lock:
+            conn.session.timeout = self._timeouts(self.settings.auth_timeout)
+            try:
+                return auth.get_access(conn.session)
+            except Exception as exc:  # noqa: BLE001 - classified here, once
+                raise self._classify_exception(exc, "identity POST /auth/tokens") from None
+            finally:
+                conn.session.timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+
+    def _timeouts(self, read: float | None = None) -> tuple[float, float]:
+        left = remaining(self.clock)
+        connect, read = self.settings.connect_timeout, read or self.settings.read_timeout
+        if left is None:
+            return connect, read
+        return min(connect, left), min(read, left)
+
+    def _classify_exception(self, exc: Exception, what: str) -> Exception:
+        """A keystoneauth/requests failure -> CloudError (or TimeoutExpired past the deadline)."""
+        ks = self._ks_exc
+        if isinstance(exc, (GcloudctlError,)):
+            return exc
+        deadline = current_deadline()
+        if isinstance(exc, (ks.ConnectTimeout, ks.ConnectFailure, ks.RetriableConnectionFailure)) \
+                and deadline is not None and self.clock() >= deadline - 0.05:
+            return TimeoutExpired(f"{what}: no answer before the command's time limit (--timeout) ran out",
+                                  hint="re-run the same command: finished steps are not repeated")
+        if isinstance(exc, ks.ConnectTimeout):
+            unsent = "connect" in str(exc).lower() and "read" not in str(exc).lower()
+            limit = self.settings.auth_timeout if "/auth/tokens" in what else self.settings.read_timeout
+            return ConnectionLost(f"{what}: no answer within {limit:g}s", unsent=unsent, timed_out=True)
+        if isinstance(exc, (ks.ConnectFailure, ks.RetriableConnectionFailure)):
+            unsent = "refused" in str(exc).lower()
+            return ConnectionLost(f"{what}: connection failed ({'refused' if unsent else type(exc).__name__})",
+                                  unsent=unsent)
+        if isinstance(exc, ks.HttpError):
+            status = getattr(exc, "http_status", None) or 500
+            retry_after = _retry_after((getattr(exc, "response", None) or _NoResponse()).headers.get("Retry-After"))
+            return classify_status(status, f"{what}: {status} {getattr(exc, 'message', '') or type(exc).__name__}",
+                                   retry_after)
+        if isinstance(exc, ks.MissingRequiredOptions):
+            names = ", ".join(o.dest for o in getattr(exc, "options", [])) or str(exc)
+            return Unreachable(f"the clouds.yaml entry {self.cloud!r} lacks {names}", hint=_paths_hint(self.cloud))
+        if isinstance(exc, ks.DiscoveryFailure):
+            return Unreachable(f"cloud {self.cloud!r}: the auth URL is not a Keystone endpoint ({exc})",
+                               hint="auth_url should end in /v3; " + _paths_hint(self.cloud))
+        if isinstance(exc, ks.ClientException):
+            return Unreachable(f"cloud {self.cloud!r}: authentication failed ({type(exc).__name__}: {exc})",
+                               hint=_paths_hint(self.cloud))
+        return exc
+
+    def _retrying(self, method: str, call: Callable[[], Any]) -> Any:
+        """`call()` with tenacity: up to `retries` more attempts while `retry_safe`, exponential
+        back-off with jitter or the server's Retry-After, never past the deadline."""
+        import tenacity
+
+        settings = self.settings
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception()
+            if getattr(exc, "retry_after", None):
+                delay = min(exc.retry_after, settings.retry_after_cap)
+                if exc.status in (429, 503):
+                    self.budget.pause(delay)  # everybody waits, not just this thread
+            else:
+                delay = min(settings.backoff_cap, settings.backoff * 2 ** (state.attempt_number - 1))
+                delay *= 0.5 + random.random() / 2
+            left = remaining(self.clock)
+            return delay if left is None else min(delay, left + 0.01)
+
+        def note(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception()
+            self.retried[f"{getattr(exc, 'status', None) or 'conn'}"] += 1
+            log.info("retrying (%d): %s", state.attempt_number, getattr(exc, "message", exc))
+
+        def should_retry(state: tenacity.RetryCallState) -> bool:
+            exc = state.outcome.exception()
+            if getattr(exc, "timed_out", False) and state.attempt_number >= 2:
+                return False
+            return exc is not None and retry_safe(exc, method)
+
+        return tenacity.Retrying(stop=tenacity.stop_after_attempt(settings.retries + 1), wait=wait, retry=should_retry,
+                                 sleep=self.sleep, before_sleep=note, reraise=True)(call)
 
     def _map_endpoints(self, access: Any) -> None:
         for entry in access.service_catalog.catalog or []:
@@ -898,7 +1121,7 @@ class SdkApi:
         discovery round trips (they would double the cost of a no-op plan)."""
         key = (id(conn), service)
         if key not in self._bases:
-            access = conn.session.auth.get_access(conn.session)
+            access = self._access(conn)
             aliases = {"block-storage": ("block-storage", "volumev3", "volume")}.get(service, (service,))
             url = None
             for service_type in aliases:
@@ -919,42 +1142,132 @@ class SdkApi:
     def request(self, service: str, method: str, path: str, *, params: dict | None = None, json: Any = None,
                 microversion: str | None = None, project_id: str | None = None,
                 project_domain_id: str | None = None) -> Any:
+        return self._retrying(method, lambda: self._send(service, method, path, params=params, json=json,
+                                                         microversion=microversion, project_id=project_id,
+                                                         project_domain_id=project_domain_id))
+
+    def _send(self, service: str, method: str, path: str, *, params: dict | None, json: Any,
+              microversion: str | None, project_id: str | None, project_domain_id: str | None) -> Any:
         conn = self._connection(project_id, project_domain_id)
         url = self._base_url(conn, service) + path
+        self._access(conn)  # a login (first use, expired token) is bounded and classified like any call
         headers = {"Accept": "application/json"}
         if microversion:
             headers["OpenStack-API-Version"] = f"{service} {microversion}"
             headers["X-OpenStack-Nova-API-Version"] = microversion
-        kwargs: dict[str, Any] = {"params": params or None, "raise_exc": False, "headers": headers}
+        self.budget.acquire()
+        kwargs: dict[str, Any] = {"params": params or None, "raise_exc": False, "headers": headers,
+                                  "timeout": self._timeouts(), "connect_retries": 0}
         if json is not None:
             kwargs["json"] = json
         try:
             response = conn.session.request(url, method, **kwargs)
-        except (self._ks_exc.ConnectFailure, self._ks_exc.ConnectTimeout, self._ks_exc.RetriableConnectionFailure) as exc:
-            raise CloudError(f"{service} {method} {path}: connection failed ({type(exc).__name__})", transient=True) from None
+        except Exception as exc:  # noqa: BLE001 - classified here, once
+            raise self._classify_exception(exc, f"{service} {method} {path}") from None
         if response.status_code >= 400:
-            retry_after = response.headers.get("Retry-After")
             raise classify_status(response.status_code, f"{service} {method} {path}: {response.status_code} "
-                                  f"{_error_text(response)}", float(retry_after) if retry_after and retry_after.isdigit() else None)
+                                  f"{_error_text(response)}", _retry_after(response.headers.get("Retry-After")))
         if response.status_code == 204 or not response.content:
             return {}
         return response.json()
 
 
-def _auth_overrides(cloud: str | None) -> dict:
-    """The generic `password` plugin first GETs the auth URL to discover the identity version.
-    When clouds.yaml already names /v3, use the v3 plugin directly: same login, one request less."""
+class _NoResponse:
+    headers: dict = {}
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the HTTP-date form is not used by OpenStack services)."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _searched_paths(cloud: str | None) -> list[str]:
     import openstack.config
 
     try:
-        region = openstack.config.OpenStackConfig(load_envvars=cloud is None).get_one(cloud=cloud)
-    except Exception:  # noqa: BLE001 - let openstack.connect report configuration problems
-        return {}
-    auth_type = region.config.get("auth_type") or "password"
-    auth_url = (region.config.get("auth") or {}).get("auth_url", "")
-    if auth_type == "password" and auth_url.rstrip("/").endswith("/v3"):
-        return {"auth_type": "v3password"}
-    return {}
+        files = list(openstack.config.OpenStackConfig(load_envvars=True)._config_files)
+    except Exception:  # noqa: BLE001 - the hint falls back to openstacksdk's defaults
+        from openstack.config import loader
+
+        files = list(loader.CONFIG_FILES)
+    return files
+
+
+def _where(cloud: str | None) -> str:
+    return f"clouds.yaml entry {cloud!r}" if cloud else "the OS_* environment"
+
+
+def _paths_hint(cloud: str | None) -> str:
+    import os
+
+    paths = list(dict.fromkeys(_searched_paths(cloud)))
+    found = [p for p in paths if os.path.exists(p)]
+    folders = list(dict.fromkeys(os.path.dirname(p) for p in paths))
+    text = f"clouds.yaml searched in {', '.join(folders)} (clouds.yaml/.yml/.json; OS_CLIENT_CONFIG_FILE first)"
+    text += f"; found: {', '.join(found)}" if found else "; none found"
+    return text + "; choose the entry with --cloud or OS_CLOUD"
+
+
+def _cloud_region(cloud: str | None) -> Any:
+    """The clouds.yaml entry (or OS_* variables), with the v3 plugin when the auth URL names /v3
+    (the generic `password` plugin first GETs the auth URL to discover the identity version:
+    one request more per login). Configuration problems raise Unreachable (exit 6)."""
+    import openstack.config
+    from keystoneauth1 import exceptions as ks_exc
+
+    try:
+        config = openstack.config.OpenStackConfig(load_envvars=True)
+        region = config.get_one(cloud=cloud)
+        auth_type = region.config.get("auth_type") or "password"
+        auth = region.config.get("auth") or {}
+        auth_url = auth.get("auth_url", "")
+        if not auth_url:
+            raise Unreachable(f"{_where(cloud)} has no auth_url", hint=_paths_hint(cloud))
+        if auth_type == "password" and not auth.get("password"):
+            raise Unreachable(f"{_where(cloud)} has no password", hint="add auth.password to the entry (or "
+                              "clouds-public/secure.yaml, or OS_PASSWORD); " + _paths_hint(cloud))
+        if auth_type == "password" and auth_url.rstrip("/").endswith("/v3"):
+            region = config.get_one(cloud=cloud, auth_type="v3password")
+        return region
+    except openstack.exceptions.ConfigException as exc:
+        known = _known_clouds()
+        raise Unreachable(f"cloud {cloud!r}: {exc}", hint=(f"known clouds: {', '.join(known)}; " if known else "")
+                          + _paths_hint(cloud)) from None
+    except ks_exc.MissingRequiredOptions as exc:
+        names = ", ".join(o.dest for o in exc.options)
+        raise Unreachable(f"{_where(cloud)} lacks {names}", hint=_paths_hint(cloud)) from None
+
+
+def _known_clouds() -> list[str]:
+    import openstack.config
+
+    try:
+        return sorted(openstack.config.OpenStackConfig(load_envvars=True).cloud_config.get("clouds") or {})
+    except Exception:  # noqa: BLE001 - only for a hint
+        return []
+
+
+def _auth_failure(cloud: str | None, exc: CloudError, settings: ApiSettings) -> GcloudctlError:
+    """The first login failed after its retries: exit 6 with what to check."""
+    if isinstance(exc, Unreachable):
+        return exc
+    hint = _paths_hint(cloud)
+    if isinstance(exc, ConnectionLost):
+        return Unreachable(f"cannot reach the identity service of cloud {cloud!r}: {exc.message}",
+                           hint="is it running? for the local cloud: gcloudctl devcloud up; " + hint)
+    if exc.status == 401:
+        return Unreachable(f"authentication to {cloud!r} failed: the identity service refused the credentials (401)",
+                           hint="check username, password and domains of the entry; " + hint)
+    if exc.status == 404:
+        return Unreachable(f"cloud {cloud!r}: the auth URL answered 404: not a Keystone v3 endpoint",
+                           hint="auth_url should be the identity endpoint, e.g. https://keystone.example:5000/v3; " + hint)
+    if exc.status and exc.status >= 500:
+        return Unreachable(f"the identity service of cloud {cloud!r} is unavailable: {exc.message} "
+                           f"(after {settings.retries + 1} attempts)", hint="try again later, or ask platform ops")
+    return Unreachable(f"authentication to {cloud!r} failed: {exc.message}", hint=hint)
 
 
 def _error_text(response: Any) -> str:

@@ -176,3 +176,25 @@ def test_a_replaced_server_keeps_the_usual_order():
     server_r, port_r = change(Kind.SERVER, "web-1", Action.REPLACE), change(Kind.PORT, "web-1.app", Action.REPLACE)
     assert not _port_goes_first(Node(Step.DELETE, server_r), Node(Step.DELETE, port_r))
     assert not _port_goes_first(Node(Step.DELETE, server_r), Node(Step.DELETE, port))
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param({"method": "POST", "path": r"^/servers$", "delay": 40.0}, id="slow-server-create"),
+    pytest.param({"method": "GET", "path": r"^/servers/detail$", "delay": 40.0, "times": 10**6}, id="slow-server-poll"),
+])
+def test_deadline_bounds_changes_in_flight(config, example_doc, case):
+    """--timeout bounds the whole run: a server create (or its wait) that takes 40 s is stopped
+    at the deadline, reported CANCELLED, and apply returns within the grace, not after 40 s."""
+    import time
+
+    api = FakeApi()
+    plan = _plan(config, example_doc, api)
+    api.inject(case["method"], case["path"], 0, times=case.get("times", 10**6), delay=case["delay"])
+    t0 = time.monotonic()
+    result = apply(plan, FakeCloud(api), IdMap.from_observed(plan.observed), deadline=time.monotonic() + 2.0, retry=FAST)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2.0 + 3.5, f"apply took {elapsed:.1f}s"
+    assert result.timed_out and not result.ok
+    statuses = {str(o.node): o.status for o in result.outcomes}
+    assert Status.CANCELLED in statuses.values(), statuses
+    assert statuses["create network.app"] is Status.DONE, "what was done before the deadline is reported done"
