@@ -24,7 +24,7 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 LANGUAGES = ("en", "vi")
-DOMAINS = ("cli", "web")
+DOMAINS = ("cli", "web", "compliance")
 
 # The language an edge chose for this invocation (`gcloudctl --lang`, the locale): `gettext`
 # without an explicit `lang` speaks it. A ContextVar, so concurrent requests do not share it.

@@ -95,6 +95,9 @@ def document_schemas() -> dict[str, dict]:
                "agencies": AgencyRegistry.model_json_schema(), "rulebook": Rulebook.model_json_schema()}
     schemas["rulebook"]["x-check-params"] = {name: model.model_json_schema() for name, model in CHECK_PARAMS.items()}
     schemas |= output_schemas()  # what commands print under -o json|yaml
+    from gcloudctl.compliance.model import Dossier  # the compliance dossier (`gcloudctl compliance -o DIR`)
+
+    schemas["compliance"] = Dossier.model_json_schema()
     for name, schema in schemas.items():
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://gcloud.gov.vn/schemas/v1/{name}.json"
@@ -107,7 +110,7 @@ INPUT_DOCUMENTS = ("request", "platform", "agencies", "rulebook", "api")
 def _schema_names() -> list[str]:
     from gcloudctl.cli.shapes import OUTPUT_SHAPES
 
-    return [*INPUT_DOCUMENTS, *OUTPUT_SHAPES]
+    return [*INPUT_DOCUMENTS, *OUTPUT_SHAPES, "compliance"]  # compliance: the dossier (`gcloudctl compliance`)
 
 
 @click.command("schema")

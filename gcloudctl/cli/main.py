@@ -25,7 +25,8 @@ from gcloudctl.cli.context import AppContext, OUTPUT_FORMATS
 from gcloudctl.errors import ExitCode, GcloudctlError, InvalidInput, Problem
 from gcloudctl.i18n import gettext as _
 
-COMMAND_MODULES = ("core", "tenants", "devcloud", "controller", "hardening", "api", "catalog", "outputs", "stacks")
+COMMAND_MODULES = ("core", "tenants", "devcloud", "controller", "hardening", "api", "catalog", "outputs", "stacks",
+                   "compliance")
 
 
 def _set_output(ctx: click.Context, _param, value: str | None) -> None:
