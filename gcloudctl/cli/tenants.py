@@ -20,8 +20,12 @@ from gcloudctl.stacks import expiry_preflight
 
 
 def _request(app: AppContext, path: str):
+    """The request in `path`, loaded and validated, for plan and apply: an expired CI stack is
+    refused here (exit 4), before anything is observed or written. Not used by destroy."""
     config = app.config()
-    return config, pipeline.load_request(Path(path), config, filename=path)
+    request = pipeline.load_request(Path(path), config, filename=path)
+    expiry_preflight(request, app.now())
+    return config, request
 
 
 def _plan_for(app: AppContext, source: str):
@@ -36,7 +40,6 @@ def _plan_for(app: AppContext, source: str):
             raise InvalidInput(f"{source}: not a gcloudctl plan (expected format {PLAN_FORMAT})")
         source = saved["request_file"]
     config, request = _request(app, source)
-    expiry_preflight(request, app.now())  # an expired CI stack is refused (exit 4) before anything is observed
     driver = app.driver(config, request.spec.region)
     plan = pipeline.plan_request(request, driver, config)
     if saved is not None:
