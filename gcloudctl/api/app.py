@@ -6,7 +6,8 @@ database). Every route except `/healthz` and `/openapi.json` needs `X-Auth-Token
 validated (`auth.CachingValidator` over the Keystone driver), turned into a `Caller`
 (`auth.caller_from_token`), charged to its identity's rate limit (`limits.RateLimiter`; a refused
 token is charged to the client's address instead), and passed to one `RequestService` use
-case, which decides. Errors render as RFC 9457 problem+json (`problems`). Bodies over `max_body` bytes are refused with 413 before they are
+case, which decides. The web console's pages (`gcloudctl.web`, under /web) are mounted on the
+same app (`console`: its options). Errors render as RFC 9457 problem+json (`problems`). Bodies over `max_body` bytes are refused with 413 before they are
 read whole; a submission must be `application/yaml` (or `text/yaml`, `application/x-yaml`).
 
 No business rules here: what a caller may see or do is the service's decision.
@@ -31,6 +32,7 @@ from gcloudctl.api.auth import CachingValidator, caller_from_token
 from gcloudctl.api.limits import RateLimiter
 from gcloudctl.errors import GcloudctlError, Unauthenticated
 from gcloudctl.model.identity import Caller
+from gcloudctl.web import mount_console
 
 log = logging.getLogger("gcloudctl.api")
 
@@ -134,7 +136,8 @@ AUTH_ERRORS = (401, 429, 503)
 # --- the app ----------------------------------------------------------------------------------
 
 def create_app(service: Any, validator: Any, *, agencies: Any, limiter: RateLimiter | None = None,
-               max_body: int = MAX_BODY, cache_seconds: float | None = None) -> FastAPI:
+               max_body: int = MAX_BODY, cache_seconds: float | None = None, console: dict[str, Any] | None = None
+               ) -> FastAPI:
     """The ASGI app. `validator` validates raw tokens (`KeystoneValidator` or a double); it is
     wrapped in a `CachingValidator` unless it already is one (`cache_seconds` None: the default)."""
     if not isinstance(validator, CachingValidator):
@@ -261,6 +264,8 @@ def create_app(service: Any, validator: Any, *, agencies: Any, limiter: RateLimi
                      expectHead: str | None = Query(None, max_length=128)) -> dict[str, Any]:  # noqa: N803
         return service.audit_verify(caller=caller, expect_head=expectHead)
 
+    # the web console (/web): same process, same validator and limiter, same use cases (docs/web.md)
+    mount_console(app, service=service, validator=validator, agencies=agencies, limiter=limiter, **(console or {}))
     return app
 
 
