@@ -1,4 +1,4 @@
-"""CLI for `gcloudctl devcloud`: up, status, down, logs (thin: parse, call lifecycle, render)."""
+"""CLI for `gcloudctl devcloud`: up, status, down, logs, faults (thin: parse, call lifecycle, render)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import yaml
 
-from gcloudctl.devcloud import guests, lifecycle
+from gcloudctl.devcloud import faults, guests, lifecycle
 from gcloudctl.devcloud.layout import Layout, default_dir
 
 
@@ -87,6 +87,54 @@ def down_cmd(ctx: click.Context, directory: str | None, purge: bool) -> None:
     stopped = lifecycle.down(layout, purge=purge, progress=_progress_printer(), environ=ctx.obj.environ)
     if not stopped and not purge:
         click.echo("devcloud was not running", err=True)
+
+
+@devcloud.command("faults")
+@dir_option
+@click.option("--rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Share of requests that get a fault.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same faults (per service and method).")
+@click.option("--kinds", default=",".join(f.value for f in faults.Fault), show_default=True,
+              help="Faults to draw from (comma-separated).")
+@click.option("--slow", "slow_seconds", type=click.FloatRange(0), default=2.0, show_default=True,
+              help="Delay of a `slow` answer, seconds.")
+@click.option("--base-cloud", default="devcloud", show_default=True, help="devcloud clouds.yaml entry to copy.")
+@click.option("--clouds-file", type=click.Path(dir_okay=False), help="Where to write the clouds.yaml "
+              "(default: clouds-faults.yaml in the devcloud dir).")
+@click.pass_context
+def faults_cmd(ctx: click.Context, directory: str | None, rate: float, seed: int, kinds: str, slow_seconds: float,
+               base_cloud: str, clouds_file: str | None) -> None:
+    """Run fault-injecting proxies in front of devcloud's APIs until Ctrl-C (docs/reliability.md).
+
+    Writes a clouds.yaml with one entry, `devcloud-faults`, whose auth URL (and, through
+    Keystone's catalog, every endpoint) is a proxy; devcloud itself and its entries are untouched:
+    \b
+      OS_CLIENT_CONFIG_FILE=<file> gcloudctl --cloud devcloud-faults apply tenant.yaml --yes
+    """
+    layout = _layout(ctx, directory)
+    try:
+        chosen = tuple(faults.Fault(k.strip()) for k in kinds.split(",") if k.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}; choose from {', '.join(f.value for f in faults.Fault)}", param_hint="--kinds")
+    plan = faults.FaultPlan(rate=rate, seed=seed, kinds=chosen, slow_seconds=slow_seconds)
+    target = Path(clouds_file) if clouds_file else layout.root / "clouds-faults.yaml"
+    with faults.running(plan) as proxies:
+        proxies.write_clouds_yaml(target, layout.clouds_yaml, base_cloud)
+        for real, proxy in sorted(proxies.url_map.items()):
+            click.echo(f"{proxy}  ->  {real}", err=True)
+        click.echo(f"faults: {rate:.0%} of requests ({', '.join(k.value for k in chosen)}), seed {seed}", err=True)
+        click.echo(f"export OS_CLIENT_CONFIG_FILE={target}; gcloudctl --cloud {faults.FAULT_CLOUD} ...", err=True)
+        try:
+            while True:
+                time.sleep(10)
+                click.echo(f"injected so far: {proxies.injected.snapshot()['faults']}", err=True)
+        except KeyboardInterrupt:
+            pass
+        report = proxies.injected.snapshot()
+    if ctx.obj.output == "table":
+        click.echo(f"requests: {report['requests']}\ninjected: {report['faults']}")
+    else:
+        _dump(ctx, report)
 
 
 @devcloud.command("proxy-command")

@@ -927,6 +927,8 @@ def retry_safe(exc: BaseException, method: str) -> bool:
         return idempotent or exc.unsent
     if exc.status in (429, 503):
         return True
+    if exc.status == 409:  # a conflict on a write is the executor's to retry; on a read it is a glitch
+        return method in ("GET", "HEAD")
     return idempotent and exc.status in (500, 502, 504)
 
 
