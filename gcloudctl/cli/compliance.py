@@ -99,6 +99,8 @@ def register(cli: click.Group) -> None:
     @cli.command("compliance")
     @click.argument("tenant")
     @click.option("--format", "fmt", type=click.Choice(["html", "json", "both"]), default="html", show_default=True)
+    @click.option("--lang", "lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
+                  help="Language of the HTML dossier (Vietnamese with the English terms in brackets, or English).")
     @click.option("-o", "--out", "out_dir", default="compliance-reports", show_default=True,
                   help="Directory for TENANT.html / TENANT.json; `-` prints the document on stdout.")
     @click.option("--request", "request_file", type=click.Path(dir_okay=False),
@@ -129,7 +131,7 @@ def register(cli: click.Group) -> None:
     @click.option("--console-dir", type=click.Path(exists=True, file_okay=False),
                   help="With --live: console logs to verify host keys from.")
     @click.pass_obj
-    def compliance_cmd(app, tenant, fmt, out_dir, request_file, evidence_dir, live, use_cloud, use_controller, db,
+    def compliance_cmd(app, tenant, fmt, lang, out_dir, request_file, evidence_dir, live, use_cloud, use_controller, db,
                        hosts_file, level, agency, region, **ssh_opts):
         """Build TENANT's compliance dossier: level and rulebook, topology, each control required
         at that level per host with its evidence, what is not applicable and why, approvals and
@@ -182,7 +184,7 @@ def register(cli: click.Group) -> None:
             hosts_source=hosts_source, level=level, agency=agency,
             controller=_controller(app, db, use_controller), evidence=evidence, evidence_source=evidence_source,
             notes=notes)
-        documents = {"html": lambda: render_html(result), "json": lambda: render_json(result)}
+        documents = {"html": lambda: render_html(result, lang=lang), "json": lambda: render_json(result)}
         wanted = ["html", "json"] if fmt == "both" else [fmt]
         if out_dir == "-":
             for kind in wanted:

@@ -1,0 +1,198 @@
+"""The compliance dossier: the example tenant end to end through the CLI (controller store, the
+in-memory cloud, audit evidence on disk) as JSON checked against `gcloudctl schema compliance`,
+and the pure builder's honesty rules, table-driven."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from gcloudctl.cli.main import main
+from gcloudctl.compliance.dossier import HostEvidence, Inputs, build, worst
+from gcloudctl.compliance.evidence import read_reports
+from gcloudctl.compliance.model import Status
+from gcloudctl.compliance.render import render_html
+from gcloudctl.hardening.controls import CONTROLS, controls_for_level
+from tests.compliance.conftest import LEVEL, NA_REASON
+
+
+def _schema(capsys) -> dict:
+    capsys.readouterr()
+    assert main(["schema", "compliance"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def run_dossier(world, capsys, *extra) -> dict:
+    capsys.readouterr()
+    code = main(["-o", "json", "compliance", "byt-his-staging", "--db", world.db, "--evidence", str(world.evidence),
+                 "-o", str(world.out), "--format", "both", *extra])
+    assert code == 0, capsys.readouterr()
+    summary = json.loads(capsys.readouterr().out)
+    assert sorted(summary["files"]) == sorted(str((world.out / f"byt-his-staging.{k}").resolve()) for k in ("html", "json"))
+    return json.loads((world.out / "byt-his-staging.json").read_text("utf-8"))
+
+
+def test_example_dossier_json_is_valid_and_honest(world, capsys, config):
+    dossier = run_dossier(world, capsys)
+    jsonschema.Draft202012Validator(_schema(capsys)).validate(dossier)
+
+    # level and rulebook version
+    assert dossier["classification"]["level"] == LEVEL
+    assert dossier["classification"]["rulebook"] == config.rulebook.metadata.name
+    assert dossier["classification"]["rulebookVersion"] == config.rulebook.metadata.version
+    # every control the catalogue requires at the level, and only those (read from the catalogue)
+    assert [c["id"] for c in dossier["controls"]] == sorted(
+        (c.id for c in controls_for_level(LEVEL)), key=lambda i: ([c.level for c in CONTROLS if c.id == i][0], i))
+    by_id = {c["id"]: {h["host"]: h for h in c["hosts"]} for c in dossier["controls"]}
+    assert set(by_id[world.failing]) == {"db-1", "web-1", "web-2"}  # the observed servers
+    # db-1 has no report: nothing about it is passed
+    assert {h["db-1"]["status"] for h in by_id.values()} == {"not_checked"}
+    # web-2's report has no result for the newest control: not checked, never passed
+    assert by_id[world.missing]["web-2"]["status"] == "not_checked"
+    assert by_id[world.failing]["web-1"]["status"] == "fail"
+    assert next(c for c in dossier["controls"] if c["id"] == world.failing)["status"] == "fail"
+    for cid in world.not_applicable:
+        assert by_id[cid]["web-1"]["status"] == "not_applicable"
+        assert by_id[cid]["web-1"]["evidence"] == NA_REASON
+    assert {n["subject"].split()[0] for n in dossier["notApplicable"]} == set(world.not_applicable)
+    assert all(n["reason"] == NA_REASON for n in dossier["notApplicable"])
+    # a "pass" always names its evidence, its time and its report
+    passes = [h for c in dossier["controls"] for h in c["hosts"] if h["status"] == "pass"]
+    assert passes and all(h["checkedAt"] and h["source"] and h["evidence"] for h in passes)
+    counted = dossier["summary"]["byStatus"]
+    assert counted["pass"] == len(passes) and counted["not_checked"] >= len(dossier["controls"]) + 1
+
+    # topology: requested and observed, and who can reach what
+    nets = {n["name"]: n for n in dossier["topology"]["networks"]}
+    assert nets["app"]["zone"] == "app" and nets["app"]["observedCidr"] == "10.40.1.0/24"
+    assert nets["db"]["cidr"] is None and nets["db"]["observedCidr"]  # allocated by the platform
+    reach = {(r["target"], r["ports"]): r for r in dossier["topology"]["reach"]}
+    assert reach[("web", "443")]["internet"] is True and reach[("web", "443")]["floatingIP"] is True
+    assert reach[("db", "5432")]["internet"] is False and reach[("db", "5432")]["source"] == "group web (web)"
+    groups = {g["name"]: g for g in dossier["topology"]["securityGroups"]}
+    assert any(r["direction"] == "egress" for r in groups["web"]["observedRules"])  # the cloud's default egress shows
+    # policy rules: evaluated against the approved request from the store
+    assert dossier["policyRules"] and all(r["status"] in ("pass", "fail") for r in dossier["policyRules"])
+    assert all("approved generation 1" in r["checkedAgainst"] for r in dossier["policyRules"])
+
+    # approvals and the audit chain head, from the controller's read use cases
+    gov = dossier["governance"]
+    assert gov["managed"] is True and gov["generation"] == 1
+    version = gov["versions"][0]
+    assert version["approvals"] == version["approvalsRequired"] >= 1
+    assert {d["decision"] for d in version["decisions"]} == {"approve"}
+    head = world.service.audit_verify(caller=None)["head"]
+    assert gov["audit"]["chainOk"] is True
+    assert (gov["audit"]["headSeq"], gov["audit"]["headHash"]) == (head["seq"], head["hash"])
+    assert gov["audit"]["tenantLastHash"] == head["hash"]  # the last record is this tenant's approval
+
+
+def test_dossier_without_controller_or_evidence_checks_nothing(tmp_path, cli_on_fake, capsys):
+    from tests.fixtures.core import EXAMPLE
+
+    assert cli_on_fake("apply", str(EXAMPLE), "--yes") == 0
+    capsys.readouterr()
+    assert main(["compliance", str(EXAMPLE), "--no-controller", "--format", "json", "-o", "-"]) == 0
+    dossier = json.loads(capsys.readouterr().out)
+    statuses = {h["status"] for c in dossier["controls"] for h in c["hosts"]}
+    assert statuses == {"not_checked"}
+    assert dossier["governance"]["managed"] is False and "not asked" in dossier["governance"]["note"]
+    assert dossier["summary"]["byStatus"]["pass"] == 0
+
+
+def test_unknown_tenant_is_not_found(cli_on_fake, capsys):
+    assert main(["compliance", "no-such-tenant", "--no-controller", "-o", "-"]) == 7
+    assert "not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the builder's rules
+
+def _inputs(config, **kw) -> Inputs:
+    base = dict(tenant="t1", generated_at="2026-12-03T00:00:00Z", gcloudctl_version="test", rulebook=config.rulebook,
+                controls=CONTROLS, level=1, catalog=config.catalog, agencies=config.agencies)
+    return Inputs(**(base | kw))
+
+
+def _report(host: str, results: dict, at: str = "2026-12-03T01:00:00Z") -> HostEvidence:
+    return HostEvidence(host=host, generated_at=at, profile="L1", results=results, source=f"{host}.json")
+
+
+FIRST = controls_for_level(1)[0].id
+CASES = [
+    ("no report", {}, Status.NOT_CHECKED),
+    ("report without this control", {"h1": _report("h1", {})}, Status.NOT_CHECKED),
+    ("pass", {"h1": _report("h1", {FIRST: ("pass", "ok")})}, Status.PASS),
+    ("fail", {"h1": _report("h1", {FIRST: ("fail", "bad")})}, Status.FAIL),
+    ("not applicable keeps its reason", {"h1": _report("h1", {FIRST: ("not applicable", "why")})},
+     Status.NOT_APPLICABLE),
+    ("a status the report invents is an error, not a pass", {"h1": _report("h1", {FIRST: ("passed", "?")})},
+     Status.ERROR),
+]
+
+
+@pytest.mark.parametrize("why,evidence,expected", CASES, ids=[c[0] for c in CASES])
+def test_host_status_comes_only_from_evidence(config, why, evidence, expected):
+    d = build(_inputs(config, hosts=[{"name": "h1"}], evidence=evidence))
+    result = next(c for c in d.controls if c.id == FIRST).hosts[0]
+    assert result.status is expected, why
+    if expected is Status.NOT_CHECKED:
+        assert result.checkedAt is None
+    if expected is Status.NOT_APPLICABLE:
+        assert d.notApplicable[0].reason == "why"
+
+
+WORST = [
+    ([Status.PASS, Status.FAIL], Status.FAIL),
+    ([Status.PASS, Status.NOT_CHECKED], Status.NOT_CHECKED),
+    ([Status.PASS, Status.NOT_APPLICABLE], Status.PASS),
+    ([Status.NOT_APPLICABLE, Status.NOT_APPLICABLE], Status.NOT_APPLICABLE),
+    ([Status.ERROR, Status.PASS], Status.ERROR),
+    ([], Status.NOT_CHECKED),
+]
+
+
+@pytest.mark.parametrize("statuses,expected", WORST)
+def test_overall_status_is_the_worst(statuses, expected):
+    assert worst(statuses) is expected
+
+
+def test_evidence_for_a_server_not_in_the_tenant_is_left_out_and_said(config):
+    d = build(_inputs(config, hosts=[{"name": "h1"}], evidence={"gone": _report("gone", {FIRST: ("pass", "ok")})}))
+    assert [h.host for h in d.controls[0].hosts] == ["h1"]
+    assert any("'gone'" in n for n in d.notes)
+
+
+def test_level_5_uses_the_l4_controls_and_says_so(config):
+    d = build(_inputs(config, level=5, hosts=[]))
+    assert {c.id for c in d.controls} == {c.id for c in controls_for_level(4)}
+    assert any("stop at L4" in n for n in d.notes)
+
+
+def test_no_request_means_policy_rules_not_checked(config):
+    d = build(_inputs(config, level=3))
+    assert d.policyRules and {r.status for r in d.policyRules} == {Status.NOT_CHECKED}
+
+
+def test_html_escapes_cloud_side_names_and_speaks_vietnamese(config):
+    name = "<script>alert(1)</script>"
+    d = build(_inputs(config, hosts=[{"name": name}], evidence={name: _report(name, {FIRST: ("pass", "<b>x</b>")})}))
+    page = render_html(d, lang="vi")
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>x</b>" not in page
+    assert "Hồ sơ tuân thủ (compliance dossier)" in page and "Đạt (pass)" in page
+    assert "Compliance dossier" in render_html(d, lang="en")
+
+
+def test_evidence_reader_takes_the_newest_report_per_host_and_names_the_rest(tmp_path):
+    def report(host, at):
+        return {"host": host, "generated_at": at, "profile": "L1", "controls": [{"id": FIRST, "status": "pass"}]}
+
+    (tmp_path / "a.json").write_text(json.dumps(report("h1", "2026-12-01T00:00:00Z")))
+    (tmp_path / "b.json").write_text(json.dumps(report("h1", "2026-12-02T00:00:00Z")))
+    (tmp_path / "c.json").write_text('{"not": "a report"}')
+    (tmp_path / "d.json").write_text("{broken")
+    found, notes = read_reports(tmp_path)
+    assert found["h1"].source == "b.json"
+    assert sorted(n.split(":")[0] for n in notes) == ["c.json", "d.json"]
