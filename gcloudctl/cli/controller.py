@@ -87,7 +87,18 @@ def _backend(app: AppContext, db: str | None):
     return _service(app, db), _break_glass_caller()
 
 
-def _runner(app: AppContext, db: str | None, *, workers: int, interval: float, lease: float, parallelism: int):
+def _controller_access(app: AppContext, ssh_key: str | None, proxy_command: str | None):
+    """The controller's own SSH access for hardening (its configuration, never a request's):
+    None when no key is configured (servers then show Hardened=False, reason NoKey)."""
+    from gcloudctl.usecases.harden import Access
+
+    if not ssh_key:
+        return None
+    return Access(key_file=ssh_key, proxy_command=proxy_command, automation_user=app.config().catalog.spec.automationUser)
+
+
+def _runner(app: AppContext, db: str | None, *, workers: int, interval: float, lease: float, parallelism: int,
+            access=None, harden_timeout: float = 900.0):
     from gcloudctl.controller.engine import PipelineEngine
     from gcloudctl.controller.metrics import Metrics
     from gcloudctl.controller.reconciler import Reconciler
@@ -95,7 +106,8 @@ def _runner(app: AppContext, db: str | None, *, workers: int, interval: float, l
     from gcloudctl.controller.service import utcnow
 
     config = app.config()
-    engine = PipelineEngine(config, lambda region: app.driver(config, region), parallelism=parallelism)
+    engine = PipelineEngine(config, lambda region: app.driver(config, region), parallelism=parallelism,
+                            access=access, harden_timeout=harden_timeout)
     metrics = Metrics(api_calls=engine.api_calls)
     store = _store(app, db)
     from gcloudctl.controller.compose import var_sealer
@@ -282,14 +294,29 @@ def migrate_cmd(app: AppContext, db: str | None) -> int:
               help="Concurrent API writes within one tenant's apply.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve /metrics and /healthz on 127.0.0.1:PORT (0 = any free port).")
+@click.option("--ssh-key", type=click.Path(dir_okay=False, resolve_path=True), envvar="GCLOUDCTL_CONTROLLER_SSH_KEY",
+              help="The controller's private key for the automation user: servers that ask for hardening are "
+                   "hardened with it (without one: condition Hardened=False, reason NoKey).")
+@click.option("--ssh-proxy-command", envvar="GCLOUDCTL_CONTROLLER_SSH_PROXY_COMMAND",
+              help="How the controller reaches servers (ssh ProxyCommand, %h %p; devcloud guests: "
+                   "`gcloudctl devcloud proxy-command`).")
+@click.option("--harden-timeout", type=click.FloatRange(10), default=900.0, show_default=True,
+              help="Seconds one hardening pass of a tenant may take (SSH readiness, playbooks, checks).")
 @db_option
 @click.pass_obj
 def run_cmd(app: AppContext, once: bool, workers: int, interval: float, lease: float, parallelism: int,
-            metrics_port: int | None, db: str | None) -> int:
-    """Make the cloud match every approved request: observe, plan, apply, write status; repeat."""
+            metrics_port: int | None, ssh_key: str | None, ssh_proxy_command: str | None, harden_timeout: float,
+            db: str | None) -> int:
+    """Make the cloud match every approved request: observe, plan, apply, harden and verify new
+    servers, write status; repeat."""
     from gcloudctl.controller.metrics import MetricsServer
 
-    runner = _runner(app, db, workers=workers, interval=interval, lease=lease, parallelism=parallelism)
+    access = _controller_access(app, ssh_key, ssh_proxy_command)
+    if access is None:
+        log.warning("no --ssh-key / GCLOUDCTL_CONTROLLER_SSH_KEY: servers that ask for hardening are reported "
+                    "Hardened=False (NoKey), not hardened")
+    runner = _runner(app, db, workers=workers, interval=interval, lease=lease, parallelism=parallelism,
+                     access=access, harden_timeout=harden_timeout)
     server = MetricsServer(runner.metrics, metrics_port, stale_after=max(30.0, 3 * lease)).start() \
         if metrics_port is not None else None
     if server:

@@ -104,19 +104,26 @@ def _known_hosts(tenant: str, opts: dict) -> Path:
     return Path(opts["known_hosts"]) if opts.get("known_hosts") else known_hosts_path(tenant)
 
 
+def _console(app, tenant: str, opts: dict):
+    """Where host keys are verified from: --console-dir, else the cloud's console log (none for
+    --inventory/--hosts without --console-dir: the known_hosts must already hold the keys)."""
+    from gcloudctl.hardening.access import console_from_dir
+
+    if opts.get("console_dir"):
+        return console_from_dir(Path(opts["console_dir"]))
+    if opts.get("inventory_file") or opts.get("hosts_file"):
+        return None
+    config = app.config()
+    driver = app.driver(config, opts.get("region"))
+    return driver.console_for(_owner(app, driver, tenant, opts)) if hasattr(driver, "console_for") else None
+
+
 def _trust(app, tenant: str, inv: dict, opts: dict) -> Path:
     """Write console-verified host keys into the tenant's known_hosts (from --console-dir or the cloud)."""
-    from gcloudctl.hardening.access import console_from_dir, ssh_targets, trust_consoles
+    from gcloudctl.hardening.access import ssh_targets, trust_consoles
 
     known_hosts = _known_hosts(tenant, opts)
-    console = None
-    if opts.get("console_dir"):
-        console = console_from_dir(Path(opts["console_dir"]))
-    elif not (opts.get("inventory_file") or opts.get("hosts_file")):
-        config = app.config()
-        driver = app.driver(config, opts.get("region"))
-        if hasattr(driver, "console_for"):
-            console = driver.console_for(_owner(app, driver, tenant, opts))
+    console = _console(app, tenant, opts)
     if console is not None:
         trust_consoles(ssh_targets(inv, key_file=opts.get("key_file")), known_hosts, console)
     return known_hosts
@@ -152,30 +159,44 @@ def register(cli: click.Group) -> None:
     @cli.command("harden")
     @click.argument("tenant")
     @click.option("--check", is_flag=True, help="Report drift only (ansible check mode); exit 3 if any.")
-    @click.option("--limit", help="Only these hosts (Ansible pattern).")
-    @click.option("--forks", default=10, show_default=True, type=click.IntRange(1, 50))
+    @click.option("--limit", help="Only these hosts (comma-separated names or glob patterns).")
+    @click.option("--forks", default=10, show_default=True, type=click.IntRange(1, 50), help="Hosts at once.")
+    @click.option("--verify/--no-verify", default=True, show_default=True,
+                  help="After hardening, run the audit checks on each host (exit 1 if one fails).")
+    @click.option("--timeout", type=click.FloatRange(1), help="Give up after this many seconds (exit 5).")
     @_hosts_options
     @_trust_options
     @click.pass_obj
-    def harden_cmd(app, tenant, check, limit, forks, **opts):
-        """Harden TENANT's servers by its classification level (the project's own roles)."""
-        from gcloudctl.drivers.ansible import run_playbook
+    def harden_cmd(app, tenant, check, limit, forks, verify, timeout, **opts):
+        """Harden TENANT's servers by its classification level (the project's own roles), each
+        as soon as it answers SSH with its console-verified key, then verify them."""
+        from gcloudctl.usecases import Deadline
+        from gcloudctl.usecases.harden import Access, Step, harden_inventory
 
+        deadline = Deadline.within(timeout)
         inv, level, _ = _inventory(app, tenant, opts)
-        known_hosts = _trust(app, tenant, inv, opts)
+        known_hosts = _known_hosts(tenant, opts)
+        access = Access(key_file=opts.get("key_file"), proxy_command=opts.get("proxy_command"),
+                        automation_user=opts["automation_user"], known_hosts=known_hosts)
         verbose = app.verbose > 0
 
         def progress(event) -> None:
-            if verbose or event.status in ("changed", "failed", "unreachable"):
-                detail = f": {event.message}" if event.message and event.status != "changed" else ""
-                click.echo(f"  {event.host:<16} {event.status:<11} {event.task}{detail}", err=True)
+            if event.step == Step.TASK:
+                if verbose or event.status in ("changed", "failed", "unreachable"):
+                    detail = f": {event.data.message}" if event.data.message and event.status != "changed" else ""
+                    click.echo(f"  {event.host:<16} {event.status:<11} {event.message}{detail}", err=True)
+            elif verbose or event.step == Step.HOST_DONE:
+                click.echo(f"  {event.message}", err=True)
 
         click.echo(f"hardening {len(inv['all']['hosts'])} host(s) of {tenant} with profile L{level}"
                    f"{' (check mode)' if check else ''}", err=True)
-        result = run_playbook(inv, known_hosts=known_hosts, check=check, limit=limit, forks=forks,
-                              progress=progress)
+        result = harden_inventory(inv, tenant=tenant, access=access, known_hosts=known_hosts,
+                                  console=_console(app, tenant, opts), deadline=deadline, progress=progress,
+                                  check=check, verify=verify and not check, limit=limit, forks=forks)
         emit(app.output, result.to_dict(), lambda: _harden_text(result))
-        if any(h.unreachable for h in result.hosts.values()):
+        if result.timed_out:
+            return ExitCode.TIMEOUT
+        if result.unreachable:
             return ExitCode.UNREACHABLE
         if not result.ok:
             return ExitCode.ERROR
@@ -228,17 +249,24 @@ def register(cli: click.Group) -> None:
 
 
 def _harden_text(result) -> str:
-    rows = [(h, s.ok, s.changed, s.failed, s.unreachable, s.skipped) for h, s in sorted(result.hosts.items())]
-    text = [table(["host", "ok", "changed", "failed", "unreachable", "skipped"], rows)]
+    rows = []
+    for name, h in sorted(result.hosts.items()):
+        s = h.run.hosts.get(name) if h.run is not None else None
+        verified = (f"{h.passed} pass, {len(h.failed_controls)} fail" if h.status.value in ("hardened", "verify-failed")
+                    else "–")
+        rows.append((name, f"L{h.level}", h.status.value, s.ok if s else "–", h.changed, s.failed if s else "–",
+                     s.unreachable if s else "–", verified, f"{h.seconds:.0f}s"))
+    text = [table(["host", "profile", "result", "ok", "changed", "failed", "unreachable", "verify", "time"], rows)]
     if result.check:
-        text.append(f"drift: {len(result.drift)} task(s) would change" if result.drift else "drift: none")
-        text += [f"  {d.host}: {d.task}" for d in result.drift]
-    for host, ids in sorted(result.not_applicable.items()):
-        if ids:
-            text.append(f"not applicable on {host} (container): {', '.join(ids)}")
-    for f in result.failures:
-        text.append(f"FAILED {f.host}: {f.task}: {f.message}")
-    text.append(f"{result.status} in {result.seconds:.0f}s")
+        drift = result.drift
+        text.append(f"drift: {len(drift)} task(s) would change" if drift else "drift: none")
+        text += [f"  {d.host}: {d.task}" for d in drift]
+    for name, h in sorted(result.hosts.items()):
+        if h.run is not None and h.run.not_applicable.get(name):
+            text.append(f"not applicable on {name} (container): {', '.join(h.run.not_applicable[name])}")
+        if h.message:
+            text.append(f"{'FAILED' if not h.ok else 'NOTE'} {name}: {h.message}")
+    text.append(f"{'successful' if result.ok else 'failed'} in {result.seconds:.0f}s")
     return "\n".join(text)
 
 

@@ -36,6 +36,8 @@ class AuditAction(enum.StrEnum):
     DESTROY = "tenant.destroy"  # a change applied while deleting or expiring
     PHASE = "tenant.phase"  # the tenant's phase changed
     TAMPERED = "tenant.tampered"  # the approved version failed its seal check: nothing applied
+    HARDEN = "tenant.harden"  # servers hardened and verified, or hardening that failed (per server)
+    HARDEN_REQUEST = "tenant.harden-request"  # someone asked for the tenant's servers to be hardened again
 
 
 def is_secret_key(key: str) -> bool:

@@ -1,4 +1,4 @@
-"""Stage: controller (status). Conditions Ready / Synced / Drifted, Kubernetes style.
+"""Stage: controller (status). Conditions Ready / Synced / Drifted / Hardened, Kubernetes style.
 
 Called by the reconciler and `service` to compute a tenant's new condition list. A condition's
 `lastTransitionTime` changes only when its status changes. Pure: the time is passed in.
@@ -15,6 +15,7 @@ class ConditionType(enum.StrEnum):
     READY = "Ready"
     SYNCED = "Synced"
     DRIFTED = "Drifted"
+    HARDENED = "Hardened"  # the servers that ask for hardening are hardened and verified
 
 
 class Status(enum.StrEnum):

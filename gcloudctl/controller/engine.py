@@ -1,9 +1,12 @@
 """Stage: controller (port to the core). What the reconciler needs from `gcloudctl.pipeline`.
 
-`Engine` is the port: load a stored request, plan it, apply a plan, plan a destroy, and count
-API calls. `PipelineEngine` is the adapter over the one planner/executor that the CLI also uses;
+`Engine` is the port: load a stored request, plan it, apply a plan, plan a destroy, list the
+servers that ask for hardening, harden and verify some of them, and count API calls. `PipelineEngine` is the adapter over the one planner/executor that the CLI also uses;
 tests pass their own engine. The adapter gets the driver of the request's region from an
 injected factory (the CLI's `AppContext.driver`), one per region, so no connection is made here.
+Hardening goes through the same use case as `gcloudctl apply` (`usecases.harden`) with the
+controller's own SSH access (`Access`: its key and proxy command, from its configuration —
+never from a request or the store); without one, `harden` raises `HardeningKeyMissing`.
 """
 
 from __future__ import annotations
@@ -41,13 +44,21 @@ class Engine(Protocol):
 
     def apply(self, plan: PlanLike, request: TenantRequest, fence: Callable[[], bool] | None = None) -> ResultLike: ...
 
+    def hardening_targets(self, request: TenantRequest, plan: PlanLike) -> dict[str, str]: ...
+
+    def harden(self, request: TenantRequest, names: list[str], fence: Callable[[], bool] | None = None) -> Any: ...
+
     def api_calls(self) -> dict[str, int]: ...
 
 
 class PipelineEngine:
     """The real engine: `gcloudctl.pipeline` over drivers made by `driver_for_region(region)`."""
 
-    def __init__(self, config: Any, driver_for_region: Callable[[str], Any], *, parallelism: int = 10):
+    def __init__(self, config: Any, driver_for_region: Callable[[str], Any], *, parallelism: int = 10,
+                 access: Any = None, harden_timeout: float = 900.0, host_ops: Any = None):
+        """`access`: the controller's `usecases.harden.Access` (None: no key configured);
+        `harden_timeout`: the deadline of one hardening pass; `host_ops`: tests' host effects."""
+        self.access, self.harden_timeout, self.host_ops = access, harden_timeout, host_ops
         self.config = config
         self._factory = driver_for_region
         self._drivers: dict[str, Any] = {}
@@ -82,6 +93,35 @@ class PipelineEngine:
 
         cancel = (lambda: not fence()) if fence is not None else None
         return pipeline.apply_plan(plan, self.driver(request), parallelism=self.parallelism, cancel=cancel)
+
+    def hardening_targets(self, request: TenantRequest, plan: PlanLike) -> dict[str, str]:
+        """Server name -> id of the ACTIVE servers that ask for hardening, from the plan's own
+        observation (no extra API call)."""
+        from gcloudctl.resources import Kind
+        from gcloudctl.usecases.harden import hardening_levels
+
+        levels = hardening_levels(request)
+        observed = getattr(plan, "observed", None)
+        if not levels or observed is None:
+            return {}
+        return {r.attrs["name"]: r.id for r in observed.resources.values()
+                if r.address.kind is Kind.SERVER and r.attrs.get("name") in levels and str(r.status).upper() == "ACTIVE"}
+
+    def harden(self, request: TenantRequest, names: list[str], fence: Callable[[], bool] | None = None) -> Any:
+        """Harden and verify `names` with the controller's access (raises HardeningKeyMissing
+        without a usable key, before anything is contacted)."""
+        from gcloudctl import pipeline
+        from gcloudctl.usecases import Deadline
+        from gcloudctl.usecases.apply import firewall_settings
+        from gcloudctl.usecases.harden import HardeningKeyMissing, check_access, harden_servers, hardening_levels
+
+        if self.access is None:
+            raise HardeningKeyMissing("no SSH key is configured for the controller")
+        check_access(self.access)
+        levels = {name: level for name, level in hardening_levels(request).items() if name in names}
+        return harden_servers(pipeline.owner_of(request, self.config), self.driver(request), levels, self.access,
+                              deadline=Deadline.within(self.harden_timeout), ops=self.host_ops,
+                              firewall=firewall_settings(request, self.config))
 
     def api_calls(self) -> dict[str, int]:
         """API calls per service (the driver's `api.requests` counter), summed over drivers."""

@@ -42,6 +42,8 @@ class Metrics:
         self.drift = Counter("gcloudctl_drift_found", "Drifted changes found, by policy", ["policy"], registry=r)
         self.changes = Counter("gcloudctl_changes_applied", "Changes applied, by purpose", ["purpose"], registry=r)
         self.inflight = Gauge("gcloudctl_reconciles_in_flight", "Reconciles running now", registry=r)
+        self.hardened = Counter("gcloudctl_servers_hardened", "Server hardening attempts by result (ok, failed, "
+                                "nokey)", ["result"], registry=r)
         self.leases = Gauge("gcloudctl_leases_held", "Tenant leases held by this controller", registry=r)
         self.last_beat = Gauge("gcloudctl_loop_heartbeat_timestamp_seconds", "Last run-loop iteration", registry=r)
         r.register(_ApiCalls(api_calls))

@@ -13,7 +13,10 @@ seal broken            Ready False TamperedRequest, Warning event, audit; NOTHIN
 terminal error before  wait for a new generation (blocked_generation)
 deleting / expired     plan_destroy + apply, check leftovers, mark deleted | expired
 empty plan             Ready/Synced True, Drifted False, phase ready, poll later
-new generation         apply, verify, phase ready (or backoff / failed)
+new generation         apply, verify, phase ready (or backoff / failed), harden new servers
+converged              harden servers that ask for it and are new, replaced, or due for a
+                       retry of a failed hardening (`hardened`): condition Hardened, event,
+                       audit; a failed server is retried with backoff (next_at), never left
 drift, enforce         apply (audited as drift repair), verify
 drift, report          Drifted True + event with the diff, nothing applied
 transient CloudError   back off exponentially with jitter
@@ -42,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from gcloudctl.controller import seal
+from gcloudctl.controller import hardened, seal
 from gcloudctl.controller.audit import AuditAction, canonical
 from gcloudctl.controller.backoff import Backoff
 from gcloudctl.controller.conditions import Condition, ConditionType, condition, set_condition
@@ -69,6 +72,7 @@ class Result(enum.StrEnum):
     TERMINAL = "terminal-error"
     LOST_LEASE = "lost-lease"
     TAMPERED = "tampered"  # the approved version failed its seal check: nothing applied
+    HARDENING_FAILED = "hardening-failed"  # converged, but a server's hardening failed: retried with backoff
 
 
 @dataclass
@@ -95,6 +99,7 @@ class Snapshot:
     conditions: list[Condition]
     raw_yaml: str | None
     tampered: list[str] = field(default_factory=list)  # seal problems: apply nothing
+    hardening: dict = field(default_factory=dict)  # server -> hardening record (`controller.hardened`)
 
 
 @dataclass
@@ -108,6 +113,7 @@ class StatusUpdate:
     last_error: str | None = None
     events: list[tuple[str, str, str, dict]] = field(default_factory=list)  # type, reason, message, data
     audits: list[tuple[str, dict]] = field(default_factory=list)  # action, data
+    hardening: dict | None = None  # the new hardening record (None: unchanged)
 
 
 class Reconciler:
@@ -193,7 +199,10 @@ class Reconciler:
         plan = self.engine.plan(request)
         new_generation = snap.observed_generation != snap.generation
         if plan.is_empty():
-            return self._write(claim, snap, self._converged(snap), Result.CONVERGED)
+            update = self._converged(snap)
+            failed = self._harden(snap, request, plan, update)
+            return self._write(claim, snap, update, Result.HARDENING_FAILED if failed else Result.CONVERGED,
+                               message=failed)
         if not new_generation:
             self.metrics.drift.labels(snap.drift_policy).inc(len(plan.changes))
             if snap.drift_policy == "report":
@@ -217,7 +226,52 @@ class Reconciler:
             update.events.append(("Normal", "DriftRepaired", f"{len(plan.changes)} drifted change(s) undone",
                                   {"changes": _diff(plan)}))
         kind = Result.APPLIED if new_generation else Result.DRIFT_REPAIRED
-        return self._write(claim, snap, update, kind, changes=len(plan.changes))
+        failed = self._harden(snap, request, verify, update)
+        return self._write(claim, snap, update, Result.HARDENING_FAILED if failed else kind,
+                           changes=len(plan.changes), message=failed)
+
+    def _harden(self, snap: Snapshot, request: Any, plan: Any, update: StatusUpdate) -> str:
+        """Harden the servers that are due (`hardened.due`) and fold the outcome into `update`:
+        record, condition Hardened, events, audits, an earlier next_at for a retry. Returns a
+        message when a server's hardening failed on this pass ("" otherwise)."""
+        from gcloudctl.usecases.harden import HardeningKeyMissing
+
+        servers = self.engine.hardening_targets(request, plan) if hasattr(self.engine, "hardening_targets") else {}
+        if not servers and not snap.hardening:
+            return ""
+        now = self.clock()
+        attempted = hardened.due(snap.hardening, servers, now)
+        outcome, no_key, error = None, None, None
+        fence = getattr(self._local, "fence", None)
+        if attempted and fence is not None and not fence():
+            return ""  # the lease is going: the status write would be refused anyway
+        if attempted:
+            try:
+                outcome = self.engine.harden(request, attempted, fence=fence)
+            except HardeningKeyMissing as exc:
+                no_key = exc.message
+            except GcloudctlError as exc:  # observing the hosts failed: retried like a failed host
+                error = exc.message
+            now = self.clock()
+        previous = next((c for c in snap.conditions if c.type is ConditionType.HARDENED), None)
+        step = hardened.record_pass(snap.hardening, servers, attempted, outcome, no_key=no_key, error=error,
+                                    previous=previous,
+                                    generation=snap.generation, now=now, backoff=self.backoff)
+        update.hardening = step.record
+        if step.condition is not None:
+            update.conditions = set_condition(update.conditions or snap.conditions, step.condition)
+        else:
+            update.conditions = [c for c in (update.conditions or snap.conditions) if c.type is not ConditionType.HARDENED]
+        update.events += step.events
+        update.audits += step.audits
+        if step.retry_at is not None and (update.next_at is None or step.retry_at < update.next_at):
+            update.next_at = step.retry_at
+        for name in attempted:
+            self.metrics.hardened.labels("ok" if name not in step.failed and no_key is None
+                                         else "nokey" if no_key else "failed").inc()
+        if step.failed:
+            return f"hardening failed on {', '.join(step.failed)}"
+        return ""
 
     def _converged(self, snap: Snapshot) -> StatusUpdate:
         now, gen = self.clock(), snap.generation
@@ -369,7 +423,8 @@ class Reconciler:
             snap = Snapshot(name, Phase(tenant.phase), tenant.generation, tenant.observed_generation,
                             tenant.drift_policy, tenant.expires_at, tenant.failures, tenant.blocked_generation,
                             [Condition.from_dict(c) for c in json.loads(tenant.conditions)],
-                            version.raw_yaml if version else None)
+                            version.raw_yaml if version else None,
+                            hardening=json.loads(tenant.hardening or "{}"))
             if version is not None and snap.phase in RECONCILABLE:
                 snap.tampered = self._seal_problems(tx, version, VersionKind.CHANGE)
                 if snap.phase is Phase.DELETING and not (tenant.expires_at and tenant.expires_at <= self.clock()):
@@ -426,6 +481,8 @@ def _apply_update(tenant: TenantRow, update: StatusUpdate, now: datetime) -> Non
     tenant.next_reconcile_at = update.next_at
     tenant.failures, tenant.blocked_generation = update.failures, update.blocked_generation
     tenant.last_error = update.last_error
+    if update.hardening is not None:
+        tenant.hardening = json.dumps(update.hardening, sort_keys=True)
     tenant.last_reconciled_at = tenant.updated_at = now
 
 

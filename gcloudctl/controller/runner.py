@@ -41,7 +41,7 @@ class Summary:
     @property
     def ok(self) -> bool:
         return not any(o.result in (Result.TRANSIENT, Result.TERMINAL, Result.BLOCKED, Result.LOST_LEASE,
-                                    Result.TAMPERED)
+                                    Result.TAMPERED, Result.HARDENING_FAILED)
                        for o in self.outcomes)
 
     def counts(self) -> dict[str, int]:

@@ -138,6 +138,8 @@ class TenantRow(Base):
     blocked_generation: Mapped[int | None] = mapped_column(Integer, nullable=True)  # terminal error at
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # JSON: {server: {id, state, level, failures, retry_at, message, at}} (migration 0004)
+    hardening: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
