@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Mapping
 from gcloudctl import naming
 from gcloudctl.model.catalog import Agency, PlatformCatalog
 from gcloudctl.model.request import Rule, SecurityGroup, Server, TenantRequest
+from gcloudctl.quotas import effective_quotas
 from gcloudctl.resources import Address, DesiredState, Kind, Ref, Resource
 
 OPERATOR = "@operator"  # the identity gcloudctl itself acts as; drivers resolve it
@@ -160,7 +161,7 @@ def expand(request: TenantRequest, catalog: PlatformCatalog, agency: Agency, *, 
             b.add(Kind.MEMBERSHIP, membership_name(member.user, role),
                   {"user": member.user, "role": role, "domain": domain}, [project])
 
-    q = spec.quotas
+    q = effective_quotas(request, catalog.spec.flavors, agency)  # spec.quotas, or derived from the servers
     b.add(Kind.QUOTA, "compute", {"instances": q.instances, "cores": q.cores, "ram": q.ramMiB}, [project])
     network_quota = {"floatingip": q.floatingIPs}
     for ours, theirs in (("networks", "network"), ("ports", "port"), ("securityGroups", "security_group"),

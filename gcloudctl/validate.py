@@ -23,6 +23,7 @@ from gcloudctl.model.catalog import Agency, AgencyRegistry, PlatformCatalog
 from gcloudctl.model.load import Positions, load_located, sort_problems
 from gcloudctl.model.request import TenantRequest
 from gcloudctl.policy.rulebook import Rulebook
+from gcloudctl.quotas import server_needs
 
 UserDataCheck = Callable[[str | None, dict | None, dict], list[Problem]]
 AUTO = "auto"  # validate_request(user_data_check=AUTO): gcloudctl.hardening.userdata if installed
@@ -201,7 +202,7 @@ def _agency(req: TenantRequest, agency: Agency | None, registry: AgencyRegistry)
                         f"{agency.maxClassification}; the request is level {level}",
                         "ask platform ops to raise the agency's accreditation, or lower the level"))
     quotas = req.spec.quotas
-    for name in ("instances", "cores", "ramMiB", "floatingIPs", "volumes", "volumeGiB"):
+    for name in ("instances", "cores", "ramMiB", "floatingIPs", "volumes", "volumeGiB") if quotas else ():
         asked, ceiling = getattr(quotas, name), getattr(agency.quotaCeilings, name)
         if asked > ceiling:
             found.append(_p(f"spec.quotas.{name}", f"quota {name} {asked} exceeds the agency's ceiling {ceiling}",
@@ -234,21 +235,21 @@ def _cidrs(req: TenantRequest, agency: Agency) -> list[Problem]:
 
 # --------------------------------------------------------------------------- quotas
 
-def _quotas(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
-    servers = req.spec.servers
-    flavors = catalog.spec.flavors
-    need = {
-        "instances": sum(s.count for s in servers),
-        "cores": sum(s.count * flavors[s.flavor].vcpus for s in servers if s.flavor in flavors),
-        "ramMiB": sum(s.count * flavors[s.flavor].ramMiB for s in servers if s.flavor in flavors),
-        "floatingIPs": sum(s.count for s in servers if s.floatingIP),
-    }
+def _quotas(req: TenantRequest, catalog: PlatformCatalog, agency: Agency | None) -> list[Problem]:
+    """The servers fit the quotas: those the request sets, or (omitted) the agency's ceilings
+    that cap the derived ones (`gcloudctl.quotas`)."""
+    need = server_needs(req.spec, catalog.spec.flavors)
     found = []
     for name, needed in need.items():
-        quota = getattr(req.spec.quotas, name)
-        if needed > quota:
-            found.append(_p(f"spec.quotas.{name}", f"the servers need {name} {needed} but the quota is {quota}",
-                            f"raise spec.quotas.{name} to at least {needed} or remove servers"))
+        if req.spec.quotas is not None:
+            quota = getattr(req.spec.quotas, name)
+            if needed > quota:
+                found.append(_p(f"spec.quotas.{name}", f"the servers need {name} {needed} but the quota is {quota}",
+                                f"raise spec.quotas.{name} to at least {needed} or remove servers"))
+        elif agency is not None and needed > getattr(agency.quotaCeilings, name):
+            ceiling = getattr(agency.quotaCeilings, name)
+            found.append(_p("spec.servers", f"the servers need {name} {needed}, more than the agency's ceiling "
+                            f"{ceiling}", "request fewer or smaller servers, or ask platform ops to raise the ceiling"))
     return found
 
 
@@ -286,7 +287,7 @@ def validate_request(req: TenantRequest, catalog: PlatformCatalog, agencies: Age
     check = _user_data_checker() if user_data_check == AUTO else user_data_check
     agency = agencies.get(req.metadata.agency)
     found = (_unique_names(req) + _references(req) + _router(req) + _catalog(req, catalog)
-             + _agency(req, agency, agencies) + _quotas(req, catalog) + _user_data(req, catalog, check)
+             + _agency(req, agency, agencies) + _quotas(req, catalog, agency) + _user_data(req, catalog, check)
              + policy.evaluate(req, rulebook, catalog, agencies))
     if positions is not None:
         found = [positions.place(p) for p in found]

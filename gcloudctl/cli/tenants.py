@@ -255,7 +255,7 @@ def get_tenants(app: AppContext, region: str | None, fmt: str | None) -> None:
         [gettext("TENANT"), gettext("REGION"), gettext("AGENCY"), gettext("DOMAIN"), gettext("LEVEL"),
          gettext("EXPIRES"), gettext("PROJECT ID")],
         [[r["tenant"], r["region"], r["agency"],
-          r["domain"] if r["owned"] else gettext("{domain} (NOT OWNED)", domain=r["domain"]), r["classification"],
+          r["domain"] if r["owned"] else gettext("{name} (NOT OWNED)", name=r["domain"]), r["classification"],
           (r["expires_at"] + (gettext(" (expired)") if r["expired"] else "")) if r["expires_at"] else "-",
           r["project_id"]] for r in rows]) if rows else gettext("No tenants."))
 

@@ -182,7 +182,9 @@ class Spec(_Model):
     region: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")
     expiresAt: datetime | None = Field(None, description="When the tenant is destroyed (CI stacks); timezone required.")
     driftPolicy: Literal["enforce", "report"] = "enforce"
-    quotas: Quotas
+    quotas: Quotas | None = Field(
+        None, description="Project quotas. Omitted: derived from the servers (instances, cores, RAM plus 25% "
+                          "headroom; floating IPs as used), capped by the agency's ceilings (gcloudctl.quotas).")
     members: list[Member] = Field(default_factory=list, max_length=200)
     networks: list[Network] = Field(default_factory=list, max_length=20)
     router: Router | None = None
