@@ -28,6 +28,77 @@ perm_max() { s=$(stat -Lc '%a %U %G' "$1" 2>/dev/null) || { echo "$1 missing"; r
   m=${s%% *}; [ $(( 0$m & ~0$2 & 07777 )) -eq 0 ] && [ "$(echo $s | cut -d' ' -f2)" = root ]; }
 netsys() { v=$(cat "/proc/sys/net/$1" 2>/dev/null); echo "net.$(echo $1 | tr / .)=$v"; [ "$v" = "$2" ]; }
 def_val() { awk -v k="$1" '$1==k {print $2}' /etc/login.defs | tail -1; }
+# effective value of a systemd config (last assignment wins across the file and its drop-ins)
+sd_val() { systemd-analyze cat-config "$1" 2>/dev/null | awk -F= -v k="$2" '$1==k {v=$2} END {print v}'; }
+# a throw-away local account, to see what the account policy does to a new user (removed after)
+probe_user() { u="gcprobe$$"; userdel "$u" >/dev/null 2>&1; useradd -M -s /bin/sh "$u" || return 1; echo "$u"; }
+# su as `nobody` into user $1 with password $2 on a pty; exit 0 when su let it in
+su_try() { python3 - "$1" "$2" <<'PY'
+import os, pty, select, sys, time
+user, pw = sys.argv[1], sys.argv[2]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("runuser", ["runuser", "-u", "nobody", "--", "su", "-c", "true", user])
+buf, sent, deadline = b"", False, time.time() + 20
+while time.time() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(0 if os.waitstatus_to_exitcode(status) == 0 else 1)
+    ready, _, _ = select.select([fd], [], [], 0.2)
+    if ready:
+        try:
+            buf += os.read(fd, 1024)
+        except OSError:
+            pass
+    if not sent and b"assword" in buf:
+        os.write(fd, pw.encode() + b"\n")
+        sent = True
+os.kill(pid, 9)
+sys.exit(1)
+PY
+}
+# N wrong passwords for a probe account, then the right one must be refused (locked out)
+lockout_probe() { u=$(probe_user) || { echo "cannot create a probe account"; return 1; }
+  pw="Gc-$(head -c 18 /dev/urandom | base64 | tr -dc A-Za-z0-9)-7q"; echo "$u:$pw" | chpasswd 2>/dev/null
+  r=1; if ! su_try "$u" "$pw"; then echo "the probe account's right password is refused before any failure"
+  else for i in $(seq 1 "$1"); do su_try "$u" "wrong-$i-x" && echo "wrong password $i accepted"; done
+    if su_try "$u" "$pw"; then echo "after $1 wrong passwords the right one is still accepted: no lock-out"
+    else echo "after $1 wrong passwords the account is locked: right password refused;" \
+      "faillock: deny=$(awk -F'= *' '/^deny/ {print $2}' /etc/security/faillock.conf)" \
+      "unlock_time=$(awk -F'= *' '/^unlock_time/ {print $2}' /etc/security/faillock.conf)"
+      t=$(awk -F'= *' '/^unlock_time/ {print $2}' /etc/security/faillock.conf); [ "${t:-0}" = 0 ] || [ "${t:-0}" -ge 900 ] && r=0; fi; fi
+  faillock --user "$u" --reset 2>/dev/null; userdel "$u" 2>/dev/null; return $r; }
+# new and existing accounts with a usable password: max days <= $1, min >= 1, warn >= $2
+ageing_probe() { u=$(probe_user) || { echo "cannot create a probe account"; return 1; }
+  line=$(awk -F: -v u="$u" '$1==u {print $4" "$5" "$6}' /etc/shadow); userdel "$u"
+  set -- "$1" "$2" $line; echo "new account: min=$3 max=$4 warn=$5"
+  bad=$(awk -F: -v m="$1" '$2 !~ /^[!*]/ && $2 != "" && ($5 == "" || $5 > m || $5 < 0) {print $1"(max="$5")"}' /etc/shadow | xargs)
+  echo "accounts with a usable password over ${1} days: ${bad:-none}"
+  [ -n "$4" ] && [ "$4" -le "$1" ] && [ "${3:-0}" -ge 1 ] && [ "${5:-0}" -ge "$2" ] && [ -z "$bad" ]; }
+# journald and rsyslog keep logs at least $1 days (effective settings, as the daemons read them)
+retention_ok() { python3 - "$1" "$(sd_val systemd/journald.conf MaxRetentionSec)" <<'PY'
+import glob, re, sys
+need, value = int(sys.argv[1]), sys.argv[2].strip()
+units = {"": 1 / 86400, "s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1, "day": 1, "w": 7, "week": 7,
+         "month": 30.44, "m": 30.44, "y": 365.25, "year": 365.25}
+days = 0.0
+for num, unit in re.findall(r"(\d+)\s*([a-z]*)", value):
+    days += int(num) * units.get(unit.rstrip("s") if unit not in units else unit, 0)
+ok = days == 0 or days >= need
+print(f"journald MaxRetentionSec={value or 'unset'} ->", "no deletion by age" if days == 0 else f"{days:.0f} days")
+try:
+    text = open("/etc/logrotate.d/rsyslog").read()
+    rot = int(re.search(r"^\s*rotate\s+(\d+)", text, re.M).group(1))
+    period = next((d for word, d in (("daily", 1), ("weekly", 7), ("monthly", 30), ("yearly", 365))
+                   if re.search(rf"^\s*{word}\b", text, re.M)), 7)
+    print(f"rsyslog files: rotate {rot} x {period} days = {rot * period} days")
+    ok = ok and rot * period >= need
+except (OSError, AttributeError):
+    print("rsyslog files: none")
+print(f"needed: {need} days")
+sys.exit(0 if ok else 1)
+PY
+}
 kernel_na() { if in_container && ! [ -w /proc/sys/kernel ]; then
   echo "kernel-wide sysctl $1 is shared with the machine and read-only in this container;" \
        "configured on disk: $(grep -rhs "^$1" /etc/sysctl.d/ | tail -1 || echo no)"; exit 3; fi; }
@@ -87,9 +158,13 @@ CONTROLS: tuple[Control, ...] = (
     _c("GC-ACC-03", "no account with an empty password", 1, "7.2.2",
        "e=$(awk -F: '$2==\"\" {print $1}' /etc/shadow | xargs); echo \"empty: ${e:-none}\"; [ -z \"$e\" ]"),
     _c("GC-ACC-04", "default umask 027", 1, "5.4.3.3", "v=$(def_val UMASK); echo \"UMASK=$v\"; [ \"$v\" = 027 ]"),
-    _c("GC-ACC-05", "password ageing for new accounts (max 365, min 1, warn 7)", 2, "5.4.1.1",
-       "a=$(def_val PASS_MAX_DAYS); b=$(def_val PASS_MIN_DAYS); c=$(def_val PASS_WARN_AGE);"
-       " echo \"max=$a min=$b warn=$c\"; [ \"$a\" -le 365 ] && [ \"$b\" -ge 1 ] && [ \"$c\" -ge 7 ]"),
+    _c("GC-ACC-05", "password ageing applies to new and existing accounts (max 90 days, min 1, warn 7)", 2,
+       "5.4.1.1", "ageing_probe 90 7"),
+    _c("GC-ACC-08", "admin passwords changed every 2 months (max 60 days, warn 14)", 3, "5.4.1.1",
+       "ageing_probe 60 14"),
+    _c("GC-ACC-09", "account locked for >= 15 min after 5 failed passwords", 2, "5.3.3.1.1",
+       "lockout_probe 5"),
+    _c("GC-ACC-10", "account locked after 3 failed passwords", 4, "5.3.3.1.1", "lockout_probe 3"),
     _c("GC-ACC-06", "password quality: minlen 14", 2, "5.3.3.2.2",
        "v=$(awk -F= '/^\\s*minlen/ {gsub(/ /,\"\",$2); print $2}' /etc/security/pwquality.conf 2>/dev/null);"
        " echo \"minlen=${v:-unset}\"; [ -n \"$v\" ] && [ \"$v\" -ge 14 ]"),
@@ -133,18 +208,39 @@ CONTROLS: tuple[Control, ...] = (
     _c("GC-NET-05", "IPv6 router advertisements ignored", 1, "3.3.11", "netsys ipv6/conf/all/accept_ra 0"),
     # --- logging (CIS 6.1) -----------------------------------------------------------------
     _c("GC-LOG-01", "journald stores logs persistently and compressed", 1, "6.1.1.4",
-       "c=$(cat /etc/systemd/journald.conf /etc/systemd/journald.conf.d/*.conf 2>/dev/null);"
-       " echo \"$c\" | grep -E '^(Storage|Compress)='; echo \"$c\" | grep -q '^Storage=persistent'"
-       " && echo \"$c\" | grep -q '^Compress=yes'"),
-    _c("GC-LOG-02", "log retention at least the level's minimum", 2, "6.1.1.3",
-       "grep -hs '^MaxRetentionSec=' /etc/systemd/journald.conf.d/*.conf | tail -1 | grep -E '=[0-9]+(month|day)'"),
+       "m=gcloudctl-audit-$$-$(date +%s%N); logger -t gcloudctl-audit \"$m\"; journalctl --sync 2>/dev/null;"
+       " c=$(sd_val systemd/journald.conf Compress); echo \"Storage=$(sd_val systemd/journald.conf Storage) Compress=${c:-yes}\";"
+       " if journalctl -D /var/log/journal -t gcloudctl-audit -o cat 2>/dev/null | grep -qF \"$m\"; then"
+       " echo 'a line just logged is in the persistent journal (/var/log/journal)'; else"
+       " echo 'a line just logged is not in /var/log/journal'; exit 1; fi; [ \"${c:-yes}\" = yes ]"),
+    _c("GC-LOG-02", "logs kept at least 1 month (nothing deleted earlier by age)", 2, "6.1.1.3", "retention_ok 30"),
     # --- level 3+: firewall, audit, updates, time ------------------------------------------
     _c("GC-FW-01", "nftables default-deny inbound, enabled at boot", 3, "4.3.8",
        "systemctl is-enabled nftables >/dev/null 2>&1 || { echo 'nftables not enabled'; exit 1; };"
-       " nft list chain inet gcloudctl input 2>/dev/null | grep -E 'policy drop' || exit 1"),
+       " nft list chain inet gcloudctl input 2>/dev/null | grep -E 'policy drop' || { echo 'no drop policy live'; exit 1; }"),
     _c("GC-FW-02", "loopback and established traffic allowed, SSH reachable", 3, "4.3.4",
-       "r=$(nft list chain inet gcloudctl input 2>/dev/null); echo \"$r\" | grep -E 'iif \"lo\" accept|tcp dport 22'"
-       " && echo \"$r\" | grep -q 'ct state established,related accept'"),
+       "nft list chain inet gcloudctl input 2>/dev/null | grep -q 'ct state established,related accept' ||"
+       " { echo 'established traffic not accepted'; exit 1; }; echo 'this audit arrived over SSH: SSH is reachable';"
+       " if timeout 3 bash -c '</dev/tcp/127.0.0.1/22' 2>/dev/null; then echo 'loopback: 127.0.0.1:22 answers';"
+       " else echo 'loopback: 127.0.0.1:22 refused'; exit 1; fi"),
+    _c("GC-FW-03", "SSH admitted only from the admin sources (live rule set)", 3, "4.3.9",
+       "r=$(nft list chain inet gcloudctl input 2>/dev/null) || { echo 'no gcloudctl rule set live'; exit 1; };"
+       " echo \"$r\" | grep -E 'dport 22 (accept|drop)';"
+       " first=$(echo \"$r\" | grep -nE 'dport 22 drop$' | head -1 | cut -d: -f1);"
+       " [ -n \"$first\" ] || { echo 'SSH from other sources is not dropped'; exit 1; };"
+       " if echo \"$r\" | head -n \"$first\" | grep -E 'dport 22 accept' | grep -Eq 'saddr (0\\.0\\.0\\.0/0|::/0)'; then"
+       " echo 'SSH admitted from anywhere'; exit 1; fi;"
+       " if echo \"$r\" | head -n \"$first\" | grep -vE 'dport 22 accept' | grep -E 'accept$' | grep -vqE 'ct state|iif \"lo\"|l4proto'; then"
+       " echo 'an accept rule before the SSH drop could admit SSH'; exit 1; fi; echo 'SSH: admin sources only, then drop'"),
+    _c("GC-FW-04", "outbound traffic filtered (default deny; only declared destinations)", 3, "4.3.8",
+       "nft list chain inet gcloudctl output 2>/dev/null | grep -q 'policy drop' || { echo 'outbound policy is not drop'; exit 1; };"
+       " python3 -c 'import socket,ipaddress,subprocess,sys,errno\n"
+       "net=next(l.split()[3] for l in subprocess.run([\"ip\",\"-o\",\"-4\",\"addr\",\"show\",\"scope\",\"global\"],capture_output=True,text=True).stdout.splitlines())\n"
+       "i=ipaddress.ip_interface(net); dst=str(i.network.network_address+1) if str(i.ip)!=str(i.network.network_address+1) else str(i.network.network_address+2)\n"
+       "s=socket.socket(); s.settimeout(3)\n"
+       "try:\n s.connect((dst,9)); print(\"tcp to\",dst,\"port 9 connected: not filtered\"); sys.exit(1)\n"
+       "except PermissionError: print(\"tcp to\",dst,\"port 9 (not declared): refused by the host firewall\"); sys.exit(0)\n"
+       "except OSError as e: print(\"tcp to\",dst,\"port 9:\",e,\"(not stopped by the host firewall)\"); sys.exit(1)\n'"),
     _c("GC-AUD-01", "auditd installed with the project's rules", 3, "6.2.1.1",
        "dpkg -s auditd >/dev/null 2>&1 || { echo 'auditd not installed'; exit 1; };"
        " n=$(grep -c '^-' /etc/audit/rules.d/50-gcloudctl.rules 2>/dev/null || echo 0); echo \"$n audit rules on disk\"; [ $n -ge 10 ]"),
@@ -162,8 +258,19 @@ CONTROLS: tuple[Control, ...] = (
        " systemctl is-active chrony"),
     _c("GC-AUD-03", "audit configuration immutable until reboot (-e 2)", 4, "6.2.3.20",
        "grep -hs '^-e 2' /etc/audit/rules.d/99-gcloudctl-finalize.rules || exit 1"),
-    _c("GC-LOG-03", "logs kept at least 6 months", 4, "6.1.1.3",
-       "grep -hs '^MaxRetentionSec=' /etc/systemd/journald.conf.d/*.conf | tail -1 | grep -E '=(6|7|8|9|1[0-9])month'"),
+    _c("GC-LOG-03", "logs kept at least 6 months", 4, "6.1.1.3", "retention_ok 182"),
+    _c("GC-LOG-04", "every log line forwarded to the central log host", 3, "6.1.1.2",
+       "f=/etc/rsyslog.d/60-gcloudctl-forward.conf; [ -f $f ] || { echo 'no forwarding to a central log host'; exit 1; };"
+       " t=$(grep -o 'target=\"[^\"]*\"' $f | cut -d'\"' -f2); p=$(grep -o 'port=\"[0-9]*\"' $f | cut -d'\"' -f2);"
+       " pr=$(grep -o 'protocol=\"[a-z]*\"' $f | cut -d'\"' -f2); echo \"central log host $t:$p/$pr\";"
+       " systemctl is-active rsyslog >/dev/null || { echo 'rsyslog not running'; exit 1; };"
+       " [ \"$(sd_val systemd/journald.conf ForwardToSyslog)\" = yes ] || { echo 'journald does not hand lines to rsyslog'; exit 1; };"
+       " logger -t gcloudctl-audit \"forwarding probe $$\"; if [ \"$pr\" = udp ]; then"
+       " echo 'udp: delivery cannot be observed from the host; not applicable here (the receiver is the evidence)'; exit 3; fi;"
+       " case $t in *:*) d=\"[$t]\";; *) d=$t;; esac;"
+       " for i in 1 2 3 4 5 6 7 8 9 10; do c=$(ss -Htn state established \"( dst $d and dport = :$p )\" 2>/dev/null);"
+       " [ -n \"$c\" ] && { echo \"rsyslog connected: $c\"; exit 0; }; sleep 1; done; echo 'no connection to the central log host'; exit 1"),
+    _c("GC-LOG-05", "logs kept at least 3 months", 3, "6.1.1.3", "retention_ok 91"),
 )
 
 BY_ID = {c.id: c for c in CONTROLS}

@@ -50,6 +50,16 @@ class Flavor(_Model):
     maxClassification: Level = 5
 
 
+class LogTarget(_Model):
+    """The central log host every hardened server forwards its logs to (level >= 3: central logging)."""
+
+    host: ipaddress.IPv4Address | ipaddress.IPv6Address = Field(
+        description="Address of the central log receiver (syslog); an address, because the host firewall "
+                    "admits outbound traffic by address.")
+    port: int = Field(514, ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
 class CatalogSpec(_Model):
     regions: dict[str, Region] = Field(min_length=1)
     images: dict[str, Image] = Field(min_length=1)
@@ -64,6 +74,13 @@ class CatalogSpec(_Model):
                     "besides the private ranges and each agency's pools: a rule admitting only these is not "
                     "internet-facing for the classification rules and the approval rules "
                     "(gcloudctl.policy.exposure). A public range listed here is trusted by every request.")
+    adminSources: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+        default_factory=list, max_length=100,
+        description="Where the platform's operators and automation connect from: the host firewall of a "
+                    "hardened server (level >= 3) admits SSH only from these (and from the tenant's bastion). "
+                    "Empty: hardening at level >= 3 refuses to run rather than leave SSH open or lock it.")
+    logging: LogTarget | None = Field(
+        None, description="Central log host: hardened servers (level >= 3) forward every log line to it.")
 
 
 class PlatformCatalog(_Model):

@@ -3,6 +3,7 @@
 import pytest
 import yaml
 
+from gcloudctl.hardening.inventory import load_inventory, plain
 from tests.fixtures.core import EXAMPLE
 
 
@@ -16,10 +17,10 @@ def test_inventory_of_an_applied_tenant(run, capsys):
     assert run("apply", str(EXAMPLE), "--yes") == 0
     capsys.readouterr()
     assert run("inventory", tenant, "--level", "3") == 0
-    inv = yaml.safe_load(capsys.readouterr().out)
+    inv = load_inventory(capsys.readouterr().out)
     hosts = inv["all"]["hosts"]
     assert hosts, "the applied servers appear in the inventory"
-    assert all(v["gcloudctl_level"] == 3 and v["gcloudctl_tenant"] == tenant for v in hosts.values())
+    assert all(v["gcloudctl_level"] == 3 and plain(v["gcloudctl_tenant"]) == tenant for v in hosts.values())
     assert sorted(inv["all"]["children"][f"tenant_{tenant.replace('-', '_')}"]["hosts"]) == sorted(hosts)
     assert any(g.startswith("role_") for g in inv["all"]["children"])
 
@@ -43,7 +44,7 @@ def test_level_comes_from_the_project_tag_and_the_key_path_is_made_absolute(run,
     (tmp_path / "gcadmin").write_text("not a real key\n")
     capsys.readouterr()
     assert run("inventory", tenant, "--key", "gcadmin") == 0  # no --level: the project's gc-level=2 tag
-    hosts = yaml.safe_load(capsys.readouterr().out)["all"]["hosts"]
+    hosts = load_inventory(capsys.readouterr().out)["all"]["hosts"]
     assert {v["gcloudctl_level"] for v in hosts.values()} == {2}
     # ansible-runner runs ssh from its own directory: a relative key path would not be found there
     assert {v["ansible_ssh_private_key_file"] for v in hosts.values()} == {str(tmp_path / "gcadmin")}

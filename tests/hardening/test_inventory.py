@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gcloudctl.hardening.inventory import Bastion, build_inventory, render_inventory, select_hosts
+from gcloudctl.hardening.inventory import Bastion, build_inventory, plain, render_inventory, select_hosts
 
 GOLDEN = Path(__file__).with_name("golden")
 UPDATE = os.environ.get("GCLOUDCTL_UPDATE_GOLDEN") == "1"
@@ -76,7 +76,10 @@ def test_private_hosts_hop_through_the_bastion_and_public_ones_do_not():
     assert hosts["moh-app-1"]["gcloudctl_bastion"] == "moh-bastion"
     assert "ansible_ssh_common_args" not in hosts["moh-web-1"]
     assert hosts["moh-bastion"]["gcloudctl_is_bastion"] is True
-    assert hosts["moh-web-1"]["gcloudctl_allowed_ports"][0]["port"] == 443
+    assert hosts["moh-web-1"]["gcloudctl_ingress"] == [{"proto": "tcp", "ports": "443", "sources": ["0.0.0.0/0"]}]
+    # SSH: the admin sources, and for hosts behind the bastion also the bastion's own address
+    assert hosts["moh-web-1"]["gcloudctl_ssh_sources"] == ["10.20.0.0/24", "10.20.0.5/32"]
+    assert hosts["moh-bastion"]["gcloudctl_ssh_sources"] == ["10.20.0.0/24"]
 
 
 def test_explicit_bastion_and_first_hop_proxy_compose():
@@ -98,8 +101,10 @@ def test_ansible_reads_the_inventory_the_same_in_every_format(tmp_path, fmt):
     hostvars = data["_meta"]["hostvars"]
     assert hostvars["moh-app-1"]["ansible_host"] == "10.20.2.11"
     assert hostvars["moh-app-1"]["gcloudctl_level"] == 3
-    assert hostvars["moh-web-1"]["gcloudctl_zones"] == ["dmz"]
-    assert hostvars["moh-web-1"]["gcloudctl_allowed_ports"] == [{"port": 443, "proto": "tcp", "sources": ["0.0.0.0/0"]}]
+    assert plain(hostvars["moh-web-1"]["gcloudctl_zones"]) == ["dmz"]
+    # Ansible itself read the cloud-side values as unsafe (INI cannot mark them: it refuses template syntax)
+    assert hostvars["moh-web-1"]["gcloudctl_role"] == ({"__ansible_unsafe": "web"} if fmt != "ini" else "web")
+    assert hostvars["moh-web-1"]["gcloudctl_ingress"] == [{"proto": "tcp", "ports": "443", "sources": ["0.0.0.0/0"]}]
     assert sorted(data["role_app"]["hosts"]) == ["moh-app-1", "moh-app-2"]
     assert sorted(data["level_3"]["hosts"]) == sorted(["moh-app-1", "moh-app-2", "moh-bastion", "moh-db-1", "moh-web-1"])
     assert data["zone_mgmt"]["hosts"] == ["moh-bastion"]
