@@ -196,3 +196,32 @@ def test_evidence_reader_takes_the_newest_report_per_host_and_names_the_rest(tmp
     found, notes = read_reports(tmp_path)
     assert found["h1"].source == "b.json"
     assert sorted(n.split(":")[0] for n in notes) == ["c.json", "d.json"]
+
+
+def test_live_runs_the_checks_now_and_unreachable_hosts_stay_not_checked(tmp_path, capsys, monkeypatch):
+    """--live runs the audit-hosts machinery (here over a scripted SSH host that fails every check,
+    and one host that refuses the connection): the reports land in the evidence directory and the
+    dossier shows exactly what they say; the unreachable host is not checked, exit 6."""
+    from gcloudctl.drivers import ssh
+    from gcloudctl.errors import Unreachable
+    from tests.fixtures.core import EXAMPLE
+    from tests.hardening.test_audit_paths import ScriptedHost
+
+    def connect(target, known_hosts, **kw):
+        if target.host == "192.0.2.7":
+            raise Unreachable(f"{target.host}: connection refused")
+        return ScriptedHost()
+
+    monkeypatch.setattr(ssh, "connect", connect)
+    hosts = [{"name": n, "role": "web", "zones": ["app"], "fixed_ips": {"app": f"10.0.0.{i}"},
+              "floating_ip": f"192.0.2.{i}", "image": "debian-12", "status": "ACTIVE"}
+             for i, n in ((6, "web-1"), (7, "web-2"))]
+    (tmp_path / "hosts.yml").write_text(json.dumps({"hosts": hosts}))
+    code = main(["compliance", str(EXAMPLE), "--no-controller", "--hosts", str(tmp_path / "hosts.yml"), "--live",
+                 "--known-hosts", str(tmp_path / "kh"), "--format", "json", "-o", str(tmp_path / "out")])
+    assert code == 6
+    dossier = json.loads((tmp_path / "out" / "byt-his-staging.json").read_text())
+    assert sorted(p.name for p in (tmp_path / "out" / "evidence").iterdir()) == ["web-1.html", "web-1.json"]
+    assert {h["host"]: h["status"] for h in dossier["controls"][0]["hosts"]} == {"web-1": "fail", "web-2": "not_checked"}
+    assert all(h["evidence"] == "scripted host" for c in dossier["controls"] for h in c["hosts"] if h["host"] == "web-1")
+    assert any("web-2: not audited now" in n for n in dossier["notes"])
