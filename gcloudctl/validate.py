@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from gcloudctl import naming, policy
 from gcloudctl.errors import InvalidInput, Problem
+from gcloudctl.i18n import gettext as _
 from gcloudctl.model.catalog import Agency, AgencyRegistry, PlatformCatalog
 from gcloudctl.model.load import Positions, load_located, sort_problems
 from gcloudctl.model.request import TenantRequest
@@ -45,6 +46,14 @@ def _p(path: str, message: str, hint: str | None = None) -> Problem:
 
 # --------------------------------------------------------------------------- names and references
 
+_DUPLICATE = {
+    "networks": lambda: _("network name '{name}' is already used by {where}"),
+    "securityGroups": lambda: _("securityGroup name '{name}' is already used by {where}"),
+    "keypairs": lambda: _("keypair name '{name}' is already used by {where}"),
+    "servers": lambda: _("server name '{name}' is already used by {where}"),
+}
+
+
 def _unique_names(req: TenantRequest) -> list[Problem]:
     found = []
     kinds = {"networks": req.spec.networks, "securityGroups": req.spec.securityGroups,
@@ -53,15 +62,15 @@ def _unique_names(req: TenantRequest) -> list[Problem]:
         seen: dict[str, int] = {}
         for i, item in enumerate(items):
             if item.name in seen:
-                found.append(_p(f"spec.{kind}[{i}].name", f"{kind[:-1]} name '{item.name}' is already used by "
-                                f"spec.{kind}[{seen[item.name]}]", "names must be unique per kind"))
+                found.append(_p(f"spec.{kind}[{i}].name", _DUPLICATE[kind]().format(
+                    name=item.name, where=f"spec.{kind}[{seen[item.name]}]"), _("names must be unique per kind")))
             else:
                 seen[item.name] = i
     members: dict[str, int] = {}
     for i, member in enumerate(req.spec.members):
         if member.user in members:
-            found.append(_p(f"spec.members[{i}].user", f"user '{member.user}' is listed twice",
-                            "give one entry per user with all its roles"))
+            found.append(_p(f"spec.members[{i}].user", _("user '{user}' is listed twice", user=member.user),
+                            _("give one entry per user with all its roles")))
         members.setdefault(member.user, i)
     return found + _expanded_server_names(req)
 
@@ -75,8 +84,9 @@ def _expanded_server_names(req: TenantRequest) -> list[Problem]:
             name = naming.server_name(server.name, index)
             if name in owner and owner[name] != s:
                 other = req.spec.servers[owner[name]].name
-                found.append(_p(f"spec.servers[{s}].name", f"server '{server.name}' would create '{name}', "
-                                f"which server '{other}' creates too", "rename one of the entries"))
+                found.append(_p(f"spec.servers[{s}].name",
+                                _("server '{server}' would create '{name}', which server '{other}' creates too",
+                                  server=server.name, name=name, other=other), _("rename one of the entries")))
                 break
             owner.setdefault(name, s)
     return found
@@ -89,24 +99,26 @@ def _references(req: TenantRequest) -> list[Problem]:
     keypairs = {k.name for k in req.spec.keypairs}
 
     def missing(path: str, what: str, name: str, known: set[str]) -> None:
-        listed = ", ".join(sorted(known)) or "none"
-        found.append(_p(path, f"{what} '{name}' is not defined in this request", f"defined: {listed}"))
+        listed = ", ".join(sorted(known)) or _("none")
+        found.append(_p(path, _("{what} '{name}' is not defined in this request", what=what, name=name),
+                        _("defined: {names}", names=listed)))
 
     for s, server in enumerate(req.spec.servers):
         for i, net in enumerate(server.networks):
             if net not in networks:
-                missing(f"spec.servers[{s}].networks[{i}]", "network", net, networks)
+                missing(f"spec.servers[{s}].networks[{i}]", _("network"), net, networks)
         if len(set(server.networks)) != len(server.networks):
-            found.append(_p(f"spec.servers[{s}].networks", "a network is listed twice"))
+            found.append(_p(f"spec.servers[{s}].networks", _("a network is listed twice")))
         for i, group in enumerate(server.securityGroups):
             if group not in groups:
-                missing(f"spec.servers[{s}].securityGroups[{i}]", "security group", group, groups)
+                missing(f"spec.servers[{s}].securityGroups[{i}]", _("security group"), group, groups)
         if server.keypair is not None and server.keypair not in keypairs:
-            missing(f"spec.servers[{s}].keypair", "keypair", server.keypair, keypairs)
+            missing(f"spec.servers[{s}].keypair", _("keypair"), server.keypair, keypairs)
     for g, group in enumerate(req.spec.securityGroups):
         for r, rule in enumerate(group.rules):
             if rule.remoteGroup is not None and rule.remoteGroup not in groups:
-                missing(f"spec.securityGroups[{g}].rules[{r}].remoteGroup", "security group", rule.remoteGroup, groups)
+                missing(f"spec.securityGroups[{g}].rules[{r}].remoteGroup", _("security group"), rule.remoteGroup,
+                        groups)
     return found
 
 
@@ -118,12 +130,14 @@ def _router(req: TenantRequest) -> list[Problem]:
         if not server.floatingIP:
             continue
         if req.spec.router is None:
-            found.append(_p(f"spec.servers[{s}].floatingIP", f"server '{server.name}' asks for a floating IP but "
-                            "the request has no router", "add 'router: {externalNetwork: public}'"))
+            found.append(_p(f"spec.servers[{s}].floatingIP",
+                            _("server '{server}' asks for a floating IP but the request has no router",
+                              server=server.name), _("add 'router: {{externalNetwork: public}}'")))
         elif routed.get(server.networks[0]) is False:
-            found.append(_p(f"spec.servers[{s}].floatingIP", f"server '{server.name}' asks for a floating IP but "
-                            f"its first network '{server.networks[0]}' is not routed",
-                            "list a routed network first"))
+            found.append(_p(f"spec.servers[{s}].floatingIP",
+                            _("server '{server}' asks for a floating IP but its first network '{network}' is not "
+                              "routed", server=server.name, network=server.networks[0]),
+                            _("list a routed network first")))
     return found
 
 
@@ -134,23 +148,26 @@ def _catalog(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
     level = req.spec.classification
     region = catalog.spec.regions.get(req.spec.region)
     if region is None:
-        found.append(_p("spec.region", f"region '{req.spec.region}' is not in the platform catalog",
-                        f"regions: {', '.join(sorted(catalog.spec.regions))}"))
+        found.append(_p("spec.region", _("region '{region}' is not in the platform catalog", region=req.spec.region),
+                        _("regions: {names}", names=", ".join(sorted(catalog.spec.regions)))))
     else:
         if level > region.maxClassification:
-            found.append(_p("spec.classification", f"region '{req.spec.region}' serves up to level "
-                            f"{region.maxClassification}; the request is level {level}",
-                            "choose a region accredited for this level"))
+            found.append(_p("spec.classification",
+                            _("region '{region}' serves up to level {limit}; the request is level {level}",
+                              region=req.spec.region, limit=region.maxClassification, level=level),
+                            _("choose a region accredited for this level")))
         if req.spec.router is not None and req.spec.router.externalNetwork not in region.externalNetworks:
-            found.append(_p("spec.router.externalNetwork", f"external network '{req.spec.router.externalNetwork}' "
-                            f"does not exist in region '{req.spec.region}'",
-                            f"external networks there: {', '.join(region.externalNetworks)}"))
+            found.append(_p("spec.router.externalNetwork",
+                            _("external network '{network}' does not exist in region '{region}'",
+                              network=req.spec.router.externalNetwork, region=req.spec.region),
+                            _("external networks there: {names}", names=", ".join(region.externalNetworks))))
     if region is not None:
         found += _roles(req, region.allowedRoles)
     for n, net in enumerate(req.spec.networks):
         if net.zone not in catalog.spec.zones:
-            found.append(_p(f"spec.networks[{n}].zone", f"zone '{net.zone}' is not one of the platform's zones",
-                            f"zones: {', '.join(catalog.spec.zones)}"))
+            found.append(_p(f"spec.networks[{n}].zone", _("zone '{zone}' is not one of the platform's zones",
+                                                          zone=net.zone),
+                            _("zones: {names}", names=", ".join(catalog.spec.zones))))
     for s, server in enumerate(req.spec.servers):
         found += _allowed(f"spec.servers[{s}].image", "image", server.image, catalog.spec.images, level)
         found += _allowed(f"spec.servers[{s}].flavor", "flavor", server.flavor, catalog.spec.flavors, level)
@@ -168,24 +185,34 @@ def _roles(req: TenantRequest, allowed: list[str]) -> list[Problem]:
         for r, role in enumerate(member.roles):
             path = f"spec.members[{m}].roles[{r}]"
             if role not in allowed:
-                found.append(_p(path, f"role '{role}' may not be granted in region '{req.spec.region}'",
-                                f"roles allowed there: {', '.join(allowed)} (the platform catalog decides)"))
+                found.append(_p(path, _("role '{role}' may not be granted in region '{region}'", role=role,
+                                        region=req.spec.region),
+                                _("roles allowed there: {names} (the platform catalog decides)",
+                                  names=", ".join(allowed))))
             elif role == "admin" and level > ADMIN_MAX_LEVEL:
-                found.append(_p(path, f"role 'admin' is never granted at level {level} (only up to level "
-                                f"{ADMIN_MAX_LEVEL})", "grant member or reader"))
+                found.append(_p(path, _("role 'admin' is never granted at level {level} (only up to level {limit})",
+                                        level=level, limit=ADMIN_MAX_LEVEL), _("grant member or reader")))
     return found
 
 
+_WHAT = {"image": lambda: _("image"), "flavor": lambda: _("flavor")}
+_WHATS = {"image": lambda: _("images"), "flavor": lambda: _("flavors")}
+
+
 def _allowed(path: str, what: str, name: str, table: dict[str, Any], level: int) -> list[Problem]:
+    """`what` is "image" or "flavor"."""
     if name not in table:
         close = difflib.get_close_matches(name, list(table), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"{what}s: {', '.join(sorted(table))}"
-        return [_p(path, f"{what} '{name}' is not in the platform catalog", hint)]
+        hint = (_("did you mean '{name}'?", name=close[0]) if close
+                else _("{what}: {names}", what=_WHATS[what](), names=", ".join(sorted(table))))
+        return [_p(path, _("{what} '{name}' is not in the platform catalog", what=_WHAT[what](), name=name), hint)]
     limit = table[name].maxClassification
     if level > limit:
         usable = sorted(k for k, v in table.items() if v.maxClassification >= level)
-        return [_p(path, f"{what} '{name}' may serve up to level {limit}; the request is level {level}",
-                   f"{what}s allowed at level {level}: {', '.join(usable) or 'none'}")]
+        return [_p(path, _("{what} '{name}' may serve up to level {limit}; the request is level {level}",
+                           what=_WHAT[what](), name=name, limit=limit, level=level),
+                   _("{what} allowed at level {level}: {names}", what=_WHATS[what](), level=level,
+                     names=", ".join(usable) or _("none")))]
     return []
 
 
@@ -193,20 +220,22 @@ def _allowed(path: str, what: str, name: str, table: dict[str, Any], level: int)
 
 def _agency(req: TenantRequest, agency: Agency | None, registry: AgencyRegistry) -> list[Problem]:
     if agency is None:
-        return [_p("metadata.agency", f"agency '{req.metadata.agency}' is not in the agency registry",
-                   f"agencies: {', '.join(sorted(registry.spec.agencies))}")]
+        return [_p("metadata.agency", _("agency '{agency}' is not in the agency registry", agency=req.metadata.agency),
+                   _("agencies: {names}", names=", ".join(sorted(registry.spec.agencies))))]
     found = []
     level = req.spec.classification
     if level > agency.maxClassification:
-        found.append(_p("spec.classification", f"agency {req.metadata.agency} may run systems up to level "
-                        f"{agency.maxClassification}; the request is level {level}",
-                        "ask platform ops to raise the agency's accreditation, or lower the level"))
+        found.append(_p("spec.classification", _("agency {agency} may run systems up to level {limit}; the request "
+                                                 "is level {level}", agency=req.metadata.agency,
+                                                 limit=agency.maxClassification, level=level),
+                        _("ask platform ops to raise the agency's accreditation, or lower the level")))
     quotas = req.spec.quotas
     for name in ("instances", "cores", "ramMiB", "floatingIPs", "volumes", "volumeGiB") if quotas else ():
         asked, ceiling = getattr(quotas, name), getattr(agency.quotaCeilings, name)
         if asked > ceiling:
-            found.append(_p(f"spec.quotas.{name}", f"quota {name} {asked} exceeds the agency's ceiling {ceiling}",
-                            "lower the quota or ask platform ops to raise the ceiling"))
+            found.append(_p(f"spec.quotas.{name}", _("quota {name} {asked} exceeds the agency's ceiling {ceiling}",
+                                                     name=name, asked=asked, ceiling=ceiling),
+                            _("lower the quota or ask platform ops to raise the ceiling")))
     return found + _cidrs(req, agency)
 
 
@@ -218,16 +247,18 @@ def _cidrs(req: TenantRequest, agency: Agency) -> list[Problem]:
         path = f"spec.networks[{n}]"
         if net.cidr is None:
             if not any(pool.prefixlen <= net.prefixLength for pool in pools):
-                found.append(_p(f"{path}.prefixLength", f"a /{net.prefixLength} cannot be allocated from the "
-                                f"agency's pools ({', '.join(map(str, pools))})"))
+                found.append(_p(f"{path}.prefixLength", _("a /{prefix} cannot be allocated from the agency's pools "
+                                                          "({pools})", prefix=net.prefixLength,
+                                                          pools=", ".join(map(str, pools)))))
             continue
         if not any(net.cidr.subnet_of(pool) for pool in pools):
-            found.append(_p(f"{path}.cidr", f"{net.cidr} is outside the agency's CIDR pools "
-                            f"({', '.join(map(str, pools))})", "choose a subnet of the pool, or omit cidr to "
-                            "have one allocated"))
+            found.append(_p(f"{path}.cidr", _("{cidr} is outside the agency's CIDR pools ({pools})", cidr=net.cidr,
+                                              pools=", ".join(map(str, pools))),
+                            _("choose a subnet of the pool, or omit cidr to have one allocated")))
         for other, cidr in placed:
             if net.cidr.overlaps(cidr):
-                found.append(_p(f"{path}.cidr", f"{net.cidr} overlaps {cidr} of spec.networks[{other}]"))
+                found.append(_p(f"{path}.cidr", _("{cidr} overlaps {other_cidr} of spec.networks[{index}]",
+                                                  cidr=net.cidr, other_cidr=cidr, index=other)))
                 break
         placed.append((n, net.cidr))
     return found
@@ -244,12 +275,15 @@ def _quotas(req: TenantRequest, catalog: PlatformCatalog, agency: Agency | None)
         if req.spec.quotas is not None:
             quota = getattr(req.spec.quotas, name)
             if needed > quota:
-                found.append(_p(f"spec.quotas.{name}", f"the servers need {name} {needed} but the quota is {quota}",
-                                f"raise spec.quotas.{name} to at least {needed} or remove servers"))
+                found.append(_p(f"spec.quotas.{name}", _("the servers need {name} {needed} but the quota is {quota}",
+                                                         name=name, needed=needed, quota=quota),
+                                _("raise spec.quotas.{name} to at least {needed} or remove servers", name=name,
+                                  needed=needed)))
         elif agency is not None and needed > getattr(agency.quotaCeilings, name):
             ceiling = getattr(agency.quotaCeilings, name)
-            found.append(_p("spec.servers", f"the servers need {name} {needed}, more than the agency's ceiling "
-                            f"{ceiling}", "request fewer or smaller servers, or ask platform ops to raise the ceiling"))
+            found.append(_p("spec.servers", _("the servers need {name} {needed}, more than the agency's ceiling "
+                                              "{ceiling}", name=name, needed=needed, ceiling=ceiling),
+                            _("request fewer or smaller servers, or ask platform ops to raise the ceiling")))
     return found
 
 
