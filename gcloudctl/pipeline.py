@@ -202,6 +202,15 @@ def plan_request(request: TenantRequest, driver: CloudDriver, config: "Config") 
                        hint="raise spec.quotas (within the agency ceiling) or request fewer servers")
     plan = _planner.plan(desired, observed)
     _members_preflight(request, plan, driver, owner_of(request, config))
+    from gcloudctl import preflight as _preflight  # the cloud pre-flight: flavors, images, external networks, agency total
+
+    problems = _preflight.check(plan, desired, observed, driver, owner_of(request, config),
+                                agency.quotaCeilings.model_dump())
+    if problems:
+        raise _Refused("cloud pre-flight failed (nothing was changed):\n  " + "\n  ".join(problems),
+                       hint="the platform catalog or the request names what this cloud does not have, or the "
+                            "agency's tenants together would exceed its quota ceilings: ask platform ops, or "
+                            "lower spec.quotas")
     return plan
 
 

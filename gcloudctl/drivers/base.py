@@ -17,6 +17,9 @@ and by the devcloud suite against OpenStack):
 - find(resource, ids) (optional) returns the id of what an earlier, failed attempt at create
   made, or None; the executor calls it before retrying a create, so retries never duplicate;
 - errors are raised as gcloudctl.errors.CloudError with `transient` classified once, here;
+- missing_flavors(names) / missing_images(names) say which the cloud lacks (one list call
+  each, read-only); agency_quotas(owner) gives the quotas of the agency's other tenants
+  (read-only; used by the pre-flight, `gcloudctl.preflight`);
 - every call is bounded: a driver honours the deadline of the calling context
   (`deadline_scope`, a `time.monotonic()` instant): each HTTP request's timeout is cut to what
   is left, waits stop at it, and past it calls raise `gcloudctl.errors.TimeoutExpired`.
@@ -125,3 +128,9 @@ class CloudDriver(Protocol):
     def list_tenants(self) -> list[dict]: ...
 
     def taken_cidrs(self, agency: str, *, exclude_tenant: str | None = None) -> list[str]: ...
+
+    def missing_flavors(self, names: Iterable[str]) -> list[str]: ...
+
+    def missing_images(self, names: Iterable[str]) -> list[str]: ...
+
+    def agency_quotas(self, owner: Owner) -> dict[str, dict[str, int]]: ...

@@ -312,10 +312,14 @@ class FakeApi:
 
     # ----------------------------------------------------------------- glance
     def _image(self, method, parts, params, body, scoped):
-        return {"images": [i for i in self.images.values() if i["name"] == params.get("name")]}
+        name = params.get("name") or ""
+        names = {n.strip('"') for n in name[3:].split(",")} if name.startswith("in:") else {name}
+        return {"images": [i for i in self.images.values() if i["name"] in names]}
 
     # ----------------------------------------------------------------- neutron
     def _network(self, method, parts, params, body, scoped):
+        if parts[0] == "quotas" and len(parts) == 1:  # the bulk listing: projects with quotas set
+            return {"quotas": [{"project_id": pid, **quota} for pid, quota in self.network_quotas.items()]}
         if parts[0] == "quotas":
             pid = parts[1]
             if method == "GET":

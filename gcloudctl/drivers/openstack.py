@@ -729,6 +729,59 @@ class OpenStackDriver:
                 self.cache.images[name] = images[0]["id"]
             return self.cache.images[name]
 
+    # ---------------------------------------------------------------- pre-flight reads
+    def missing_flavors(self, names: Iterable[str]) -> list[str]:
+        """Which of the flavors `names` the cloud lacks (one list call per driver, cached)."""
+        with self.cache.lock:
+            if self.cache.flavors is None:
+                flavors = self.api.request("compute", "GET", "/flavors", microversion=COMPUTE_MICROVERSION)["flavors"]
+                self.cache.flavors = {f["name"]: f["id"] for f in flavors}
+            return sorted(set(names) - set(self.cache.flavors))
+
+    def missing_images(self, names: Iterable[str]) -> list[str]:
+        """Which of the images `names` the cloud lacks: one Glance list call (`name=in:...`) for
+        those not cached yet; found ones are cached for the server creates."""
+        wanted = sorted(set(names))
+        with self.cache.lock:
+            unknown = [n for n in wanted if n not in self.cache.images]
+        if unknown:
+            quoted = ",".join('"' + n.replace('"', '') + '"' for n in unknown)
+            found = self.api.request("image", "GET", "/images", params={"name": f"in:{quoted}"})["images"]
+            with self.cache.lock:
+                for image in found:
+                    if image.get("name") in unknown:
+                        self.cache.images.setdefault(image["name"], image["id"])
+        with self.cache.lock:
+            return [n for n in wanted if n not in self.cache.images]
+
+    def agency_quotas(self, owner: Owner) -> dict[str, dict[str, int]]:
+        """The quotas of the agency's other tenants: tenant -> {instances, cores, ram, floatingip}.
+        One project list (by the agency tag, proven by domain and tags), one bulk Neutron quota
+        list, and one Nova quota read per other tenant (Nova has no bulk quota listing)."""
+        projects = self.api.request("identity", "GET", "/projects",
+                                    params={"tags": naming.AGENCY_TAG_PREFIX + owner.agency})["projects"]
+        domain_id = self.domain_id(owner.domain)
+        others = {}
+        for project in projects:
+            tenant = naming.tenant_from_tags(project.get("tags"))
+            if tenant and tenant != owner.tenant and project.get("domain_id") == domain_id and \
+                    not refusal(Owner(tenant=tenant, agency=owner.agency, domain=owner.domain),
+                                project_name=project["name"], project_domain=owner.domain, in_owner_domain=True,
+                                tags=project.get("tags")):
+                others[project["id"]] = tenant
+        if not others:
+            return {}
+        network = {q.get("project_id") or q.get("tenant_id"): q
+                   for q in self.api.request("network", "GET", "/quotas")["quotas"]}
+        out = {}
+        for pid, tenant in sorted(others.items(), key=lambda item: item[1]):
+            compute = self.api.request("compute", "GET", f"/os-quota-sets/{pid}",
+                                       microversion=COMPUTE_MICROVERSION)["quota_set"]
+            net = network.get(pid) or self.api.request("network", "GET", f"/quotas/{pid}")["quota"]
+            out[tenant] = {"instances": compute.get("instances", 0), "cores": compute.get("cores", 0),
+                           "ram": compute.get("ram", 0), "floatingip": net.get("floatingip", 0)}
+        return out
+
     def _role_id(self, name: str) -> str:
         with self.cache.lock:
             if self.cache.roles is None:
