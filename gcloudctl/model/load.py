@@ -29,6 +29,7 @@ import yaml.resolver
 from pydantic import BaseModel, ValidationError
 
 from gcloudctl.errors import InvalidInput, Problem
+from gcloudctl.i18n import gettext as _
 
 MAX_BYTES = 1024 * 1024  # a request is a few KiB; anything near this is a mistake or an attack
 MAX_DEPTH = 32
@@ -110,7 +111,7 @@ def _read(source: Source, filename: str | None) -> tuple[bytes | str, str]:
                 raise InvalidInput([_too_big(size, name)])
             return source.read_bytes(), name
         except OSError as exc:
-            raise InvalidInput([Problem(path="", file=name, message=f"cannot read file: {exc.strerror or exc}")]) from None
+            raise InvalidInput([Problem(path="", file=name, message=_("cannot read file: {reason}", reason=exc.strerror or exc))]) from None
     if isinstance(source, (bytes, bytearray)):
         return bytes(source), filename or "<input>"
     if isinstance(source, str):
@@ -120,8 +121,8 @@ def _read(source: Source, filename: str | None) -> tuple[bytes | str, str]:
 
 def _too_big(size: int, filename: str) -> Problem:
     return Problem(path="", file=filename, line=1, column=1,
-                   message=f"file is {size} bytes; the limit is {MAX_BYTES} (1 MiB)",
-                   hint="a request is a few KiB; check that this is the right file")
+                   message=_("file is {size} bytes; the limit is {limit} (1 MiB)", size=size, limit=MAX_BYTES),
+                   hint=_("a request is a few KiB; check that this is the right file"))
 
 
 # What the YAML reader refuses (C0/C1 controls except tab, newlines and NEL; surrogates; non-characters).
@@ -143,8 +144,8 @@ def _decode(data: bytes | str, filename: str) -> str:
             column = len(head[head.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
             raise InvalidInput([Problem(
                 path="", file=filename, line=line, column=column,
-                message=f"not UTF-8: byte 0x{data[exc.start]:02x} cannot be decoded",
-                hint="save the file as UTF-8 (Vietnamese text is fine in UTF-8)")]) from None
+                message=_("not UTF-8: byte 0x{byte} cannot be decoded", byte=f"{data[exc.start]:02x}"),
+                hint=_("save the file as UTF-8 (Vietnamese text is fine in UTF-8)"))]) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     bad = _NOT_YAML_CHARS.search(text)
@@ -152,8 +153,8 @@ def _decode(data: bytes | str, filename: str) -> str:
         head = text[: bad.start()]
         raise InvalidInput([Problem(
             path="", file=filename, line=head.count("\n") + 1, column=bad.start() - (head.rfind("\n") + 1) + 1,
-            message=f"control character U+{ord(bad.group()):04X} is not allowed in YAML",
-            hint="remove it (was the file saved by a binary tool?)")])
+            message=_("control character U+{code} is not allowed in YAML", code=f"{ord(bad.group()):04X}"),
+            hint=_("remove it (was the file saved by a binary tool?)"))])
     return text
 
 
@@ -207,18 +208,18 @@ class _Composer(yaml.composer.Composer, yaml.resolver.Resolver, _Parser):
         try:
             event = self.peek_event()
             if isinstance(event, yaml.AliasEvent):
-                self._refuse(event.start_mark, f"alias *{event.anchor} is not allowed",
-                             "write the value out in full; anchors and aliases are refused (no alias bombs)",
+                self._refuse(event.start_mark, _("alias *{name} is not allowed", name=event.anchor),
+                             _("write the value out in full; anchors and aliases are refused (no alias bombs)"),
                              stop=True)
             if getattr(event, "anchor", None) is not None:
-                self._refuse(event.start_mark, f"anchor &{event.anchor} is not allowed",
-                             "write each value out in full; anchors and aliases are refused")
+                self._refuse(event.start_mark, _("anchor &{name} is not allowed", name=event.anchor),
+                             _("write each value out in full; anchors and aliases are refused"))
             self._nodes += 1
             if self._nodes > MAX_NODES:
                 self._refuse(event.start_mark, f"more than {MAX_NODES} YAML nodes", "split the document", stop=True)
             if len(self._path) > MAX_DEPTH:
-                self._refuse(event.start_mark, f"nesting deeper than {MAX_DEPTH} levels",
-                             "a request is only a few levels deep; check the indentation", stop=True)
+                self._refuse(event.start_mark, _("nesting deeper than {count} levels", count=MAX_DEPTH),
+                             _("a request is only a few levels deep; check the indentation"), stop=True)
             return super().compose_node(parent, index)
         finally:
             self._path.pop()
@@ -235,8 +236,8 @@ def _compose(text: str, filename: str) -> tuple[yaml.Node | None, list[Problem]]
         if "expected a single document" in str(exc):
             mark = exc.problem_mark
             problems.append(Problem(path="", file=filename, line=mark.line + 1, column=mark.column + 1,
-                                    message="more than one YAML document ('---') in the file",
-                                    hint="put one request per file"))
+                                    message=_("more than one YAML document ('---') in the file"),
+                                    hint=_("put one request per file")))
             return None, problems
         problems.append(_syntax_problem(exc, filename, text))
         return None, problems
@@ -257,21 +258,21 @@ def _compose(text: str, filename: str) -> tuple[yaml.Node | None, list[Problem]]
 
 
 def _empty_problem(filename: str) -> Problem:
-    return Problem(path="", file=filename, line=1, column=1, message="the document is empty",
-                   hint="a document starts with 'apiVersion: gcloud.gov.vn/v1' and its 'kind'")
+    return Problem(path="", file=filename, line=1, column=1, message=_("the document is empty"),
+                   hint=_("a document starts with 'apiVersion: gcloud.gov.vn/v1' and its 'kind'"))
 
 
 def _syntax_problem(exc: yaml.MarkedYAMLError, filename: str, text: str) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     what = " ".join(part for part in (exc.context, exc.problem) if part)
-    hint = "check the indentation and quoting around this position"
+    hint = _("check the indentation and quoting around this position")
     if "\t" in (what or "") or "tab" in (what or ""):
-        hint = "YAML indentation must use spaces, not tabs"
+        hint = _("YAML indentation must use spaces, not tabs")
     line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
     lines = text.split("\n")
     if line is not None and line > len(lines):  # libyaml puts "end of stream" past a last line without newline
         line, column = len(lines), len(lines[-1]) + 1
-    return Problem(path="", file=filename, line=line, column=column, message=f"YAML syntax error: {what}", hint=hint)
+    return Problem(path="", file=filename, line=line, column=column, message=_("YAML syntax error: {what}", what=what), hint=hint)
 
 
 # --------------------------------------------------------------------------- building values
@@ -474,7 +475,8 @@ def _missing(e: _Error) -> _Words:
     name = e.rest[0]
     model = model_at(e.model_cls, e.loc)
     info = model.model_fields.get(name) if model is not None else None
-    return _Words(f"missing required field '{name}'", hint=info.description if info else None, loc=e.loc + (name,))
+    return _Words(_("missing required field '{name}'", name=name), hint=info.description if info else None,
+                  loc=e.loc + (name,))
 
 
 def _unknown(e: _Error) -> _Words:
@@ -482,8 +484,9 @@ def _unknown(e: _Error) -> _Words:
     model = model_at(e.model_cls, e.loc[:-1])
     fields = sorted(model.model_fields) if model else []
     close = difflib.get_close_matches(name, fields, n=1, cutoff=0.6) or [f for f in fields if f.lower() == name.lower()]
-    hint = f"did you mean '{close[0]}'?" if close else f"fields here: {', '.join(fields)}" if fields else None
-    return _Words(f"unknown field '{name}'", hint=hint, at_key=True)
+    hint = (_("did you mean '{name}'?", name=close[0]) if close
+            else _("fields here: {names}", names=", ".join(fields)) if fields else None)
+    return _Words(_("unknown field '{name}'", name=name), hint=hint, at_key=True)
 
 
 _KINDS = ("TenantRequest", "PlatformCatalog", "AgencyRegistry", "Rulebook")
@@ -492,32 +495,43 @@ _KINDS = ("TenantRequest", "PlatformCatalog", "AgencyRegistry", "Rulebook")
 def _literal(e: _Error) -> _Words:
     hint = None
     if e.loc == ("kind",) and e.value in _KINDS:
-        hint = f"this file is a {e.value}, not a {e.model_cls.__name__}"
-    return _Words(f"must be {e.ctx.get('expected', '')}, not {_describe(e.value)}", hint=hint)
+        hint = _("this file is a {found}, not a {expected}", found=e.value, expected=e.model_cls.__name__)
+    return _Words(_("must be {expected}, not {found}", expected=e.ctx.get("expected", ""), found=_describe(e.value)),
+                  hint=hint)
 
 
 def _pattern(e: _Error) -> _Words:
     pattern = e.ctx.get("pattern", "")
     words = _PATTERN_WORDS.get(pattern, f"text matching {pattern}")
     if e.rest and e.rest[-1] == "[key]":
-        return _Words(f"invalid key {_describe(e.value)}: expected {words}", at_key=True)
-    return _Words(f"{_describe(e.value)} is not valid here: expected {words}")
+        return _Words(_("invalid key {key}: expected {words}", key=_describe(e.value), words=words), at_key=True)
+    return _Words(_("{value} is not valid here: expected {words}", value=_describe(e.value), words=words))
 
 
 _BOUNDS = {"greater_than_equal": "at least", "less_than_equal": "at most", "greater_than": "more than",
            "less_than": "less than"}
 
 
+_BOUND_WORDS = {
+    "greater_than_equal": lambda: _("must be at least {limit}, not {found}"),
+    "less_than_equal": lambda: _("must be at most {limit}, not {found}"),
+    "greater_than": lambda: _("must be more than {limit}, not {found}"),
+    "less_than": lambda: _("must be less than {limit}, not {found}"),
+}
+
+
 def _bound(e: _Error) -> _Words:
     limit = next(iter(e.ctx.values()), "?")
-    return _Words(f"must be {_BOUNDS[e.kind]} {limit}, not {_describe(e.value)}")
+    return _Words(_BOUND_WORDS[e.kind]().format(limit=limit, found=_describe(e.value)))
 
 
 def _length(e: _Error) -> _Words:
-    unit = "character" if isinstance(e.value, str) else "item"
+    text = isinstance(e.value, str)
     if e.kind in ("too_short", "string_too_short"):
-        return _Words(f"needs at least {e.ctx.get('min_length')} {unit}(s)")
-    return _Words(f"too long: at most {e.ctx.get('max_length')} {unit}s are allowed")
+        return _Words((_("needs at least {count} character(s)") if text else _("needs at least {count} item(s)"))
+                      .format(count=e.ctx.get("min_length")))
+    return _Words((_("too long: at most {count} characters are allowed") if text
+                   else _("too long: at most {count} items are allowed")).format(count=e.ctx.get("max_length")))
 
 
 def _value_error(e: _Error) -> _Words:
@@ -527,10 +541,10 @@ def _value_error(e: _Error) -> _Words:
 def _wrong_type(e: _Error) -> _Words:
     hint = None
     if e.kind == "string_type" and isinstance(e.value, (bool, int, float)):
-        hint = 'YAML read this as a boolean or number; put it in quotes, e.g. "yes" or "08"'
+        hint = _('YAML read this as a boolean or number; put it in quotes, e.g. "yes" or "08"')
     elif e.kind in ("model_type", "model_attributes_type") and not e.loc:
-        hint = "the document must be a mapping with apiVersion, kind, metadata and spec"
-    return _Words(f"expected {_TYPE_WORDS[e.kind]}, not {_describe(e.value)}", hint=hint)
+        hint = _("the document must be a mapping with apiVersion, kind, metadata and spec")
+    return _Words(_("expected {what}, not {found}", what=_TYPE_WORDS[e.kind], found=_describe(e.value)), hint=hint)
 
 
 def _fallback(e: _Error) -> _Words:
@@ -554,7 +568,8 @@ def _friendly(error: dict, model_cls: type[BaseModel], data: Any) -> tuple[Probl
     words = _WORDS_FOR.get(e.kind, _fallback)(e)
     message, at_key = words.message, words.at_key
     if rest and rest[-1] == "[key]" and not at_key:
-        message, at_key = f"invalid key {_describe(loc[-1] if loc else '?')}: {message}", True
+        message, at_key = _("invalid key {key}: {problem}", key=_describe(loc[-1] if loc else "?"),
+                            problem=message), True
     return Problem(path=format_path(words.loc or loc), message=message, hint=words.hint), at_key
 
 
