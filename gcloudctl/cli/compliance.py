@@ -147,7 +147,9 @@ def register(cli: click.Group) -> None:
 
         config = app.config()
         tenant, request, request_source = _request(app, tenant, request_file)
-        notes: list[str] = []
+        from gcloudctl.compliance.model import note
+
+        notes = []
         hosts, hosts_source = None, None
         if hosts_file:
             data = yaml.safe_load(Path(hosts_file).read_text())
@@ -164,7 +166,8 @@ def register(cli: click.Group) -> None:
                     "region": region or (request.spec.region if request else None), "agency": agency}
             failed = _live_evidence(app, tenant, directory, opts)
             for host, error in sorted(failed.items()):
-                notes.append(f"{host}: not audited now ({error}); its controls are not checked")
+                notes.append(note("{host}: not audited now ({error}); its controls are not checked",
+                                  host=host, error=error))
             exit_code = ExitCode.UNREACHABLE if failed else ExitCode.OK
             evidence_dir = str(directory)
         evidence, evidence_source = {}, None

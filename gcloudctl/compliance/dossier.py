@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from gcloudctl.compliance.model import (
     AuditHead, Classification, ControlView, Decision, Dossier, Governance, HostResult, HostView,
     NetworkView, NotApplicable, PolicyRuleView, ReachView, RouterView, RuleView, SecurityGroupView,
-    Source, Status, Summary, Topology, VersionView,
+    Note, Source, Status, Summary, Topology, VersionView, note,
 )
 from gcloudctl.hardening.controls import Control
 from gcloudctl.model.request import Rule, TenantRequest
@@ -38,6 +38,9 @@ _RANK = {Status.FAIL: 0, Status.ERROR: 1, Status.NOT_CHECKED: 2, Status.PASS: 3,
 _REPORT_STATUS = {"pass": Status.PASS, "fail": Status.FAIL, "not applicable": Status.NOT_APPLICABLE,
                   "error": Status.ERROR}
 PROFILE_MAX_LEVEL = 4
+# why a host control is not checked (constant texts: the HTML translates them)
+NO_REPORT = "no audit report for this host"
+NO_RESULT = "this host's audit report has no result for this control (older catalogue or lower profile)"
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class Inputs:
     evidence: Mapping[str, HostEvidence] = field(default_factory=dict)
     evidence_source: str | None = None
     controller: ControllerView | None = None
-    controller_note: str | None = None
+    controller_note: Note | None = None
 
 
 # ------------------------------------------------------------------------------------------ build
@@ -103,12 +106,12 @@ def build(inputs: Inputs) -> Dossier:
     policy = _policy_rules(inputs, level)
     not_applicable = _not_applicable(controls)
     if level is not None and level > PROFILE_MAX_LEVEL:
-        notes.append(f"host profiles stop at L{PROFILE_MAX_LEVEL}: level {level} is shown with the "
-                     f"L{PROFILE_MAX_LEVEL} controls; its further requirements are not covered by host checks")
+        notes.append(note("host profiles stop at L{top}: level {level} is shown with the L{top} controls; its "
+                          "further requirements are not covered by host checks", top=PROFILE_MAX_LEVEL, level=level))
     if not host_names:
-        notes.append("no server of the tenant is known: no host control could be checked")
-    notes.append("OpenSCAP: not run (Debian 12 has no SCAP datastream in Debian's content); "
-                 "the project's own checks are the evidence")
+        notes.append(note("no server of the tenant is known: no host control could be checked"))
+    notes.append(note("OpenSCAP: not run (Debian 12 has no SCAP datastream in Debian's content); "
+                      "the project's own checks are the evidence"))
     return Dossier(
         tenant=inputs.tenant,
         agency=inputs.agency or (inputs.request.metadata.agency if inputs.request else None),
@@ -123,7 +126,7 @@ def _classification(rulebook: Rulebook, level: int | None) -> Classification:
     if level is None:
         return Classification(level=None, label="unknown", rulebook=rulebook.metadata.name,
                               rulebookVersion=rulebook.metadata.version, hardeningProfile=None,
-                              note="the classification level is unknown (no request, no gc-level tag)")
+                              note=note("the classification level is unknown (no request, no gc-level tag)"))
     info = rulebook.spec.levels.get(level)
     return Classification(level=level, label=info.label if info else f"level {level}",
                           rulebook=rulebook.metadata.name, rulebookVersion=rulebook.metadata.version,
@@ -137,29 +140,28 @@ def _required_controls(controls: Sequence[Control], level: int | None) -> list[C
     return sorted((c for c in controls if c.level <= profile), key=lambda c: (c.level, c.id))
 
 
-def _host_names(inputs: Inputs) -> tuple[list[str], list[str]]:
+def _host_names(inputs: Inputs) -> tuple[list[str], list[Note]]:
     """The tenant's hosts: the observed ones (when observed), else those with evidence."""
-    notes: list[str] = []
+    notes: list[Note] = []
     if inputs.hosts is not None:
         names = sorted({str(h["name"]) for h in inputs.hosts})
         for extra in sorted(set(inputs.evidence) - set(names)):
-            notes.append(f"an audit report for {extra!r} was left out: no such server in the tenant now")
+            notes.append(note("an audit report for {host} was left out: no such server in the tenant now", host=extra))
         return names, notes
     if inputs.evidence:
-        notes.append("the servers were not observed: the hosts are those the audit reports name")
+        notes.append(note("the servers were not observed: the hosts are those the audit reports name"))
     return sorted(inputs.evidence), notes
 
 
 def _host_result(control: Control, host: str, evidence: Mapping[str, HostEvidence]) -> HostResult:
     report = evidence.get(host)
     if report is None:
-        return HostResult(host=host, status=Status.NOT_CHECKED, evidence="no audit report for this host",
+        return HostResult(host=host, status=Status.NOT_CHECKED, evidence=NO_REPORT,
                           checkedAt=None, source=None)
     found = report.results.get(control.id)
     if found is None:
         return HostResult(host=host, status=Status.NOT_CHECKED, checkedAt=None, source=report.source,
-                          evidence=f"the report of {report.generated_at} (profile {report.profile}) has no "
-                                   f"result for this control")
+                          evidence=NO_RESULT)
     status, text = found
     return HostResult(host=host, status=_REPORT_STATUS.get(status, Status.ERROR), evidence=text,
                       checkedAt=report.generated_at or None, source=report.source)
@@ -337,8 +339,8 @@ def _governance(inputs: Inputs) -> Governance:
     view = inputs.controller
     if view is None or view.status is None:
         return Governance(managed=False, phase=None, generation=None, conditions=[], versions=[], audit=None,
-                          note=inputs.controller_note or "not managed by the controller: no approvals or audit "
-                                                         "chain are recorded for this tenant")
+                          note=inputs.controller_note or note("not managed by the controller: no approvals or "
+                                                              "audit chain are recorded for this tenant"))
     status = view.status
     versions = [VersionView(
         id=int(v["id"]), generation=int(v["generation"]), kind=str(v.get("kind")), state=str(v.get("state")),
@@ -375,8 +377,8 @@ def _sources(inputs: Inputs) -> list[Source]:
         Source(kind="observed", detail=inputs.observed_source or "the cloud was not observed",
                available=inputs.hosts is not None or inputs.observed is not None),
         Source(kind="evidence", detail=inputs.evidence_source or "no audit evidence", available=bool(inputs.evidence)),
-        Source(kind="controller", detail=inputs.controller_note or ("controller store" if inputs.controller else
-                                                                    "not asked"),
+        Source(kind="controller", detail=inputs.controller_note.text if inputs.controller_note else
+               ("controller store" if inputs.controller else "not asked"),
                available=inputs.controller is not None and inputs.controller.status is not None),
     ]
 

@@ -13,25 +13,27 @@ import json
 from pathlib import Path
 
 from gcloudctl.compliance.dossier import HostEvidence
+from gcloudctl.compliance.model import Note, note
 
 
-def read_reports(directory: Path) -> tuple[dict[str, HostEvidence], list[str]]:
+def read_reports(directory: Path) -> tuple[dict[str, HostEvidence], list[Note]]:
     """({host: newest report}, notes about files left out)."""
     root = Path(directory).resolve()
     found: dict[str, HostEvidence] = {}
-    notes: list[str] = []
+    notes: list[Note] = []
     for path in sorted(root.glob("*.json")):
         if path.resolve().parent != root:
-            notes.append(f"{path.name}: a link out of the evidence directory; not read")
+            notes.append(note("{file}: a link out of the evidence directory; not read", file=path.name))
             continue
         try:
             data = json.loads(path.read_text("utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            notes.append(f"{path.name}: not readable as JSON ({type(exc).__name__}); not used")
+            notes.append(note("{file}: not readable as JSON ({error}); not used", file=path.name,
+                              error=type(exc).__name__))
             continue
         if not (isinstance(data, dict) and isinstance(data.get("host"), str) and "generated_at" in data
                 and isinstance(data.get("controls"), list)):
-            notes.append(f"{path.name}: not an audit-hosts report; not used")
+            notes.append(note("{file}: not an audit-hosts report; not used", file=path.name))
             continue
         report = HostEvidence.from_report(data, source=path.name)
         current = found.get(report.host)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from gcloudctl.compliance.dossier import ControllerView, HostEvidence, Inputs, build
-from gcloudctl.compliance.model import Dossier
+from gcloudctl.compliance.model import Dossier, Note, note
 from gcloudctl.errors import NotFound
 from gcloudctl.model.request import TenantRequest
 
@@ -27,7 +27,7 @@ class Controller:
     where: str  # "controller database ..." / "request API ..."
 
 
-def controller_view(tenant: str, controller: Controller) -> tuple[ControllerView | None, TenantRequest | None, str]:
+def controller_view(tenant: str, controller: Controller) -> tuple[ControllerView | None, TenantRequest | None, Note]:
     """(what the controller knows, the approved request when it parses, a note). A tenant the
     store does not know (or the caller may not see) is `None`: not managed."""
     from gcloudctl.controller.service import parse_stored
@@ -36,7 +36,8 @@ def controller_view(tenant: str, controller: Controller) -> tuple[ControllerView
     try:
         status = backend.status(tenant, caller=caller)
     except NotFound:
-        return None, None, f"not managed by the controller ({controller.where} has no tenant {tenant!r})"
+        return None, None, note("not managed by the controller ({where} has no tenant {tenant})",
+                                where=controller.where, tenant=tenant)
     versions = [backend.show(v["id"], caller=caller) for v in backend.list_versions(caller=caller, tenant=tenant)]
     request = None
     approved = next((v for v in versions if v.get("generation") == status.get("generation")
@@ -46,8 +47,8 @@ def controller_view(tenant: str, controller: Controller) -> tuple[ControllerView
     view = ControllerView(status=status, versions=[{k: v for k, v in ver.items() if k != "yaml"} for ver in versions],
                           audit_verify=backend.audit_verify(caller=caller),
                           tenant_records=backend.audit_export(caller=caller, tenant=tenant))
-    where = f"{controller.where}; approved generation {status.get('generation')}"
-    return view, request, where
+    return view, request, note("{where}; approved generation {generation}", where=controller.where,
+                               generation=status.get("generation"))
 
 
 def observe(tenant: str, driver: Any, config: Any, *, agency: str | None, request: TenantRequest | None):
@@ -70,13 +71,13 @@ def dossier(tenant: str, *, config: Any, generated_at: str, version: str, contro
             driver: Any = None, cloud_name: str | None = None, hosts: list[Mapping] | None = None,
             hosts_source: str | None = None, level: int | None = None, agency: str | None = None,
             controller: Controller | None = None, evidence: Mapping[str, HostEvidence] | None = None,
-            evidence_source: str | None = None, notes: list[str] | None = None) -> Dossier:
+            evidence_source: str | None = None, notes: list[Note] | None = None) -> Dossier:
     """The dossier from whichever parts are given (request file, controller, cloud, hosts file, evidence)."""
-    view, note = None, "not asked (no controller database or request API configured)"
+    view, said = None, note("not asked (no controller database or request API configured)")
     if controller is not None:
-        view, stored_request, note = controller_view(tenant, controller)
+        view, stored_request, said = controller_view(tenant, controller)
         if request is None and stored_request is not None:
-            request, request_source = stored_request, note
+            request, request_source = stored_request, said.text
     observed, tagged_level = None, None
     observed_source = hosts_source
     if driver is not None:
@@ -88,7 +89,7 @@ def dossier(tenant: str, *, config: Any, generated_at: str, version: str, contro
         controls=tuple(controls), agency=agency, level=level or tagged_level, catalog=config.catalog,
         agencies=config.agencies, request=request, request_source=request_source, observed=observed,
         hosts=hosts, observed_source=observed_source, evidence=dict(evidence or {}),
-        evidence_source=evidence_source, controller=view, controller_note=note))
+        evidence_source=evidence_source, controller=view, controller_note=said))
     if notes:
         built = built.model_copy(update={"notes": list(notes) + list(built.notes)})
     return built

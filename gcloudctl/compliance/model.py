@@ -26,6 +26,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Note(_Model):
+    """A remark in English (`text`), kept also as its message template and parameters so that
+    the HTML can say it in the reader's language (`message` is the i18n message id)."""
+
+    message: str = Field(description="English template with {name} fields (the translation key).")
+    params: dict[str, str] = Field(default_factory=dict)
+    text: str = Field(description="The remark in English, parameters filled in.")
+
+
+def note(message: str, **params) -> Note:
+    """A `Note` from an English template and its parameters (shown as text)."""
+    shown = {k: str(v) for k, v in params.items()}
+    return Note(message=message, params=shown, text=message.format(**shown))
+
+
 class Source(_Model):
     kind: str = Field(description="request | observed | evidence | controller")
     detail: str = Field(description="Where it came from (file, store generation, cloud region, ...).")
@@ -38,7 +53,7 @@ class Classification(_Model):
     rulebook: str = Field(description="Rulebook profile name.")
     rulebookVersion: str
     hardeningProfile: str | None = Field(description="Host hardening profile L1..L4 the controls come from.")
-    note: str | None = None
+    note: Note | None = None
 
 
 class NetworkView(_Model):
@@ -174,7 +189,7 @@ class Governance(_Model):
     conditions: list[dict]
     versions: list[VersionView]
     audit: AuditHead | None
-    note: str | None = None
+    note: Note | None = None
 
 
 class Summary(_Model):
@@ -196,7 +211,7 @@ class Dossier(_Model):
     policyRules: list[PolicyRuleView]
     controls: list[ControlView]
     notApplicable: list[NotApplicable]
-    notes: list[str]
+    notes: list[Note]
     governance: Governance
     summary: Summary
 

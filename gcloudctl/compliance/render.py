@@ -15,7 +15,7 @@ from functools import lru_cache
 import jinja2
 
 from gcloudctl import i18n
-from gcloudctl.compliance.model import Dossier, Status
+from gcloudctl.compliance.model import Dossier, Note, Status
 
 DOMAIN = "compliance"
 
@@ -46,8 +46,11 @@ def render_html(dossier: Dossier, *, lang: str | None = None) -> str:
     def status_text(status: Status | str) -> str:
         return _(STATUS_TEXT[Status(status)])
 
+    def say(note: Note | None) -> str:
+        return _(note.message, **note.params) if note is not None else ""
+
     template = _environment().get_template("dossier.html.j2")
-    return template.render(d=dossier, _=_, status_text=status_text, lang=language, Status=Status)
+    return template.render(d=dossier, _=_, status_text=status_text, say=say, lang=language, Status=Status)
 
 
 def render_json(dossier: Dossier) -> str:

@@ -98,7 +98,7 @@ def test_dossier_without_controller_or_evidence_checks_nothing(tmp_path, cli_on_
     dossier = json.loads(capsys.readouterr().out)
     statuses = {h["status"] for c in dossier["controls"] for h in c["hosts"]}
     assert statuses == {"not_checked"}
-    assert dossier["governance"]["managed"] is False and "not asked" in dossier["governance"]["note"]
+    assert dossier["governance"]["managed"] is False and "not asked" in dossier["governance"]["note"]["text"]
     assert dossier["summary"]["byStatus"]["pass"] == 0
 
 
@@ -161,13 +161,13 @@ def test_overall_status_is_the_worst(statuses, expected):
 def test_evidence_for_a_server_not_in_the_tenant_is_left_out_and_said(config):
     d = build(_inputs(config, hosts=[{"name": "h1"}], evidence={"gone": _report("gone", {FIRST: ("pass", "ok")})}))
     assert [h.host for h in d.controls[0].hosts] == ["h1"]
-    assert any("'gone'" in n for n in d.notes)
+    assert any("report for gone was left out" in n.text for n in d.notes)
 
 
 def test_level_5_uses_the_l4_controls_and_says_so(config):
     d = build(_inputs(config, level=5, hosts=[]))
     assert {c.id for c in d.controls} == {c.id for c in controls_for_level(4)}
-    assert any("stop at L4" in n for n in d.notes)
+    assert any("stop at L4" in n.text for n in d.notes)
 
 
 def test_no_request_means_policy_rules_not_checked(config):
@@ -195,7 +195,7 @@ def test_evidence_reader_takes_the_newest_report_per_host_and_names_the_rest(tmp
     (tmp_path / "d.json").write_text("{broken")
     found, notes = read_reports(tmp_path)
     assert found["h1"].source == "b.json"
-    assert sorted(n.split(":")[0] for n in notes) == ["c.json", "d.json"]
+    assert sorted(n.text.split(":")[0] for n in notes) == ["c.json", "d.json"]
 
 
 def test_live_runs_the_checks_now_and_unreachable_hosts_stay_not_checked(tmp_path, capsys, monkeypatch):
@@ -224,4 +224,29 @@ def test_live_runs_the_checks_now_and_unreachable_hosts_stay_not_checked(tmp_pat
     assert sorted(p.name for p in (tmp_path / "out" / "evidence").iterdir()) == ["web-1.html", "web-1.json"]
     assert {h["host"]: h["status"] for h in dossier["controls"][0]["hosts"]} == {"web-1": "fail", "web-2": "not_checked"}
     assert all(h["evidence"] == "scripted host" for c in dossier["controls"] for h in c["hosts"] if h["host"] == "web-1")
-    assert any("web-2: not audited now" in n for n in dossier["notes"])
+    assert any("web-2: not audited now" in n["text"] for n in dossier["notes"])
+
+
+def test_every_text_of_the_html_has_a_vietnamese_translation(config, tmp_path):
+    """The template's messages, the status words, the not-checked reasons and every note the
+    builder, the evidence reader and the sources can produce are in compliance.po."""
+    import re
+    from importlib import resources
+
+    from gcloudctl import i18n
+    from gcloudctl.compliance import dossier as builder
+    from gcloudctl.compliance.render import STATUS_TEXT
+
+    template = resources.files("gcloudctl.compliance").joinpath("templates", "dossier.html.j2").read_text("utf-8")
+    messages = set(re.findall(r'_\("([^"]+)"', template)) | set(STATUS_TEXT.values())
+    messages |= {builder.NO_REPORT, builder.NO_RESULT, "request", "observed", "evidence", "controller"}
+    (tmp_path / "x.json").write_text("{broken")
+    (tmp_path / "y.json").write_text("{}")
+    _, read_notes = read_reports(tmp_path)
+    dossiers = [build(_inputs(config, level=None)), build(_inputs(config, level=5, hosts=[])),
+                build(_inputs(config, evidence={"gone": _report("gone", {})}))]
+    for d in dossiers:
+        messages |= {n.message for n in d.notes} | {s.detail for s in d.sources if not s.available}
+        messages |= {n.message for n in (d.classification.note, d.governance.note) if n is not None}
+    messages |= {n.message for n in read_notes}
+    assert i18n.untranslated(sorted(messages), lang="vi", domain="compliance") == []
