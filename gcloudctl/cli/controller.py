@@ -339,6 +339,23 @@ def run_cmd(app: AppContext, once: bool, workers: int, interval: float, lease: f
         runner.store.dispose()
 
 
+@controller_group.command("harden")
+@click.argument("tenant")
+@click.option("--server", "servers", multiple=True, help="Only this server (repeatable; default: all).")
+@click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+@db_option
+@click.pass_obj
+def harden_cmd(app: AppContext, tenant: str, servers: tuple[str, ...], reason: str, db: str | None) -> int:
+    """Ask the controller to harden TENANT's servers again on its next pass (it otherwise hardens
+    only new and replaced servers, and retries failed ones with backoff). Break-glass: direct
+    database access as the operating-system user."""
+    service = _service(app, db)
+    view = service.harden_again(tenant, caller=_break_glass_caller(), reason=reason, servers=list(servers) or None)
+    _emit(app, view, lambda: f"{tenant}: hardening requested; the controller hardens "
+                             f"{', '.join(servers) if servers else 'every server that asks for it'} on its next pass")
+    return ExitCode.OK
+
+
 def _summary_text(data: dict) -> str:
     rows = [[t["tenant"], t["result"], t["changes"], t["message"]] for t in data["tenants"]]
     counts = ", ".join(f"{n} {k}" for k, n in sorted(data["counts"].items())) or "no tenants to reconcile"

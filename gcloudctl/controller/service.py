@@ -201,6 +201,30 @@ class RequestService:
             row.audit_seq = record.seq
             return self._version_view(tx, row)
 
+    def harden_again(self, tenant_name: str, *, caller: Caller, reason: str,
+                     servers: list[str] | None = None) -> dict[str, Any]:
+        """Ask the controller to harden the tenant's servers again (all, or `servers`): their
+        hardening record is forgotten and the tenant is due now. Operators and the agency's
+        approvers may ask; recorded as an event and an audit record."""
+        now = self.clock()
+        with self.store.tx() as tx:
+            tenant = self._tenant(tx, tenant_name, caller, lock=True)
+            if not (caller.is_operator or (caller.agency == tenant.agency and caller.is_approver)):
+                raise Forbidden(f"{caller.actor} may not ask for {tenant_name} to be hardened again",
+                                hint=f"a {GcloudRole.APPROVER.value} of agency {tenant.agency} or an operator may")
+            record = json.loads(tenant.hardening or "{}")
+            names = sorted(record if servers is None else set(servers) & set(record))
+            for name in names:
+                record.pop(name, None)
+            tenant.hardening = json.dumps(record, sort_keys=True)
+            tenant.next_reconcile_at = tenant.updated_at = now
+            text = (f"{caller.actor} asked for {'every server' if servers is None else ', '.join(sorted(servers))} "
+                    f"to be hardened again: {reason}")
+            tx.add_event(tenant.name, now, "Normal", "HardenRequested", text, _who(caller))
+            tx.append_audit(now, caller.actor, AuditAction.HARDEN_REQUEST, tenant.name, {
+                "servers": servers, "forgotten": names, "reason": reason, "caller": caller.audit_fields()})
+            return status_view(tx, tenant)
+
     # --- reading --------------------------------------------------------------------------
     def list_versions(self, *, caller: Caller, tenant: str | None = None,
                       state: str | None = None) -> list[dict[str, Any]]:

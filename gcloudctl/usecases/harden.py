@@ -116,7 +116,7 @@ class HostOutcome:
         data = {"host": self.name, "level": self.level, "status": self.status.value, "ok": self.ok,
                 "changed": self.changed, "seconds": round(self.seconds, 1)}
         if self.status in (HostStatus.HARDENED, HostStatus.VERIFY_FAILED):
-            data["verify"] = {"passed": self.passed, "failed": list(self.failed_controls),
+            data["verify"] = {"ok": self.passed, "failed": list(self.failed_controls),
                               "not_applicable": self.not_applicable}
         if self.message:
             data["message"] = self.message

@@ -85,15 +85,44 @@ def test_completion_script(run, capsys):
     assert "_GCLOUDCTL_COMPLETE" in capsys.readouterr().out
 
 
-def test_hardening_step_needs_a_key(run, tmp_path, capsys):
-    """A request whose servers ask for hardening: apply provisions, then refuses to guess a key."""
+def test_hardening_without_a_key_fails_before_any_write(run, tmp_path, capsys):
+    """A request whose servers ask for hardening and no key: refused before anything is written
+    (exit 2, and then "nothing was sent" is true); --no-harden provisions without hardening."""
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["spec"]["servers"][1]["hardening"] = {"profile": "L2"}
     request = tmp_path / "t.yaml"
     request.write_text(yaml.safe_dump(doc))
     assert run("apply", str(request), "--yes") == 2
-    assert "--key" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "private key" in err and "--key" in err and "nothing was sent" in err
+    assert sum(run.api.writes.values()) == 0 and run.api.write_log == [] and not run.api.projects
     assert run("apply", str(request), "--yes", "--no-harden") == 0
+    assert sum(run.api.writes.values()) > 0
+
+
+def test_a_saved_plan_and_a_missing_key_fail_before_any_write(run, tmp_path, capsys, monkeypatch):
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["servers"][0]["hardening"] = {}
+    request, saved = tmp_path / "t.yaml", tmp_path / "plan.json"
+    request.write_text(yaml.safe_dump(doc))
+    assert run("plan", str(request), "--out", str(saved)) == 0
+    monkeypatch.delenv("GCLOUDCTL_SSH_KEY", raising=False)
+    assert run("apply", str(saved), "--yes") == 2
+    assert sum(run.api.writes.values()) == 0
+
+
+def test_an_unreadable_key_fails_before_any_write(config, fake_api, tmp_path):
+    from gcloudctl.drivers.fake import FakeCloud
+    from gcloudctl.usecases.apply import ApplyOptions, apply_request
+    from gcloudctl.usecases.harden import Access, HardeningKeyMissing
+    from tests.fixtures.core import request_from
+
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["servers"][0]["hardening"] = {}
+    with pytest.raises(HardeningKeyMissing, match="not a readable file"):
+        apply_request(request_from(doc, config), FakeCloud(fake_api), config,
+                      options=ApplyOptions(access=Access(key_file=str(tmp_path / "missing"))))
+    assert sum(fake_api.writes.values()) == 0
 
 
 def test_get_tenants_and_describe_take_their_own_output_option(run, capsys):
