@@ -40,7 +40,7 @@ def _controller(app, db: str | None, wanted: bool | None):
     if not configured and not wanted:
         return None  # never create an empty controller database just to find nothing in it
     backend, caller = _backend(app, db)
-    where = f"request API {app.api_url}" if app.api_url else "controller database"
+    where = "request API" if app.api_url else "controller database"
     return Controller(backend=backend, caller=caller, where=where)
 
 
@@ -56,7 +56,9 @@ def _request(app, tenant: str, request_file: str | None):
     request = pipeline.load_request(Path(path), app.config())
     if request_file and tenant != request.metadata.name:
         raise InvalidInput(f"{request_file}: metadata.name is {request.metadata.name!r}, not {tenant!r}")
-    return request.metadata.name, request, f"request file {path}"
+    from gcloudctl.compliance.model import note
+
+    return request.metadata.name, request, note("request file {path}", path=path)
 
 
 def _live_evidence(app, tenant: str, directory: Path, opts: dict) -> dict[str, str]:
@@ -157,7 +159,7 @@ def register(cli: click.Group) -> None:
             if not isinstance(hosts, list) or not all(isinstance(h, dict) and "name" in h for h in hosts):
                 raise InvalidInput(f"{hosts_file}: expected a list of hosts with a name (or {{level, hosts}})")
             level = level or (data.get("level") if isinstance(data, dict) else None)
-            hosts_source, use_cloud = f"hosts file {hosts_file}", False
+            hosts_source, use_cloud = note("hosts file {path}", path=hosts_file), False
         exit_code = ExitCode.OK
         if live:
             directory = Path(evidence_dir or (Path(out_dir if out_dir != "-" else ".") / "evidence"))
@@ -176,7 +178,8 @@ def register(cli: click.Group) -> None:
                 raise InvalidInput(f"--evidence {evidence_dir}: no such directory")
             evidence, read_notes = read_reports(Path(evidence_dir))
             notes += read_notes
-            evidence_source = f"audit-hosts reports in {evidence_dir}" + (" (run now)" if live else "")
+            evidence_source = note("audit-hosts reports in {path} (run now)" if live else "audit-hosts reports in {path}",
+                                   path=evidence_dir)
         driver, cloud_name = None, None
         if use_cloud:
             driver = app.driver(config, region or (request.spec.region if request else None))

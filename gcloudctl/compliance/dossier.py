@@ -84,12 +84,12 @@ class Inputs:
     catalog: Any = None  # PlatformCatalog, for what "internal" means
     agencies: Any = None  # AgencyRegistry
     request: TenantRequest | None = None
-    request_source: str | None = None
+    request_source: Note | None = None
     observed: ObservedState | None = None
     hosts: Sequence[Mapping[str, Any]] | None = None  # observed hosts (hardening.hosts) or a hosts file
-    observed_source: str | None = None
+    observed_source: Note | None = None
     evidence: Mapping[str, HostEvidence] = field(default_factory=dict)
-    evidence_source: str | None = None
+    evidence_source: Note | None = None
     controller: ControllerView | None = None
     controller_note: Note | None = None
 
@@ -210,7 +210,7 @@ def _policy_rules(inputs: Inputs, level: int | None) -> list[PolicyRuleView]:
             status, found, against = Status.NOT_CHECKED, [], None
         else:
             found = [f"{p.path}: {p.message}" if p.path else p.message for p in problems if p.rule == rule.id]
-            status, against = (Status.FAIL if found else Status.PASS), f"request ({inputs.request_source})"
+            status, against = (Status.FAIL if found else Status.PASS), f"request ({inputs.request_source.text if inputs.request_source else '?'})"
         views.append(PolicyRuleView(id=rule.id, fromLevel=rule.fromLevel, message=_fill(rule.message, rule.params),
                                     reference=rule.reference, status=status, evidence=found, checkedAgainst=against))
     return views
@@ -373,12 +373,13 @@ def _audit_head(view: ControllerView) -> AuditHead | None:
 
 def _sources(inputs: Inputs) -> list[Source]:
     return [
-        Source(kind="request", detail=inputs.request_source or "no request available", available=inputs.request is not None),
-        Source(kind="observed", detail=inputs.observed_source or "the cloud was not observed",
+        Source(kind="request", detail=inputs.request_source or note("no request available"),
+               available=inputs.request is not None),
+        Source(kind="observed", detail=inputs.observed_source or note("the cloud was not observed"),
                available=inputs.hosts is not None or inputs.observed is not None),
-        Source(kind="evidence", detail=inputs.evidence_source or "no audit evidence", available=bool(inputs.evidence)),
-        Source(kind="controller", detail=inputs.controller_note.text if inputs.controller_note else
-               ("controller store" if inputs.controller else "not asked"),
+        Source(kind="evidence", detail=inputs.evidence_source or note("no audit evidence"),
+               available=bool(inputs.evidence)),
+        Source(kind="controller", detail=inputs.controller_note or note("not asked"),
                available=inputs.controller is not None and inputs.controller.status is not None),
     ]
 

@@ -24,7 +24,7 @@ class Controller:
 
     backend: Any
     caller: Any
-    where: str  # "controller database ..." / "request API ..."
+    where: str  # "controller database" / "request API" (translated in the HTML)
 
 
 def controller_view(tenant: str, controller: Controller) -> tuple[ControllerView | None, TenantRequest | None, Note]:
@@ -67,22 +67,23 @@ def observe(tenant: str, driver: Any, config: Any, *, agency: str | None, reques
 
 
 def dossier(tenant: str, *, config: Any, generated_at: str, version: str, controls,
-            request: TenantRequest | None = None, request_source: str | None = None,
+            request: TenantRequest | None = None, request_source: Note | None = None,
             driver: Any = None, cloud_name: str | None = None, hosts: list[Mapping] | None = None,
-            hosts_source: str | None = None, level: int | None = None, agency: str | None = None,
+            hosts_source: Note | None = None, level: int | None = None, agency: str | None = None,
             controller: Controller | None = None, evidence: Mapping[str, HostEvidence] | None = None,
-            evidence_source: str | None = None, notes: list[Note] | None = None) -> Dossier:
+            evidence_source: Note | None = None, notes: list[Note] | None = None) -> Dossier:
     """The dossier from whichever parts are given (request file, controller, cloud, hosts file, evidence)."""
     view, said = None, note("not asked (no controller database or request API configured)")
     if controller is not None:
         view, stored_request, said = controller_view(tenant, controller)
         if request is None and stored_request is not None:
-            request, request_source = stored_request, said.text
+            request, request_source = stored_request, said
     observed, tagged_level = None, None
     observed_source = hosts_source
     if driver is not None:
         observed, hosts, tagged_level, owner = observe(tenant, driver, config, agency=agency, request=request)
-        observed_source = f"observed now in cloud {cloud_name or '?'} (project of agency {owner.agency})"
+        observed_source = note("observed now in region {region} (project of agency {agency})",
+                               region=cloud_name or "?", agency=owner.agency)
         agency = agency or owner.agency
     built = build(Inputs(
         tenant=tenant, generated_at=generated_at, gcloudctl_version=version, rulebook=config.rulebook,

@@ -43,7 +43,7 @@ def note(message: str, **params) -> Note:
 
 class Source(_Model):
     kind: str = Field(description="request | observed | evidence | controller")
-    detail: str = Field(description="Where it came from (file, store generation, cloud region, ...).")
+    detail: Note = Field(description="Where it came from (file, store generation, cloud region, ...).")
     available: bool
 
 

@@ -47,7 +47,10 @@ def render_html(dossier: Dossier, *, lang: str | None = None) -> str:
         return _(STATUS_TEXT[Status(status)])
 
     def say(note: Note | None) -> str:
-        return _(note.message, **note.params) if note is not None else ""
+        if note is None:
+            return ""
+        # parameters that are words of ours (e.g. "controller database") are translated too
+        return _(note.message, **{k: _(v) for k, v in note.params.items()})
 
     template = _environment().get_template("dossier.html.j2")
     return template.render(d=dossier, _=_, status_text=status_text, say=say, lang=language, Status=Status)

@@ -88,6 +88,14 @@ def test_example_dossier_json_is_valid_and_honest(world, capsys, config):
     assert (gov["audit"]["headSeq"], gov["audit"]["headHash"]) == (head["seq"], head["hash"])
     assert gov["audit"]["tenantLastHash"] == head["hash"]  # the last record is this tenant's approval
 
+    # what the CLI and the controller said about the sources is translatable (and translated)
+    from gcloudctl import i18n
+
+    said = [s["detail"] for s in dossier["sources"]] + dossier["notes"] + [gov["note"]]
+    assert i18n.untranslated(sorted({n["message"] for n in said} | {v for n in said for v in n["params"].values()
+                                                                     if v in ("controller database", "request API")}),
+                             lang="vi", domain="compliance") == []
+
 
 def test_dossier_without_controller_or_evidence_checks_nothing(tmp_path, cli_on_fake, capsys):
     from tests.fixtures.core import EXAMPLE
@@ -246,7 +254,7 @@ def test_every_text_of_the_html_has_a_vietnamese_translation(config, tmp_path):
     dossiers = [build(_inputs(config, level=None)), build(_inputs(config, level=5, hosts=[])),
                 build(_inputs(config, evidence={"gone": _report("gone", {})}))]
     for d in dossiers:
-        messages |= {n.message for n in d.notes} | {s.detail for s in d.sources if not s.available}
+        messages |= {n.message for n in d.notes} | {s.detail.message for s in d.sources}
         messages |= {n.message for n in (d.classification.note, d.governance.note) if n is not None}
     messages |= {n.message for n in read_notes}
     assert i18n.untranslated(sorted(messages), lang="vi", domain="compliance") == []
