@@ -132,7 +132,7 @@ def _router(req: TenantRequest) -> list[Problem]:
         if req.spec.router is None:
             found.append(_p(f"spec.servers[{s}].floatingIP",
                             _("server '{server}' asks for a floating IP but the request has no router",
-                              server=server.name), _("add 'router: {{externalNetwork: public}}'")))
+                              server=server.name), _("add 'router: {example}'", example="{externalNetwork: public}")))
         elif routed.get(server.networks[0]) is False:
             found.append(_p(f"spec.servers[{s}].floatingIP",
                             _("server '{server}' asks for a floating IP but its first network '{network}' is not "

@@ -14,6 +14,7 @@ import yaml
 
 from gcloudctl.cli.render import dump
 from gcloudctl.errors import ExitCode, Problem
+from gcloudctl.i18n import gettext as _
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -28,7 +29,7 @@ def _request_files(paths: tuple[Path, ...]) -> tuple[list[Path], list[Problem]]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
             if not found:
-                problems.append(Problem(path="", file=str(path), message="no .yaml or .yml files in this directory"))
+                problems.append(Problem(path="", file=str(path), message=_("no .yaml or .yml files in this directory")))
             files += found
         else:
             files.append(path)
@@ -75,11 +76,12 @@ def validate_command(app, paths: tuple[Path, ...], output: str | None) -> int:
         for problem in problems:
             click.echo(problem.format(), err=True)
         if problems:
-            click.echo(f"{len(problems)} problem(s) in {bad_files} of {len(files)} file(s) "
-                       f"(rulebook {config.rulebook.profile}).", err=True)
+            click.echo(_("{count} problem(s) in {bad} of {files} file(s) (rulebook {rulebook}).", count=len(problems),
+                         bad=bad_files, files=len(files), rulebook=config.rulebook.profile), err=True)
         else:
-            click.echo(f"{len(files)} file{'s' if len(files) != 1 else ''} valid "
-                       f"(rulebook {config.rulebook.profile}).")
+            click.echo((_("{count} file valid (rulebook {rulebook}).") if len(files) == 1 else
+                        _("{count} files valid (rulebook {rulebook}).")).format(count=len(files),
+                                                                              rulebook=config.rulebook.profile))
     return ExitCode.INVALID if problems else ExitCode.OK
 
 

@@ -230,7 +230,8 @@ def destroy_cmd(app: AppContext, target: str, yes: bool, parallelism: int, timeo
         owner = pipeline.find_owner(tenant, driver, config, agency=agency)
     plan = pipeline.plan_destroy(owner, driver)
     if plan.is_empty():
-        emit(fmt or app.output, {"tenant": tenant, "ok": True, "changes": 0}, lambda: f"Nothing to destroy: {tenant} does not exist.")
+        emit(fmt or app.output, {"tenant": tenant, "ok": True, "changes": 0},
+             lambda: gettext("Nothing to destroy: {tenant} does not exist.", tenant=tenant))
         return ExitCode.OK
     click.echo(render_text(plan), err=True)
     _confirm(plan, yes, "destroy")
@@ -275,7 +276,8 @@ def describe_cmd(app: AppContext, tenant: str, region: str | None, agency: str |
     owner = pipeline.find_owner(tenant, driver, config, agency=agency)
     observed = driver.observe(owner, external_networks=externals) if owner else None
     if observed is None or observed.project_id is None:
-        raise NotFound(f"tenant {tenant!r} not found", hint="list tenants with: gcloudctl get tenants")
+        raise NotFound(gettext("tenant {tenant!r} not found", tenant=tenant),
+                       hint=gettext("list tenants with: gcloudctl get tenants"))
     resources = sorted(list(observed.resources.values()) + list(observed.unmanaged), key=lambda r: r.address.sort_key)
     data = {"tenant": tenant, "agency": owner.agency, "domain": owner.domain, "project_id": observed.project_id,
             "resources": [{"address": str(r.address), "id": r.id, "status": r.status, "managed": r.managed,

@@ -144,7 +144,7 @@ def _decode(data: bytes | str, filename: str) -> str:
             column = len(head[head.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
             raise InvalidInput([Problem(
                 path="", file=filename, line=line, column=column,
-                message=_("not UTF-8: byte 0x{byte} cannot be decoded", byte=f"{data[exc.start]:02x}"),
+                message=_("not UTF-8: byte 0x{byte} cannot be decoded", byte=format(data[exc.start], "02x")),
                 hint=_("save the file as UTF-8 (Vietnamese text is fine in UTF-8)"))]) from None
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -153,7 +153,7 @@ def _decode(data: bytes | str, filename: str) -> str:
         head = text[: bad.start()]
         raise InvalidInput([Problem(
             path="", file=filename, line=head.count("\n") + 1, column=bad.start() - (head.rfind("\n") + 1) + 1,
-            message=_("control character U+{code} is not allowed in YAML", code=f"{ord(bad.group()):04X}"),
+            message=_("control character U+{code} is not allowed in YAML", code=format(ord(bad.group()), "04X")),
             hint=_("remove it (was the file saved by a binary tool?)"))])
     return text
 

@@ -4,7 +4,8 @@ Called by `gcloudctl.validate` (and through it by `pipeline.load_request`). The 
 data (`rulebook.Rulebook`, shipped profiles in ``gcloudctl/data/rulebooks``); the checks it may
 name are the fixed set in `checks`; what "from the internet" means is `exposure` (shared with
 the approval rules). Pure: no I/O; returns `Problem`s with field paths and rule
-ids, and the caller adds file positions.
+ids, and the caller adds file positions. A rule's message and hint are shown in the user's
+language when the `cli` catalog translates them (the shipped rulebooks' are all translated).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 
 from gcloudctl.errors import Problem
+from gcloudctl.i18n import gettext  # a rulebook's messages and hints are msgids of the cli catalog
 from gcloudctl.model.catalog import AgencyRegistry, PlatformCatalog
 from gcloudctl.model.request import TenantRequest
 from gcloudctl.policy.checks import CHECKS, Setting, default_hardening_profile
@@ -29,7 +31,7 @@ def _message(rule: RuleSpec) -> str:
             return match.group(0)
         return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
-    return re.sub(r"\{([A-Za-z]+)\}", fill, rule.message)
+    return re.sub(r"\{([A-Za-z]+)\}", fill, gettext(rule.message))
 
 
 def evaluate(request: TenantRequest, rulebook: Rulebook, catalog: PlatformCatalog,
@@ -46,6 +48,6 @@ def evaluate(request: TenantRequest, rulebook: Rulebook, catalog: PlatformCatalo
             message = _message(rule)
             if violation.detail:
                 message += f" ({violation.detail})"
-            problems.append(Problem(path=violation.path, message=message, hint=rule.hint,
-                                    rule=rule.id))
+            hint = gettext(rule.hint) if rule.hint else None
+            problems.append(Problem(path=violation.path, message=message, hint=hint, rule=rule.id))
     return problems
