@@ -17,6 +17,7 @@ Honest evidence (issue 12 part 5), as rules of this module:
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -244,9 +245,11 @@ def _observed_rule_view(attrs: Mapping[str, Any]) -> RuleView:
 
 
 def _of_kind(observed: ObservedState | None, kind: Kind) -> list:
+    """Observed resources of a kind, ours and those found without our tags (drift is shown too)."""
     if observed is None:
         return []
-    return sorted((r for r in observed.resources.values() if r.address.kind is kind), key=lambda r: r.address.name)
+    found = [*observed.resources.values(), *observed.unmanaged]
+    return sorted((r for r in found if r.address.kind is kind), key=lambda r: (r.address.name, r.id or ""))
 
 
 def _ref_name(value: Any) -> str | None:
@@ -301,7 +304,9 @@ def _topology(inputs: Inputs) -> Topology:
                       fixedIPs=dict(h.get("fixed_ips") or {}), floatingIP=h.get("floating_ip"), status=h.get("status"))
              for h in sorted(inputs.hosts or [], key=lambda h: str(h["name"]))]
     unmanaged = sorted(f"{r.address.kind.value} {r.name}" for r in (observed.unmanaged if observed else ()))
-    return Topology(networks=networks, routers=routers, securityGroups=groups, reach=_reach(inputs),
+    reach = _reach(inputs)
+    return Topology(networks=networks, routers=routers, securityGroups=groups, reach=reach,
+                    observedReach=_observed_reach(inputs, observed_rules, reach) if observed is not None else None,
                     hosts=hosts, unmanaged=unmanaged)
 
 
@@ -330,6 +335,54 @@ def _reach(inputs: Inputs) -> list[ReachView]:
                                        protocol=rule.protocol, ports=None if rule.ports is None else str(rule.ports),
                                        source=source, internet=exposure(rule_remotes(rule), internal).internet_facing,
                                        floatingIP=server.floatingIP))
+    return reach
+
+
+def _internal(inputs: Inputs) -> InternalRanges:
+    if inputs.catalog is None:
+        return InternalRanges()
+    if inputs.request is not None:
+        return internal_ranges(inputs.request, inputs.catalog, inputs.agencies)
+    agency = inputs.agencies.get(inputs.agency) if inputs.agencies is not None and inputs.agency else None
+    return InternalRanges.of(inputs.catalog, agency)
+
+
+def _from_internet(source: str, internal: InternalRanges) -> bool:
+    """Whether an observed rule's source includes internet addresses (IPv6 sources: any non-group is)."""
+    if source.startswith("group "):
+        return False
+    try:
+        net = ipaddress.IPv4Network(source, strict=False)
+    except ValueError:
+        return True  # IPv6 (or unreadable): not proven internal
+    return exposure([net], internal).internet_facing
+
+
+def _observed_reach(inputs: Inputs, rules: Mapping[str, list[RuleView]], requested: list[ReachView]) -> list[ReachView]:
+    """Per observed server: the ingress rules of the groups on its ports, as the cloud has them."""
+    observed = inputs.observed
+    internal = _internal(inputs)
+    ports = {r.address.name: r for r in _of_kind(observed, Kind.PORT)}
+    public_ports = {_ref_name(f.attrs.get("port")) for f in _of_kind(observed, Kind.FLOATING_IP)}
+    asked = {(r.target, r.protocol, r.ports, r.source.split(" (")[0]) for r in requested}
+    reach = []
+    for server in _of_kind(observed, Kind.SERVER):
+        meta = server.attrs.get("metadata") or {}
+        role = str(meta.get("gc-role") or server.name)
+        zones = [str(meta["gc-zone"])] if meta.get("gc-zone") else []
+        port_names = [_ref_name(p) for p in server.attrs.get("ports") or []]
+        groups = sorted({_ref_name(g) for p in port_names if p in ports
+                         for g in ports[p].attrs.get("security_groups") or []} - {None})
+        public = any(p in public_ports for p in port_names)
+        for group in groups:
+            for rule in rules.get(group, []):
+                if rule.direction != "ingress":
+                    continue
+                reach.append(ReachView(target=server.name, zones=zones, protocol=rule.protocol, ports=rule.ports,
+                                       source=rule.source, internet=_from_internet(rule.source, internal),
+                                       floatingIP=public,
+                                       inRequest=(role, rule.protocol, rule.ports, rule.source) in asked
+                                       if inputs.request is not None else None))
     return reach
 
 

@@ -93,6 +93,8 @@ class ReachView(_Model):
     source: str
     internet: bool = Field(description="Whether the source includes addresses outside the internal ranges.")
     floatingIP: bool = Field(description="Whether the target has a public (floating) address.")
+    inRequest: bool | None = Field(None, description="Observed reach only: whether the request asks for it "
+                                                     "(false: the cloud lets in more than was approved).")
 
 
 class HostView(_Model):
@@ -109,6 +111,8 @@ class Topology(_Model):
     routers: list[RouterView]
     securityGroups: list[SecurityGroupView]
     reach: list[ReachView] = Field(description="Who can reach what, from the request's ingress rules.")
+    observedReach: list[ReachView] | None = Field(description="Who can reach what in the cloud: each observed "
+                                                              "server's ports' security groups (None: not observed).")
     hosts: list[HostView] = Field(description="Servers as observed in the cloud.")
     unmanaged: list[str] = Field(description="Resources found in the tenant that the request does not describe.")
 

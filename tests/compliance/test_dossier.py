@@ -71,6 +71,12 @@ def test_example_dossier_json_is_valid_and_honest(world, capsys, config):
     reach = {(r["target"], r["ports"]): r for r in dossier["topology"]["reach"]}
     assert reach[("web", "443")]["internet"] is True and reach[("web", "443")]["floatingIP"] is True
     assert reach[("db", "5432")]["internet"] is False and reach[("db", "5432")]["source"] == "group web (web)"
+    # as the cloud has it: every observed server, its groups' ingress, all of it approved
+    seen = {(r["target"], r["ports"], r["source"]): r for r in dossier["topology"]["observedReach"]}
+    assert seen[("web-1", "443", "0.0.0.0/0")]["internet"] is True and seen[("web-1", "443", "0.0.0.0/0")]["floatingIP"]
+    assert seen[("db-1", "5432", "group web")]["internet"] is False
+    assert {r["target"] for r in seen.values()} == {"web-1", "web-2", "db-1"}
+    assert all(r["inRequest"] is True for r in seen.values())
     groups = {g["name"]: g for g in dossier["topology"]["securityGroups"]}
     assert any(r["direction"] == "egress" for r in groups["web"]["observedRules"])  # the cloud's default egress shows
     # policy rules: evaluated against the approved request from the store
@@ -258,3 +264,20 @@ def test_every_text_of_the_html_has_a_vietnamese_translation(config, tmp_path):
         messages |= {n.message for n in (d.classification.note, d.governance.note) if n is not None}
     messages |= {n.message for n in read_notes}
     assert i18n.untranslated(sorted(messages), lang="vi", domain="compliance") == []
+
+
+def test_a_rule_added_in_the_cloud_shows_as_not_approved(world, capsys, cli_on_fake):
+    """Someone opens SSH to the world on the web group behind the controller's back: the observed
+    reach shows it, from the internet, and not in the request."""
+    api = cli_on_fake.api
+    group = next(g for g in api.neutron["security-groups"].values() if g["name"] == "web")
+    api._neutron_create("security-group-rules", {
+        "security_group_id": group["id"], "project_id": group["project_id"], "direction": "ingress",
+        "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+        "remote_ip_prefix": "0.0.0.0/0"})
+    dossier = run_dossier(world, capsys)
+    extra = [r for r in dossier["topology"]["observedReach"] if r["ports"] == "22" and r["source"] == "0.0.0.0/0"]
+    assert {r["target"] for r in extra} == {"web-1", "web-2"}
+    assert all(r["internet"] is True and r["inRequest"] is False for r in extra)
+    html = (world.out / "byt-his-staging.html").read_text("utf-8")
+    assert "không: chưa được phê duyệt" in html
