@@ -147,6 +147,8 @@ def register(cli: click.Group) -> None:
         from gcloudctl.hardening.controls import CONTROLS
         from gcloudctl.hardening.paths import file_for
 
+        if out_dir == "-" and fmt == "both":
+            raise InvalidInput("-o - prints one document: choose --format html or --format json")
         config = app.config()
         tenant, request, request_source = _request(app, tenant, request_file)
         from gcloudctl.compliance.model import note

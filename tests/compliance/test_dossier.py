@@ -281,3 +281,22 @@ def test_a_rule_added_in_the_cloud_shows_as_not_approved(world, capsys, cli_on_f
     assert all(r["internet"] is True and r["inRequest"] is False for r in extra)
     html = (world.out / "byt-his-staging.html").read_text("utf-8")
     assert "không: chưa được phê duyệt" in html
+
+
+BAD_INPUT = [
+    ("two documents on stdout", ["--format", "both", "-o", "-"], "one document"),
+    ("missing evidence directory", ["--evidence", "/nonexistent/gcloudctl-evidence", "-o", "OUT"], "no such directory"),
+    ("request file of another tenant", ["--request", "examples/byt-his-staging.yaml", "-o", "OUT"], "metadata.name"),
+]
+
+
+@pytest.mark.parametrize("why,args,message", BAD_INPUT, ids=[b[0] for b in BAD_INPUT])
+def test_bad_input_is_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch, why, args, message):
+    from tests.fixtures.core import ROOT
+
+    monkeypatch.chdir(ROOT)
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    code = main(["compliance", "other-tenant", "--no-cloud", "--no-controller", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err, why
+    assert not (tmp_path / "out").exists()
