@@ -10,6 +10,7 @@ Routes (under `/web`, left out of the OpenAPI contract):
   GET  /web/requests/{id}              preview, policy verdicts, diff, approvals; decision form
   POST /web/requests/{id}/approve|reject
   GET  /web/tenants, /web/tenants/{n}  status, conditions, drift, events, servers, audit trail
+  GET  /web/tenants/{n}/dossier        its compliance dossier, when one was written to the dossier dir
 
 Every page asks the token's validity through the API's validator (so a token revoked or expired
 in Keystone ends the session within the API's cache window) and charges the person's rate
@@ -23,7 +24,9 @@ Called by `gcloudctl.web.mount_console` (from `gcloudctl.api.app.create_app`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -86,7 +89,7 @@ class Console:
     login_driver: Any  # gcloudctl.drivers.keystone_login.KeystoneLogin (or a double); None: no login
     rules: views.Policy
     sessions: SessionStore
-    dossier: Any = None  # optional: callable(tenant) -> URL of its compliance dossier, or None
+    dossier_dir: Path | None = None  # where `gcloudctl compliance` wrote TENANT.html dossiers
 
     # --- plumbing ---------------------------------------------------------------------------
     def lang(self, request: Request) -> str:
@@ -292,7 +295,28 @@ class Console:
         state = views.desired(views.parse(approved["yaml"]) if approved else None, self.rules)
         return {"status": status, "drift": views.drift_of(status), "servers": views.planned_servers(state),
                 "approved": approved, "audit": [_audit_row(r) for r in records][-50:], "verified": verified,
-                "dossier": self.dossier(name) if self.dossier else None}
+                "dossier": f"{PREFIX}/tenants/{name}/dossier" if self.dossier_file(name) else None}
+
+    def dossier_file(self, name: str) -> Path | None:
+        """The tenant's compliance dossier (`gcloudctl compliance -o DIR`), confined to DIR."""
+        if self.dossier_dir is None or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+            return None
+        path = (self.dossier_dir / f"{name}.html").resolve()
+        return path if path.parent == self.dossier_dir.resolve() and path.is_file() else None
+
+    async def dossier(self, request: Request, name: str) -> Response:
+        """The dossier as `gcloudctl compliance` rendered it (escaped there), for those who may see
+        the tenant (the service decides: another agency's tenant is not found)."""
+        session, caller = await self.person(request)
+        try:
+            await run_in_threadpool(lambda: self.service.status(name, caller=caller))
+        except GcloudctlError as exc:
+            return self.error_page(request, exc, caller)
+        path = self.dossier_file(name)
+        if path is None:
+            return self.error_page(request, NotFound(f"no compliance dossier for {name}",
+                                                     hint="platform ops: gcloudctl compliance TENANT -o DIR"), caller)
+        return HTMLResponse(path.read_text("utf-8", errors="replace"), headers=SECURITY_HEADERS)
 
 
 def _audit_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -341,6 +365,10 @@ def console_router(console: Console) -> APIRouter:
     @router.get("/tenants/{name}")
     async def tenant_page(request: Request, name: str) -> Response:
         return await console.tenant_page(request, name[:64])
+
+    @router.get("/tenants/{name}/dossier")
+    async def dossier(request: Request, name: str) -> Response:
+        return await console.dossier(request, name[:64])
 
     return router
 

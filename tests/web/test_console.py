@@ -240,3 +240,29 @@ def _operator():
 def test_the_console_is_not_in_the_api_contract(anonymous):
     paths = anonymous.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith("/web")]
+
+
+def test_the_compliance_dossier_is_linked_and_served_to_the_agency_only(service, validator, config, login,
+                                                                        tmp_path, anonymous):
+    from fastapi.testclient import TestClient
+
+    from gcloudctl.api.app import create_app
+    dossiers = tmp_path / "dossiers"
+    dossiers.mkdir()
+    (dossiers / "byt-dossier.html").write_text("<html><body><h1>Hồ sơ tuân thủ byt-dossier</h1></body></html>")
+    app = create_app(service, validator, agencies=config.agencies, limiter=RateLimiter(rate=1000, burst=1000),
+                     console={"login": login, "dossier_dir": dossiers})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        submit(client, "byt-dossier")
+        submit(client, "byt-none")
+        assert log_in(client, "tran.thi.b").status_code == 303
+        assert 'href="/web/tenants/byt-dossier/dossier"' in client.get("/web/tenants/byt-dossier").text
+        assert 'id="dossier"' not in client.get("/web/tenants/byt-none").text
+        served = client.get("/web/tenants/byt-dossier/dossier")
+        assert served.status_code == 200 and "Hồ sơ tuân thủ byt-dossier" in served.text
+        assert "default-src 'none'" in served.headers["content-security-policy"]
+        assert client.get("/web/tenants/byt-none/dossier").status_code == 404
+        assert client.get("/web/tenants/..%2Fx/dossier").status_code == 404
+    with TestClient(app, raise_server_exceptions=False) as other:
+        assert log_in(other, "hoang.van.e").status_code == 303  # BTC
+        assert other.get("/web/tenants/byt-dossier/dossier").status_code == 404
