@@ -36,6 +36,7 @@ from gcloudctl.resources import POWER, Address, Kind, ObservedState, Ref, Resour
 
 log = logging.getLogger("gcloudctl.drivers.openstack")
 
+ERROR_WITHOUT_FAULT_GRACE = 10.0  # seconds an ERROR without a fault must last before a wait gives up on it
 COMPUTE_MICROVERSION = "2.64"  # 2.47: flavor.original_name in server detail; 2.64: server group "policy"
 API_VERSION_PATH = {"identity": "v3", "compute": "v2.1", "network": "v2.0", "image": "v2", "block-storage": "v3"}
 NEUTRON_COLLECTION = {
@@ -91,6 +92,7 @@ class Catalogs:
         self.project_domains: dict[str, str] = {}  # project id -> its domain id (token scopes)
         self.no_tag_creation: set[str] = set()  # Neutron collections refusing tags in POST
         self.neutron_extensions: set[str] | None = None
+        self.compute_quotas: dict[str, tuple[float, dict]] = {}  # project id -> (read at, Nova quota set)
 
 
 class ServerWatch:
@@ -157,8 +159,9 @@ def _bounded(seconds: float, clock: Callable[[], float]) -> float:
 class OpenStackDriver:
     def __init__(self, api: RestApi, *, create_missing_users: bool = False, server_timeout: float = 600.0,
                  poll_interval: float = 0.5, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, quota_cache_seconds: float = 60.0):
         self.api = api
+        self.quota_cache_seconds = quota_cache_seconds
         self.create_missing_users = create_missing_users
         self.server_timeout = server_timeout
         self.poll_interval = poll_interval
@@ -482,12 +485,22 @@ class OpenStackDriver:
         """Wait for ACTIVE (ERROR fails at once). All servers a run is waiting for share one
         list call per poll interval, so waiting for 20 servers costs what waiting for 1 does."""
         give_up = self.clock() + self.server_timeout
+        error_since: float | None = None
         while True:
             remaining(self.clock)  # TimeoutExpired past the command's deadline
             server = self.watch.status(server_id, project_id)
             status = server.get("status") if server else None
             if status == "ACTIVE":
                 return
+            if status == "ERROR" and not (server.get("fault") or {}).get("message"):
+                # Nova shows a build it is rescheduling as ERROR for a moment, without a fault
+                # record (seen on devcloud: BUILD -> ERROR -> BUILD -> ACTIVE); a real failure
+                # keeps its ERROR (and gets its fault) past the grace.
+                error_since = self.clock() if error_since is None else error_since
+                if self.clock() - error_since < ERROR_WITHOUT_FAULT_GRACE:
+                    continue
+            else:
+                error_since = None
             if status == "ERROR":
                 fault = (server.get("fault") or {}).get("message", "no fault message")
                 raise CloudError(f"server {name} went to ERROR: {fault}", transient=False,
@@ -757,7 +770,7 @@ class OpenStackDriver:
     def agency_quotas(self, owner: Owner) -> dict[str, dict[str, int]]:
         """The quotas of the agency's other tenants: tenant -> {instances, cores, ram, floatingip}.
         One project list (by the agency tag, proven by domain and tags), one bulk Neutron quota
-        list, and one Nova quota read per other tenant (Nova has no bulk quota listing)."""
+        list, and one Nova quota read per other tenant with quotas set (Nova has no bulk listing)."""
         projects = self.api.request("identity", "GET", "/projects",
                                     params={"tags": naming.AGENCY_TAG_PREFIX + owner.agency})["projects"]
         domain_id = self.domain_id(owner.domain)
@@ -771,16 +784,42 @@ class OpenStackDriver:
                 others[project["id"]] = tenant
         if not others:
             return {}
+        # Only tenants whose quotas are set count: gcloudctl sets them when it makes a tenant
+        # and resets them first when it destroys one, so a tenant being destroyed (its quotas
+        # back at the cloud's defaults) is not counted with the defaults. Neutron lists the
+        # projects with quotas set in one call; Nova is read per such tenant.
         network = {q.get("project_id") or q.get("tenant_id"): q
                    for q in self.api.request("network", "GET", "/quotas")["quotas"]}
         out = {}
         for pid, tenant in sorted(others.items(), key=lambda item: item[1]):
-            compute = self.api.request("compute", "GET", f"/os-quota-sets/{pid}",
-                                       microversion=COMPUTE_MICROVERSION)["quota_set"]
-            net = network.get(pid) or self.api.request("network", "GET", f"/quotas/{pid}")["quota"]
+            if pid not in network:
+                continue
+            compute = self._compute_quota(pid)
+            if compute is None:  # deleted since the project list: counts nothing
+                continue
             out[tenant] = {"instances": compute.get("instances", 0), "cores": compute.get("cores", 0),
-                           "ram": compute.get("ram", 0), "floatingip": net.get("floatingip", 0)}
+                           "ram": compute.get("ram", 0), "floatingip": network[pid].get("floatingip", 0)}
         return out
+
+    def _compute_quota(self, pid: str) -> dict | None:
+        """A project's Nova quota, cached `quota_cache_seconds` (a controller planning many new
+        tenants of one agency reads each other tenant's quota once per interval, not once per
+        plan). None when the project is gone."""
+        now = self.clock()
+        with self.cache.lock:
+            cached = self.cache.compute_quotas.get(pid)
+        if cached is not None and now - cached[0] < self.quota_cache_seconds:
+            return cached[1]
+        try:
+            quota = self.api.request("compute", "GET", f"/os-quota-sets/{pid}",
+                                     microversion=COMPUTE_MICROVERSION)["quota_set"]
+        except CloudError as exc:
+            if exc.status in (400, 404):
+                return None
+            raise
+        with self.cache.lock:
+            self.cache.compute_quotas[pid] = (now, quota)
+        return quota
 
     def _role_id(self, name: str) -> str:
         with self.cache.lock:
@@ -997,8 +1036,10 @@ class SdkApi:
     with a hint naming the clouds.yaml files searched; the deadline raises TimeoutExpired."""
 
     def __init__(self, cloud: str | None = None, *, connection: Any = None, settings: ApiSettings | None = None,
-                 budget: RateBudget | None = None, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic):
+                 budget: RateBudget | None = None, config_files: list[str] | None = None,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
+        """`config_files`: read clouds.yaml from these only (tests, the fault injector's own file);
+        default: openstacksdk's search (OS_CLIENT_CONFIG_FILE, ./, ~/.config/openstack, /etc/openstack)."""
         import openstack  # only drivers import openstacksdk
         from keystoneauth1 import exceptions as ks_exc
 
@@ -1013,7 +1054,7 @@ class SdkApi:
         self._lock = threading.Lock()
         self._auth_lock = threading.Lock()
         if connection is None:
-            region = _cloud_region(cloud)
+            region = _cloud_region(cloud, config_files)
             self.settings = settings or ApiSettings.from_cloud_config(region.config, _where(cloud))
             self.conn = openstack.connection.Connection(config=region)
         else:
@@ -1266,7 +1307,7 @@ def _paths_hint(cloud: str | None) -> str:
     return text + "; choose the entry with --cloud or OS_CLOUD"
 
 
-def _cloud_region(cloud: str | None) -> Any:
+def _cloud_region(cloud: str | None, config_files: list[str] | None = None) -> Any:
     """The clouds.yaml entry (or OS_* variables), with the v3 plugin when the auth URL names /v3
     (the generic `password` plugin first GETs the auth URL to discover the identity version:
     one request more per login). Configuration problems raise Unreachable (exit 6)."""
@@ -1274,7 +1315,7 @@ def _cloud_region(cloud: str | None) -> Any:
     from keystoneauth1 import exceptions as ks_exc
 
     try:
-        config = openstack.config.OpenStackConfig(load_envvars=True)
+        config = openstack.config.OpenStackConfig(load_envvars=config_files is None, config_files=config_files)
         region = config.get_one(cloud=cloud)
         auth_type = region.config.get("auth_type") or "password"
         auth = region.config.get("auth") or {}
