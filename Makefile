@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo demo-guests test test-fast bench install clean-demo
+.PHONY: demo demo-guests test test-fast bench install clean-demo wheel
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ test: $(STAMP) /usr/bin/chromium
 ## test-fast: no devcloud, no test hosts
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not devcloud and not testhost and not postgres"
+
+## wheel: the installable package in dist/ (templates, playbooks, catalogs inside); tests/packaging installs it
+## in a fresh venv and runs it outside the checkout
+wheel: $(STAMP)
+	$(BIN)/pip wheel --no-deps --no-build-isolation -w dist .
 
 bench: $(STAMP)
 	$(BIN)/python bench/tenant_bench.py --sizes 3,20

@@ -29,6 +29,26 @@ COMMAND_MODULES = ("core", "tenants", "devcloud", "controller", "hardening", "ap
                    "compliance")
 
 
+# Modules of optional extras (pyproject.toml [project.optional-dependencies]): a command that
+# needs one when it is not installed says which extra to install instead of a traceback.
+OPTIONAL_MODULES = {"ansible_runner": "hardening", "ansible": "hardening", "psycopg": "postgres"}
+# Commands that cannot start without a module of an extra: checked before they run (nothing is
+# observed or written first). `apply` needs it only when it hardens: its use case checks that.
+COMMAND_NEEDS = {"harden": ("ansible_runner",)}
+
+
+def _check_command_needs(command: str | None) -> None:
+    import importlib.util
+
+    for module in COMMAND_NEEDS.get(command or "", ()):
+        try:
+            missing = importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):  # a module set to None in sys.modules (tests) counts as missing
+            missing = True
+        if missing:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+
 def _set_output(ctx: click.Context, _param, value: str | None) -> None:
     """Callback of the per-command `-o`: the same effect as the global one."""
     app = ctx.find_object(AppContext)
@@ -102,6 +122,7 @@ def cli(ctx: click.Context, **options) -> None:
     lang = options.pop("lang", None)
     i18n.set_language(i18n.language(lang))
     ctx.obj = AppContext.from_options(**options)
+    _check_command_needs(ctx.invoked_subcommand)
 
 
 def _register_commands() -> None:
@@ -186,6 +207,18 @@ def main(argv: list[str] | None = None) -> int:
             click.echo(_("hint: {hint}", hint=exc.hint), err=True)
         code = exc.exit_code
         _emit_error(fmt, error_document(exc.message, code, kind=type(exc).__name__, hint=exc.hint))
+    except ModuleNotFoundError as exc:
+        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        if extra is None or debug:
+            raise
+        message = _("this command needs the optional part '{extra}' of gcloudctl ({module} is not installed)",
+                    extra=extra, module=exc.name)
+        hint = _("install it with: pip install 'gcloudctl[{extra}]' (with pipx: pipx install --force "
+                 "'gcloudctl[{extra}]')", extra=extra)
+        click.echo(_("error: {message}", message=message), err=True)
+        click.echo(_("hint: {hint}", hint=hint), err=True)
+        code = ExitCode.ERROR
+        _emit_error(fmt, error_document(message, code, kind="MissingExtra", hint=hint))
     except KeyboardInterrupt:
         click.echo(_("Interrupted; re-run the same command to converge."), err=True)
         code = 130
