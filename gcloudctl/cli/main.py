@@ -78,6 +78,13 @@ def ensure_output_option(command: click.Command) -> None:
     command.params.append(_output_option())
 
 
+def _export_dir(_ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--templates-dir / --playbooks-dir: the same as their environment variables, which the
+    template renderer and the playbook runner read (so a subprocess sees them too)."""
+    if value:
+        os.environ[param.envvar] = os.path.abspath(value)
+
+
 class OutputGroup(click.Group):
     """The root group: every command added gets the common `-o/--output` (see `ensure_output_option`)."""
 
@@ -98,6 +105,12 @@ class OutputGroup(click.Group):
 @click.option("--rulebook", envvar="GCLOUDCTL_RULEBOOK", help="Classification rulebook: a profile name or a YAML file.")
 @click.option("-o", "--output", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True,
               envvar="GCLOUDCTL_OUTPUT", help="Output format (every command also takes -o).")
+@click.option("--templates-dir", type=click.Path(file_okay=False, exists=True), envvar="GCLOUDCTL_TEMPLATES_DIR",
+              callback=_export_dir, expose_value=False,
+              help="Your own cloud-init templates (default: those shipped in the package).")
+@click.option("--playbooks-dir", type=click.Path(file_okay=False, exists=True), envvar="GCLOUDCTL_PLAYBOOKS_DIR",
+              callback=_export_dir, expose_value=False,
+              help="Your own hardening playbooks (default: those shipped in the package).")
 @click.option("--lang", type=click.Choice(i18n.LANGUAGES), envvar="GCLOUDCTL_LANG",
               help="Language of messages (default: from LANG, e.g. vi_VN.UTF-8 -> vi).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)

@@ -125,3 +125,16 @@ def test_platform_file_with_its_own_rulebook(tree, capsys):
 def test_examples_shipped_in_the_repo_are_valid(capsys, tmp_path):
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     assert main(["validate", str(tmp_path / "examples")]) == 0
+
+
+def test_templates_dir_option_overrides_the_shipped_templates(tmp_path, monkeypatch, capsys):
+    """Operators replace the shipped cloud-init templates with --templates-dir (or its env variable)."""
+    monkeypatch.setenv("GCLOUDCTL_TEMPLATES_DIR", str(tmp_path))  # restored after the test
+    request = tmp_path / "request.yaml"
+    request.write_text(EXAMPLE, encoding="utf-8")
+    own = tmp_path / "own"
+    own.mkdir()
+    assert main(["--templates-dir", str(own), "validate", str(request)]) == 2
+    assert "template 'default.yaml.j2' does not exist" in capsys.readouterr().err
+    (own / "default.yaml.j2").write_text("#cloud-config\nhostname: {{ hostname | tojson }}\n", encoding="utf-8")
+    assert main(["--templates-dir", str(own), "validate", str(request)]) == 0
