@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from importlib import resources
@@ -34,6 +35,16 @@ _CURRENT: ContextVar[str | None] = ContextVar("gcloudctl_lang", default=None)
 def set_language(lang: str | None) -> None:
     """Make `lang` the language of `gettext` calls without an explicit one (None: the locale)."""
     _CURRENT.set(normalise(lang))
+
+
+@contextmanager
+def use_language(lang: str | None):
+    """`set_language(lang)` for the duration of a block (one CLI invocation), then as before."""
+    token = _CURRENT.set(normalise(lang))
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
 
 
 def normalise(lang: str | None) -> str | None:

@@ -189,9 +189,13 @@ def _debug_requested(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    with i18n.use_language(i18n.language(_argv_value(argv, None, "--lang"))):
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     debug = _debug_requested(argv)
     fmt = requested_format(argv, os.environ)
-    i18n.set_language(i18n.language(_argv_value(argv, None, "--lang")))
     try:
         result = cli.main(args=argv, prog_name="gcloudctl", standalone_mode=False)
         code = int(result) if isinstance(result, int) else ExitCode.OK
