@@ -208,3 +208,12 @@ def test_os_cloud_still_names_the_api_identity(monkeypatch):
     monkeypatch.setenv("OS_CLOUD", "devcloud-byt-requester")
     ctx = AppContext.from_options(cloud=None)
     assert (ctx.cloud, ctx.cloud_explicit) == ("devcloud-byt-requester", None)
+
+
+def test_request_list_and_status_answer_o_json(tmp_path, capsys):
+    """`request list -o json` and `status T -o json` answered "No such option" before."""
+    db = f"sqlite:///{tmp_path / 'controller.db'}"
+    assert cli_main.main(["request", "list", "--db", db, "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert cli_main.main(["status", "nope-tenant", "--db", db, "-o", "json"]) == 7
+    checked("error", capsys.readouterr().out, capsys)
