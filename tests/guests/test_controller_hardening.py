@@ -2,12 +2,16 @@
 servers without anyone running `apply`.
 
 A level-3 request (3 servers on a dmz network, each with `hardening` and a floating IP) is
-submitted by the BYT requester and approved by two BYT approvers (the request service with
+submitted by a BTC requester and approved by two BTC approvers (the request service with
 their identities); `gcloudctl controller run --once` with the controller's own key
 (`--ssh-key`, `--ssh-proxy-command`) provisions it, hardens every server over SSH with host keys
 verified from the compute API's console, and verifies it with the audit checks. Then: status
 says Hardened=True, events and the audit trail say which servers were hardened, `audit-hosts`
-finds 0 failed controls, and a second controller pass hardens nothing again. Timing: second
+finds 0 failed controls, and a second controller pass hardens nothing again. What the controls
+hold, seen from outside: from another guest the declared port (443) answers and SSH does not
+(SSH only from the catalog's admin sources), and a line logged on a guest reaches the central
+log receiver the catalog names (`spec.logging`, listening in the external network's namespace)
+within 10 s. Without a key the controller hardens nothing and says NoKey. Timing: second
 approval -> hardened and verified (the number in docs/hardening.md, "Controller path").
 """
 
@@ -15,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
+import uuid
 
 import pytest
 import yaml
@@ -25,8 +31,17 @@ from gcloudctl import pipeline
 from gcloudctl.controller import approvals
 from gcloudctl.controller.service import RequestService, utcnow
 from gcloudctl.controller.store import open_store
-from tests.cloud.helpers import gcloudctl, unique_tenant
-from tests.controller.conftest import BYT_APPROVER1, BYT_APPROVER2, BYT_REQUESTER, OPERATOR
+from gcloudctl.drivers import ssh
+from gcloudctl.testhost.logreceiver import LogReceiver
+from tests.cloud.helpers import gcloudctl, openstack, unique_tenant
+from gcloudctl.model.identity import GcloudRole
+from tests.controller.conftest import person
+
+# BTC's people (the request service is given their identities as the API would build them from
+# their Keystone tokens); BTC, so that other suites' BYT tenants do not count against its ceiling
+BTC_REQUESTER = person("u-btc-req", "hoang.van.e", "BTC", GcloudRole.REQUESTER)
+BTC_APPROVER1 = person("u-btc-app1", "btc.approver1", "BTC", GcloudRole.APPROVER)
+BTC_APPROVER2 = person("u-btc-app2", "btc.approver2", "BTC", GcloudRole.APPROVER)
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.testhost, pytest.mark.slow]
 
@@ -38,17 +53,20 @@ def level3_request(tenant: str, public_key: str) -> str:
     the only zone where level 3 allows floating IPs; HTTPS from anywhere, SSH only in the group."""
     return yaml.safe_dump({
         "apiVersion": "gcloud.gov.vn/v1", "kind": "TenantRequest",
-        "metadata": {"name": tenant, "agency": "BYT", "requester": "nguyen.van.a",
+        "metadata": {"name": tenant, "agency": "BTC", "requester": "hoang.van.e",
                      "description": "controller hardening test"},
         "spec": {
             "classification": 3, "region": "hn1",
             "quotas": {"instances": 3, "cores": 8, "ramMiB": 16384, "floatingIPs": 3},
-            "members": [{"user": "nguyen.van.a", "roles": ["member"]}],
+            "members": [{"user": "hoang.van.e", "roles": ["member"]}],
             "networks": [{"name": "dmz", "zone": "dmz"}],
             "router": {"externalNetwork": "public"},
             "securityGroups": [{"name": "web", "rules": [
                 {"direction": "ingress", "protocol": "tcp", "ports": "443", "remote": "0.0.0.0/0"},
-                {"direction": "ingress", "protocol": "tcp", "ports": "22", "remoteGroup": "web"}]}],
+                {"direction": "ingress", "protocol": "tcp", "ports": "22", "remoteGroup": "web"},
+                # outbound (level 3 filters it on the host too): the probes of test_3 may leave
+                {"direction": "egress", "protocol": "tcp", "ports": "443", "remote": "10.0.0.0/8"},
+                {"direction": "egress", "protocol": "tcp", "ports": "22", "remote": "10.0.0.0/8"}]}],
             "keypairs": [{"name": "ops", "publicKey": public_key}],
             "servers": [{"name": "web", "count": 3, "flavor": "g1.small", "image": "debian-12-hardened",
                          "networks": ["dmz"], "securityGroups": ["web"], "keypair": "ops", "floatingIP": True,
@@ -62,16 +80,19 @@ def world(guests_devcloud, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ctl-harden")
     key = tmp / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "controller@test", "-f", str(key)], check=True)
-    tenant = unique_tenant("byt-ctlh")
+    tenant = unique_tenant("btc-ctlh")
     request = tmp / f"{tenant}.yaml"
     request.write_text(level3_request(tenant, (tmp / "id_ed25519.pub").read_text().strip()))
     proxy = gcloudctl("devcloud", "proxy-command", check=True).stdout.strip()
     db = tmp / "controller.db"
+    log_host = pipeline.Config.load().catalog.spec.logging  # the central log host the catalog names
+    receiver = LogReceiver.start("gcd-pub", str(log_host.host), int(log_host.port), str(log_host.protocol))
     saved = os.environ.get("GCLOUDCTL_STATE_DIR")
     os.environ["GCLOUDCTL_STATE_DIR"] = str(tmp / "state")  # the tenant's known_hosts start empty
     state = {"tenant": tenant, "request": request, "key": str(key), "proxy": proxy, "tmp": tmp,
-             "db_url": f"sqlite:///{db}", "numbers": {}}
+             "db_url": f"sqlite:///{db}", "numbers": {}, "receiver": receiver}
     yield state
+    receiver.stop()
     if gcloudctl("destroy", tenant, "--yes").returncode != 0:
         gcloudctl("destroy", tenant, "--yes")
     if saved is None:
@@ -111,11 +132,11 @@ def test_1_approved_level3_request_is_provisioned_hardened_and_verified_by_the_c
     try:
         service = RequestService(store, config.agencies, approvals.parse_rules(approvals.default_rules_text()),
                                  lambda text, name: pipeline.load_request(text, config, filename=name), utcnow)
-        version = service.submit(world["request"].read_text(), caller=BYT_REQUESTER)
+        version = service.submit(world["request"].read_text(), caller=BTC_REQUESTER)
         assert version["approvalsRequired"] == 2  # level 3: two approvers
-        version = service.approve(version["id"], caller=BYT_APPROVER1, reason="controller hardening test")
+        version = service.approve(version["id"], caller=BTC_APPROVER1, reason="controller hardening test")
         assert version["state"] == "pending-approval"
-        version = service.approve(version["id"], caller=BYT_APPROVER2, reason="controller hardening test")
+        version = service.approve(version["id"], caller=BTC_APPROVER2, reason="controller hardening test")
         assert version["state"] == "approved"
     finally:
         store.dispose()
@@ -166,7 +187,57 @@ def test_2_a_second_pass_does_not_harden_again(world):
     assert seconds < 30, "a converged pass must not run the playbooks again"
 
 
-def test_3_without_a_key_the_controller_says_so(world):
+def addresses(world) -> dict[str, dict[str, str]]:
+    """Server name -> {"fixed": ip, "floating": ip}, read with the `openstack` CLI."""
+    pid = openstack("project", "show", "--domain", "BTC", world["tenant"])["id"]
+    found = {}
+    for server in openstack("server", "list", "--all-projects", "--project", pid, "--long"):
+        networks = server["Networks"]
+        ips = [a for v in networks.values() for a in v] if isinstance(networks, dict) else re.findall(
+            r"[\d.]+", str(networks))
+        found[server["Name"]] = {"floating": next(a for a in ips if a.startswith("172.24.4.")),
+                                 "fixed": next(a for a in ips if not a.startswith("172.24.4."))}
+    return found
+
+
+def session(world, address: str):
+    target = ssh.SshTarget(host=address, user="gcadmin", key_file=world["key"], proxy_command=world["proxy"])
+    return ssh.connect(target, ssh.known_hosts_path(world["tenant"]))
+
+
+PROBE = ("python3 -c \"import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), 3).close()"
+         "\n print('open')\nexcept OSError as e:\n print('closed', type(e).__name__)\" {} {}")
+
+
+def test_3_the_host_firewall_and_the_log_forwarding_hold(world):
+    """From another guest of the tenant: the declared port (443) answers, SSH (allowed by the
+    security group from the group, but not from the admin sources) does not; a line logged on a
+    guest reaches the central log receiver named in the catalog within 10 s."""
+    ips = addresses(world)
+    with session(world, ips["web-1"]["floating"]) as web1:
+        code, _, err = web1.run("nohup python3 -m http.server 443 --bind 0.0.0.0 >/dev/null 2>&1 & sleep 1; "
+                                "ss -ltn | grep -q ':443 '", sudo=True)
+        assert code == 0, err
+        code, out, _ = web1.run("ss -ltn | grep -c ':22 '", sudo=True)
+        assert code == 0 and int(out.strip()) >= 1  # sshd listens: a closed port would prove nothing
+        marker = f"gcloudctl-central-log-{uuid.uuid4().hex[:10]}"
+        started = time.monotonic()
+        code, _, err = web1.run(f"logger -t gcloudctl-test {marker}")
+        assert code == 0, err
+        line, waited = world["receiver"].wait_for(marker, timeout=10)
+        world["numbers"]["log_line_arrived_s"] = round(time.monotonic() - started, 2)
+        assert "web-1" in line, line
+    with session(world, ips["web-2"]["floating"]) as web2:
+        target = ips["web-1"]["fixed"]
+        code, out, err = web2.run(PROBE.format(target, 443))
+        assert out.strip() == "open", (out, err)
+        code, out, err = web2.run(PROBE.format(target, 22))
+        assert out.startswith("closed"), (out, err)  # SSH only from the admin sources (catalog)
+    with session(world, ips["web-1"]["floating"]) as web1:
+        web1.run("pkill -f 'http.server 443'", sudo=True)
+
+
+def test_4_without_a_key_the_controller_says_so(world):
     """A controller started without --ssh-key hardens nothing and says NoKey for servers it would
     have to harden; here the tenant is asked to be hardened again (explicit request)."""
     asked = gcloudctl("controller", "harden", world["tenant"], "--db", world["db_url"], "--reason", "test")
