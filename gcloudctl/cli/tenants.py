@@ -282,10 +282,12 @@ def describe_cmd(app: AppContext, tenant: str, region: str | None, agency: str |
     data = {"tenant": tenant, "agency": owner.agency, "domain": owner.domain, "project_id": observed.project_id,
             "resources": [{"address": str(r.address), "id": r.id, "status": r.status, "managed": r.managed,
                            "detail": _detail(r)} for r in resources]}
-    emit(fmt or app.output, data, lambda: f"Tenant {tenant} of agency {owner.agency} (domain {owner.domain}, "
-                                          f"project {observed.project_id})\n" + table(
-        ["ADDRESS", "STATUS", "DETAIL", "OWNER"],
-        [[str(r.address), r.status or "", _detail(r), "gcloudctl" if r.managed else "OUT-OF-BAND"] for r in resources]))
+    emit(fmt or app.output, data, lambda: gettext(
+        "Tenant {tenant} of agency {agency} (domain {name}, project {project})", tenant=tenant, agency=owner.agency,
+        name=owner.domain, project=observed.project_id) + "\n" + table(
+        [gettext("ADDRESS"), gettext("STATUS"), gettext("DETAIL"), gettext("OWNER")],
+        [[str(r.address), r.status or "", _detail(r), "gcloudctl" if r.managed else gettext("OUT-OF-BAND")]
+         for r in resources]))
 
 
 def _detail(resource) -> str:
