@@ -31,7 +31,6 @@ import re
 import socket
 import struct
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +120,7 @@ class FaultProxies:
         self._servers: dict[str, http.server.ThreadingHTTPServer] = {}
         self.url_map: dict[str, str] = {}
         self._rewrite: re.Pattern | None = None
+        self.stopping = threading.Event()  # set by stop(): a `slow` request still waiting is dropped, not sent
 
     def start(self) -> "FaultProxies":
         for name, upstream in self.upstreams.items():
@@ -133,6 +133,7 @@ class FaultProxies:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         for server in self._servers.values():
             server.shutdown()
             server.server_close()
@@ -218,8 +219,9 @@ def _handler(proxies: FaultProxies, service: str, upstream: str) -> type:
             if fault is Fault.RESET:
                 self._reset()
                 return
-            if fault is Fault.SLOW:
-                time.sleep(seconds)
+            if fault is Fault.SLOW and proxies.stopping.wait(seconds):
+                self._reset()  # the proxies are stopping: the request never reaches the cloud
+                return
             try:
                 status, headers, reply = self._forward(body)
             except OSError:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from gcloudctl import naming
 from gcloudctl.drivers.base import IdMap, current_deadline, deadline_scope, remaining
-from gcloudctl.drivers.openstack_state import RawSnapshot, to_observed
+from gcloudctl.drivers.openstack_state import ROUTER_INTERFACE_OWNERS, RawSnapshot, to_observed
 from gcloudctl.errors import CloudError, GcloudctlError, NotOwned, Refused, TimeoutExpired, Unreachable
 from gcloudctl.expand import OPERATOR
 from gcloudctl.ownership import Owner, claims, refusal
@@ -394,10 +394,26 @@ class OpenStackDriver:
             "external_gateway_info": {"network_id": self._external_network(a["external_network"], ids)}})["id"]
 
     def _create_router_interface(self, res: Resource, ids: IdMap) -> str:
-        router_id = ids.resolve(res.attrs["router"])
-        reply = self.api.request("network", "PUT", f"/routers/{router_id}/add_router_interface",
-                                 json={"subnet_id": ids.resolve(res.attrs["subnet"])})
+        router_id, subnet_id = ids.resolve(res.attrs["router"]), ids.resolve(res.attrs["subnet"])
+        try:
+            reply = self.api.request("network", "PUT", f"/routers/{router_id}/add_router_interface",
+                                     json={"subnet_id": subnet_id})
+        except CloudError as exc:
+            # an earlier attempt whose answer was lost made it: "Router already has a port on subnet"
+            existing = self._router_interface(router_id, subnet_id) if exc.status == 400 else None
+            if existing is None:
+                raise
+            return existing
         return reply["port_id"]
+
+    def _router_interface(self, router_id: str, subnet_id: str) -> str | None:
+        """The id of the router's interface port on the subnet, or None."""
+        ports = self.api.request("network", "GET", "/ports", params={"device_id": router_id})["ports"]
+        for port in ports:
+            if (port.get("device_owner") or "") in ROUTER_INTERFACE_OWNERS and \
+                    any(f.get("subnet_id") == subnet_id for f in port.get("fixed_ips") or []):
+                return port["id"]
+        return None
 
     def _create_security_group(self, res: Resource, ids: IdMap) -> str:
         a = res.attrs
@@ -561,7 +577,9 @@ class OpenStackDriver:
                                       microversion=COMPUTE_MICROVERSION)["server_groups"]
             match = [g for g in groups if g.get("project_id") == pid and g["name"] == a["name"]]
             return match[0]["id"] if match else None
-        return None  # quotas, memberships, rules, router interfaces: their creates are idempotent
+        if kind is Kind.ROUTER_INTERFACE:
+            return self._router_interface(ids.resolve(a["router"]), ids.resolve(a["subnet"]))
+        return None  # quotas, memberships, rules: their creates are idempotent
 
     # ---------------------------------------------------------------- update
     def update(self, before: Resource, after: Resource, changed: tuple[str, ...], ids: IdMap) -> None:

@@ -198,3 +198,15 @@ def test_deadline_bounds_changes_in_flight(config, example_doc, case):
     statuses = {str(o.node): o.status for o in result.outcomes}
     assert Status.CANCELLED in statuses.values(), statuses
     assert statuses["create network.app"] is Status.DONE, "what was done before the deadline is reported done"
+
+
+def test_lost_reply_of_a_router_interface_is_adopted(config, example_doc):
+    """Seen under injected faults on devcloud: the interface was added but the answer lost;
+    the retry's 400 "Router already has a port on subnet" means done, not failed."""
+    api = FakeApi()
+    api.inject("PUT", r"/add_router_interface$", 503, times=1, after=True)
+    plan = _plan(config, example_doc, api)
+    result = apply(plan, FakeCloud(api), IdMap.from_observed(plan.observed), retry=FAST)
+    assert result.ok, result.failed
+    interfaces = [p for p in api.neutron["ports"].values() if p.get("device_owner") == "network:router_interface"]
+    assert len(interfaces) == 2, "one interface per subnet, none twice"
