@@ -80,9 +80,14 @@ def _inventory(app, tenant: str, opts: dict) -> tuple[dict, int, list[tuple[str,
     if not isinstance(hosts, list):
         raise InvalidInput("hosts must be a list of {name, role, zones, fixed_ips, floating_ip, image, status}")
     _, left_out = select_hosts(hosts)
+    from gcloudctl.usecases.apply import firewall_settings
+
+    # servers from the cloud: the host firewall's admin sources and the central log host are the
+    # platform catalog's, as `apply` and the controller use them (a --hosts file carries its own)
+    platform = {} if opts.get("hosts_file") else firewall_settings(None, app.config())
     inv = build_inventory(tenant, int(level), hosts, automation_user=opts["automation_user"], bastion=bastion,
                           proxy_command=opts.get("proxy_command"), key_file=opts.get("key_file"),
-                          known_hosts=str(_known_hosts(tenant, opts)))
+                          known_hosts=str(_known_hosts(tenant, opts)), **platform)
     return inv, int(level), left_out
 
 
