@@ -45,13 +45,16 @@ def build_app(config: Any, options: ServeOptions, environ: dict[str, str] | None
     from gcloudctl.api.app import create_app
     from gcloudctl.controller import compose
     from gcloudctl.drivers.keystone import KeystoneValidator
+    from gcloudctl.drivers.keystone_login import KeystoneLogin
 
-    validator = CachingValidator(KeystoneValidator.from_cloud(options.service_cloud, timeout=options.keystone_timeout),
-                                 ttl_seconds=options.token_cache_seconds)
+    keystone = KeystoneValidator.from_cloud(options.service_cloud, timeout=options.keystone_timeout)
+    validator = CachingValidator(keystone, ttl_seconds=options.token_cache_seconds)
     service = compose.request_service(config, db_url=options.db_url, environ=dict(os.environ if environ is None
                                                                                    else environ))
+    # the console shows verdicts of the server's own rulebook and logs people in at its Keystone
+    console = {"rulebook": config.rulebook, "login": KeystoneLogin(keystone.session, timeout=options.keystone_timeout)}
     return create_app(service, validator, agencies=config.agencies,
-                      limiter=RateLimiter(rate=options.rate, burst=options.burst))
+                      limiter=RateLimiter(rate=options.rate, burst=options.burst), console=console)
 
 
 def serve(config: Any, options: ServeOptions, environ: dict[str, str] | None = None) -> None:
