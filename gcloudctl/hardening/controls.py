@@ -99,6 +99,26 @@ print(f"needed: {need} days")
 sys.exit(0 if ok else 1)
 PY
 }
+# outbound default deny: a connection to a destination nobody declared (the first other address of
+# the host's subnet, tcp/9) must fail AND be counted by the firewall's final reject rule
+egress_probe() { out=$(nft list chain inet gcloudctl output 2>/dev/null) || { echo 'no gcloudctl output chain live'; return 1; }
+  echo "$out" | grep -q 'policy drop' || { echo 'outbound policy is not drop'; return 1; }
+  n0=$(echo "$out" | awk '/counter packets [0-9]+ .*reject/ {print $3}')
+  r=$(python3 - <<'PY'
+import ipaddress, socket, subprocess
+line = subprocess.run(["ip", "-o", "-4", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout.split()
+iface = ipaddress.ip_interface(line[3])
+dst = next(str(a) for a in iface.network.hosts() if a != iface.ip)
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect((dst, 9)); print(f"tcp to {dst}:9 connected")
+except OSError as e:
+    print(f"tcp to {dst}:9 failed ({e.strerror or e})")
+PY
+); n1=$(nft list chain inet gcloudctl output 2>/dev/null | awk '/counter packets [0-9]+ .*reject/ {print $3}')
+  echo "$r; deny counter ${n0:-none} -> ${n1:-none}"
+  case "$r" in *failed*) [ -n "$n0" ] && [ "${n1:-0}" -gt "$n0" ] && echo 'refused by the host firewall' && return 0;; esac
+  echo 'not stopped by the host firewall'; return 1; }
 kernel_na() { if in_container && ! [ -w /proc/sys/kernel ]; then
   echo "kernel-wide sysctl $1 is shared with the machine and read-only in this container;" \
        "configured on disk: $(grep -rhs "^$1" /etc/sysctl.d/ | tail -1 || echo no)"; exit 3; fi; }
@@ -233,14 +253,7 @@ CONTROLS: tuple[Control, ...] = (
        " if echo \"$r\" | head -n \"$first\" | grep -vE 'dport 22 accept' | grep -E 'accept$' | grep -vqE 'ct state|iif \"lo\"|l4proto'; then"
        " echo 'an accept rule before the SSH drop could admit SSH'; exit 1; fi; echo 'SSH: admin sources only, then drop'"),
     _c("GC-FW-04", "outbound traffic filtered (default deny; only declared destinations)", 3, "4.3.8",
-       "nft list chain inet gcloudctl output 2>/dev/null | grep -q 'policy drop' || { echo 'outbound policy is not drop'; exit 1; };"
-       " python3 -c 'import socket,ipaddress,subprocess,sys,errno\n"
-       "net=next(l.split()[3] for l in subprocess.run([\"ip\",\"-o\",\"-4\",\"addr\",\"show\",\"scope\",\"global\"],capture_output=True,text=True).stdout.splitlines())\n"
-       "i=ipaddress.ip_interface(net); dst=str(i.network.network_address+1) if str(i.ip)!=str(i.network.network_address+1) else str(i.network.network_address+2)\n"
-       "s=socket.socket(); s.settimeout(3)\n"
-       "try:\n s.connect((dst,9)); print(\"tcp to\",dst,\"port 9 connected: not filtered\"); sys.exit(1)\n"
-       "except PermissionError: print(\"tcp to\",dst,\"port 9 (not declared): refused by the host firewall\"); sys.exit(0)\n"
-       "except OSError as e: print(\"tcp to\",dst,\"port 9:\",e,\"(not stopped by the host firewall)\"); sys.exit(1)\n'"),
+       "egress_probe"),
     _c("GC-AUD-01", "auditd installed with the project's rules", 3, "6.2.1.1",
        "dpkg -s auditd >/dev/null 2>&1 || { echo 'auditd not installed'; exit 1; };"
        " n=$(grep -c '^-' /etc/audit/rules.d/50-gcloudctl.rules 2>/dev/null || echo 0); echo \"$n audit rules on disk\"; [ $n -ge 10 ]"),

@@ -13,6 +13,7 @@ import yaml
 from gcloudctl.cli.main import main
 from gcloudctl.drivers import ssh
 from gcloudctl.errors import Refused
+from gcloudctl.hardening.inventory import render_inventory
 from tests.fixtures.testhost import TEST_NETWORK
 
 pytestmark = [pytest.mark.testhost, pytest.mark.slow]
@@ -69,9 +70,11 @@ def test_root_and_password_logins_are_refused(hardened_host):
 
 
 def _cli_check(hh, tmp_path, capsys):
-    hosts = tmp_path / "hosts.yml"
-    hosts.write_text(yaml.safe_dump({"level": hh.level, "hosts": [hh.guest.observed()]}))
-    code = main(["-o", "json", "harden", "moh-test", "--check", "--hosts", str(hosts), "--key", hh.guest.key_file,
+    # the inventory the host was hardened with (firewall from its security groups, the catalog's
+    # admin sources and log host), as `gcloudctl inventory --format json` writes it
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(render_inventory(hh.inventory, "json"))
+    code = main(["-o", "json", "harden", "moh-test", "--check", "--inventory", str(inventory), "--key", hh.guest.key_file,
                  "--proxy-command", TEST_NETWORK.proxy_command(), "--known-hosts", str(tmp_path / "kh"),
                  "--console-dir", str(hh.guest.host.state_dir.parent)])
     out = capsys.readouterr().out
