@@ -110,9 +110,9 @@ INPUT_DOCUMENTS = ("request", "platform", "agencies", "rulebook", "api")
 
 
 def _schema_names() -> list[str]:
-    from gcloudctl.cli.shapes import OUTPUT_SHAPES
+    from gcloudctl.cli.shapes import API_SHAPES, OUTPUT_SHAPES
 
-    return [*INPUT_DOCUMENTS, *OUTPUT_SHAPES, "compliance"]  # compliance: the dossier (`gcloudctl compliance`)
+    return [*INPUT_DOCUMENTS, *OUTPUT_SHAPES, *API_SHAPES, "compliance"]  # compliance: the dossier (`gcloudctl compliance`)
 
 
 @click.command("schema")
@@ -124,7 +124,8 @@ def schema_command(app, document: str, output: str | None) -> int:
     """Print a JSON Schema. Documents gcloudctl reads: request, platform (catalog), agencies,
     rulebook; `api`: the request API's OpenAPI 3.1 contract (as `GET /openapi.json` serves it).
     What commands print under -o json: error (any failure), validate, plan, tenants (get tenants),
-    describe, outputs, catalog-regions|flavors|images|zones|agencies, reap."""
+    describe, outputs, catalog-regions|flavors|images|zones|agencies, reap, request-version (request
+    submit|show|approve|reject|delete), request-versions (request list), status."""
     if document == "api":
         from gcloudctl.api.app import openapi_document
 

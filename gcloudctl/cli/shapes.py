@@ -173,6 +173,19 @@ OUTPUT_SHAPES: dict[str, type[BaseModel]] = {
 }
 
 
+# Outputs of the request commands: the request API's own models (the CLI prints what the API
+# returns, direct mode included), imported only when asked for (they load FastAPI).
+API_SHAPES = {"request-version": "Version", "request-versions": "Version[]", "status": "TenantStatus"}
+
+
+def _api_shape(name: str) -> type[BaseModel]:
+    from gcloudctl.api import app
+
+    model = getattr(app, API_SHAPES[name].removesuffix("[]"))
+    return RootModel[list[model]] if API_SHAPES[name].endswith("[]") else model
+
+
 def output_schemas() -> dict[str, dict]:
     """JSON Schema of each command output, by the name `gcloudctl schema` uses."""
-    return {name: model.model_json_schema(mode="serialization") for name, model in OUTPUT_SHAPES.items()}
+    models = dict(OUTPUT_SHAPES) | {name: _api_shape(name) for name in API_SHAPES}
+    return {name: model.model_json_schema(mode="serialization") for name, model in models.items()}

@@ -210,10 +210,21 @@ def test_os_cloud_still_names_the_api_identity(monkeypatch):
     assert (ctx.cloud, ctx.cloud_explicit) == ("devcloud-byt-requester", None)
 
 
-def test_request_list_and_status_answer_o_json(tmp_path, capsys):
+def test_request_commands_answer_o_json_with_their_schema(tmp_path, capsys):
     """`request list -o json` and `status T -o json` answered "No such option" before."""
-    db = f"sqlite:///{tmp_path / 'controller.db'}"
+    db = f"sqlite:///{tmp_path / 'store' / 'controller.db'}"
+    (tmp_path / "store").mkdir(mode=0o700)
     assert cli_main.main(["request", "list", "--db", db, "-o", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     assert cli_main.main(["status", "nope-tenant", "--db", db, "-o", "json"]) == 7
     checked("error", capsys.readouterr().out, capsys)
+    assert cli_main.main(["request", "submit", str(EXAMPLE), "--db", db, "-o", "json"]) == 0
+    assert checked("request-version", capsys.readouterr().out, capsys)["state"] == "pending-approval"
+    assert cli_main.main(["request", "list", "--db", db, "-o", "json"]) == 0
+    assert len(checked("request-versions", capsys.readouterr().out, capsys)) == 1
+    assert cli_main.main(["status", "byt-his-staging", "--db", db, "-o", "json"]) == 0
+    assert checked("status", capsys.readouterr().out, capsys)["phase"] == "pending-approval"
+
+
+def test_input_document_schemas_are_not_shadowed(capsys):
+    assert schema_of("request", capsys)["title"] == "TenantRequest"
