@@ -93,6 +93,7 @@ class Catalogs:
         self.no_tag_creation: set[str] = set()  # Neutron collections refusing tags in POST
         self.neutron_extensions: set[str] | None = None
         self.compute_quotas: dict[str, tuple[float, dict]] = {}  # project id -> (read at, Nova quota set)
+        self.group_rules: dict[str, list[dict]] = {}  # security group made here -> the rules Neutron gave it
 
 
 class ServerWatch:
@@ -418,7 +419,11 @@ class OpenStackDriver:
     def _create_security_group(self, res: Resource, ids: IdMap) -> str:
         a = res.attrs
         group = self._neutron_create(res, ids, {"name": a["name"], "description": a["description"], "tags": list(a["tags"])})
-        if not res.extra.get("keep_default_egress", True):
+        if res.extra.get("keep_default_egress", True):
+            # the egress rules Neutron made are the request's defaults: their rule creates adopt them
+            with self.cache.lock:
+                self.cache.group_rules[group["id"]] = list(group.get("security_group_rules") or [])
+        else:
             # Neutron adds allow-all egress rules to every new group; the request declared its own.
             for rule in group.get("security_group_rules") or []:
                 self._ignore_missing("network", f"/security-group-rules/{rule['id']}")
@@ -431,6 +436,12 @@ class OpenStackDriver:
                 "port_range_max": a["port_max"], "remote_ip_prefix": a["remote_ip_prefix"],
                 "remote_group_id": ids.resolve(a["remote_group"]) if a["remote_group"] else None}
         body = {k: v for k, v in body.items() if v is not None}
+        with self.cache.lock:
+            made = self.cache.group_rules.get(body["security_group_id"], [])
+        for rule in made:  # made by Neutron with the group: adopted, not sent again (it would answer 409)
+            if all(rule.get(k) == body.get(k) for k in ("direction", "ethertype", "protocol", "port_range_min",
+                                                         "port_range_max", "remote_ip_prefix", "remote_group_id")):
+                return rule["id"]
         try:
             return self.api.request("network", "POST", "/security-group-rules",
                                     json={"security_group_rule": body})["security_group_rule"]["id"]
@@ -1037,8 +1048,8 @@ def retry_safe(exc: BaseException, method: str) -> bool:
         return idempotent or exc.unsent
     if exc.status in (429, 503):
         return True
-    if exc.status == 409:  # a conflict on a write is the executor's to retry; on a read it is a glitch
-        return method in ("GET", "HEAD")
+    if exc.status == 409:  # a conflict on a write is the executor's to retry; on a read or a login it is a glitch
+        return method in ("GET", "HEAD", "LOGIN")
     return idempotent and exc.status in (500, 502, 504)
 
 
@@ -1264,7 +1275,7 @@ class SdkApi:
               microversion: str | None, project_id: str | None, project_domain_id: str | None) -> Any:
         conn = self._connection(project_id, project_domain_id)
         url = self._base_url(conn, service) + path
-        self._access(conn)  # a login (first use, expired token) is bounded and classified like any call
+        self._retrying("LOGIN", lambda: self._access(conn))  # a login (first use, expired token): bounded, retried
         headers = {"Accept": "application/json"}
         if microversion:
             headers["OpenStack-API-Version"] = f"{service} {microversion}"

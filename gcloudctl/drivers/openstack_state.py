@@ -141,10 +141,15 @@ def to_observed(owner: Owner, raw: RawSnapshot) -> ObservedState:
                       id=router["id"], status=router.get("status"), managed=ours,
                       extra={"external_network_id": gateway}))
 
-    for sg in raw.security_groups:
+    for sg in sorted(raw.security_groups, key=lambda g: not g.get("tags")):  # the tagged claim their names first
         if sg.get("name") == "default":
             continue  # created by Neutron per project; removed with the project
         address, ours = _tagged(Kind.SECURITY_GROUP, sg, tenant)
+        if not ours and not sg.get("tags") and sg.get("name") and Address(Kind.SECURITY_GROUP, sg["name"]) not in managed:
+            # made but not yet tagged (an interrupted create): ours by its deterministic name, with
+            # its rules, so the plan only sets its tags; the rules Neutron made are not deleted and
+            # made again. (A group nobody asked for is deleted as before: it is not desired.)
+            address, ours = Address(Kind.SECURITY_GROUP, sg["name"]), True
         keep(Resource(address, {"name": sg.get("name"), "description": sg.get("description") or "",
                                 "tags": sorted(sg.get("tags") or [])}, (p_addr,), id=sg["id"], managed=ours))
     for sg in raw.security_groups:
@@ -222,9 +227,16 @@ def to_observed(owner: Owner, raw: RawSnapshot) -> ObservedState:
 
     interface_by_subnet = {r.attrs["subnet"].address: r.address for r in list(managed.values()) + unmanaged
                            if r.address.kind is Kind.ROUTER_INTERFACE and isinstance(r.attrs.get("subnet"), Ref)}
-    for fip in raw.floating_ips:
+    for fip in sorted(raw.floating_ips, key=lambda f: not f.get("tags")):  # the tagged claim their servers first
         address, ours = _tagged(Kind.FLOATING_IP, fip, tenant)
         port = idx.ref(fip.get("port_id"))
+        if not ours and not fip.get("tags") and isinstance(port, Ref) and port.address in managed:
+            # made but not yet tagged (the run that created it died between create and tag): the
+            # floating IP of the server whose port it is on. Adopted (the plan sets its tags), so
+            # the tenant's public address survives the crash.
+            claimed = Address(Kind.FLOATING_IP, port.address.name.rsplit(".", 1)[0])
+            if claimed not in managed:
+                address, ours = claimed, True
         deps = [p_addr, port]
         if isinstance(port, Ref):
             port_res = managed.get(port.address) or next((u for u in unmanaged if u.address == port.address), None)

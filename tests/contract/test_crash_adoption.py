@@ -1,0 +1,66 @@
+"""What an interrupted run leaves behind is adopted by the next one, never deleted and made
+again (issue 13, part 4): a floating IP created but not yet tagged keeps the tenant's public
+address; a security group created but not yet tagged keeps the rules Neutron gave it; the
+egress rules Neutron makes with a new group are adopted without a POST answered 409. On the
+in-memory cloud, asserted on the world (addresses, rule ids, requests sent)."""
+
+from __future__ import annotations
+
+from gcloudctl import pipeline
+from gcloudctl.drivers.fake import FakeApi, FakeCloud
+from gcloudctl.plan import Action
+from tests.fixtures.core import request_from
+
+
+def _converged(config, example_doc):
+    api = FakeApi()
+    request = request_from(example_doc, config)
+    cloud = FakeCloud(api)
+    assert pipeline.apply_plan(pipeline.plan_request(request, cloud, config), cloud).ok
+    return api, request
+
+
+def test_untagged_floating_ip_is_adopted_and_keeps_its_address(config, example_doc):
+    api, request = _converged(config, example_doc)
+    fip = next(f for f in api.neutron["floatingips"].values() if "floating_ip.web-1" in str(f.get("tags")))
+    fip["tags"] = []  # the run that made it died before tagging it
+    address = fip["floating_ip_address"]
+    plan = pipeline.plan_request(request, FakeCloud(api), config)
+    changes = {str(c.address): c.action for c in plan.changes}
+    assert changes == {"floating_ip.web-1": Action.UPDATE}, changes
+    assert pipeline.apply_plan(plan, FakeCloud(api)).ok
+    assert fip["floating_ip_address"] == address and fip["id"] in api.neutron["floatingips"]
+    assert len(api.neutron["floatingips"]) == 2
+    assert pipeline.plan_request(request, FakeCloud(api), config).is_empty()
+
+
+def test_untagged_security_group_is_adopted_with_its_rules(config, example_doc):
+    api, request = _converged(config, example_doc)
+    group = next(g for g in api.neutron["security-groups"].values() if g["name"] == "web")
+    group["tags"] = []
+    rules_before = {r["id"] for r in api.neutron["security-group-rules"].values() if r["security_group_id"] == group["id"]}
+    plan = pipeline.plan_request(request, FakeCloud(api), config)
+    changes = {str(c.address): c.action for c in plan.changes}
+    assert changes == {"security_group.web": Action.UPDATE}, changes
+    assert pipeline.apply_plan(plan, FakeCloud(api)).ok
+    rules_after = {r["id"] for r in api.neutron["security-group-rules"].values() if r["security_group_id"] == group["id"]}
+    assert rules_after == rules_before, "no rule deleted and made again"
+
+
+def test_a_stray_untagged_group_is_still_deleted(config, example_doc):
+    api, request = _converged(config, example_doc)
+    project = next(iter(p for p in api.projects.values() if p["name"].endswith(request.name)))
+    api._neutron_create("security-groups", {"name": "made-by-hand", "project_id": project["id"]})
+    plan = pipeline.plan_request(request, FakeCloud(api), config)
+    assert [(c.action, c.before.attrs["name"]) for c in plan.changes] == [(Action.DELETE, "made-by-hand")]
+
+
+def test_default_egress_rules_are_adopted_without_a_post(config, example_doc):
+    api = FakeApi()
+    request = request_from(example_doc, config)
+    cloud = FakeCloud(api)
+    assert pipeline.apply_plan(pipeline.plan_request(request, cloud, config), cloud).ok
+    rule_posts = [w for w in api.write_log if w[1] == "POST" and w[2] == "/security-group-rules"]
+    declared = sum(1 for g in request.spec.securityGroups for _ in g.rules)
+    assert len(rule_posts) == declared, "only the request's own rules are sent; Neutron's egress defaults are adopted"
+    assert pipeline.plan_request(request, FakeCloud(api), config).is_empty()
