@@ -46,6 +46,16 @@ def read_outputs(app: AppContext, target: str, region: str | None, agency: str |
     return tenant_outputs(observed, agency=owner.agency, domain=owner.domain, region=region)
 
 
+def outputs_of_request(app: AppContext, request, driver) -> TenantOutputs:
+    """The outputs of the tenant `request` describes, observed now through `driver` (for
+    `apply -o json`: one stable shape, the same as `gcloudctl outputs`, after the changes)."""
+    config = app.config()
+    owner = pipeline.owner_of(request, config)
+    region = request.spec.region
+    observed = driver.observe(owner, external_networks=config.catalog.spec.regions[region].externalNetworks)
+    return tenant_outputs(observed, agency=owner.agency, domain=owner.domain, region=region)
+
+
 def render_outputs(out: TenantOutputs) -> str:
     head = _("Tenant {tenant} (agency {agency}, region {region}, project {project})",
              tenant=out.tenant, agency=out.agency, region=out.region, project=out.project_id)

@@ -228,3 +228,17 @@ def test_request_commands_answer_o_json_with_their_schema(tmp_path, capsys):
 
 def test_input_document_schemas_are_not_shadowed(capsys):
     assert schema_of("request", capsys)["title"] == "TenantRequest"
+
+
+def test_outputs_of_request_is_what_outputs_prints(cloud, capsys):
+    """The helper `apply -o json` can use gives the same document as `gcloudctl outputs`."""
+    from gcloudctl import pipeline
+    from gcloudctl.cli.outputs import outputs_of_request
+
+    assert cloud("apply", str(EXAMPLE), "--yes") == 0
+    capsys.readouterr()
+    assert cloud("outputs", str(EXAMPLE), "-o", "json") == 0
+    printed = json.loads(capsys.readouterr().out)
+    app = AppContext()
+    request = pipeline.load_request(EXAMPLE, app.config())
+    assert outputs_of_request(app, request, FakeCloud(cloud.api)).model_dump(mode="json") == printed
