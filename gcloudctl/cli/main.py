@@ -74,6 +74,7 @@ def ensure_output_option(command: click.Command) -> None:
         return
     if "--output" in opts:
         opts["--output"].opts.append("-o")
+        opts["--output"].help = opts["--output"].help or "Output format (overrides the global -o)."
         return
     command.params.append(_output_option())
 
