@@ -5,6 +5,7 @@ unchanged, and `gcloudctl outputs` gives a CI job every id and address. In-memor
 
 from __future__ import annotations
 
+import copy
 import json
 
 import click
@@ -15,7 +16,7 @@ import yaml
 from gcloudctl.cli import main as cli_main
 from gcloudctl.cli.context import AppContext
 from gcloudctl.drivers.fake import FakeApi, FakeCloud
-from tests.fixtures.core import EXAMPLE
+from tests.fixtures.core import EXAMPLE, ROOT
 
 
 @pytest.fixture
@@ -242,3 +243,17 @@ def test_outputs_of_request_is_what_outputs_prints(cloud, capsys):
     app = AppContext()
     request = pipeline.load_request(EXAMPLE, app.config())
     assert outputs_of_request(app, request, FakeCloud(cloud.api)).model_dump(mode="json") == printed
+
+
+def test_each_region_goes_to_its_own_cloud_whatever_os_cloud_says(cloud, tmp_path, monkeypatch, capsys):
+    """The finding as reported: OS_CLOUD exported for hn1, a request for hcm1 planned against hn1's cloud."""
+    platform = yaml.safe_load((ROOT / "gcloudctl" / "data" / "platform.yaml").read_text())
+    platform["spec"]["regions"]["hcm1"] = copy.deepcopy(platform["spec"]["regions"]["hn1"]) | {"cloud": "cloud-hcm1"}
+    platform["spec"]["regions"]["hn1"]["cloud"] = "cloud-hn1"
+    (tmp_path / "platform.yaml").write_text(yaml.safe_dump(platform))
+    request = tmp_path / "hcm.yaml"
+    request.write_text(EXAMPLE.read_text().replace("region: hn1", "region: hcm1"))
+    monkeypatch.setenv("OS_CLOUD", "cloud-hn1")
+    assert cloud("--platform", str(tmp_path / "platform.yaml"), "plan", str(request)) == 0
+    assert cloud.clouds == ["cloud-hcm1"]
+    assert "OS_CLOUD=cloud-hn1 is not used for region hcm1" in capsys.readouterr().err
