@@ -137,7 +137,7 @@ def record_pass(record: dict[str, dict], servers: dict[str, str], attempted: lis
 def _audit_entry(host: Any, server_id: str) -> dict:
     data = host.to_dict()
     return {"id": server_id, "status": data["status"], "level": data["level"], "changed": data["changed"],
-            "verify": data.get("verify")}
+            "verify": data.get("verify"), "seconds": data["seconds"]}
 
 
 def hardened_condition(record: dict[str, dict], servers: dict[str, str], generation: int | None,
