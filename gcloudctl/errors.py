@@ -42,7 +42,9 @@ class Problem:
         if self.rule:
             text += f" [{self.rule}]"
         if self.hint:
-            text += f"\n    hint: {self.hint}"
+            from gcloudctl.i18n import gettext
+
+            text += "\n    " + gettext("hint: {hint}", hint=self.hint)
         return text
 
     def to_dict(self) -> dict:

@@ -103,7 +103,7 @@ def register(cli: click.Group) -> None:
     @click.option("--format", "fmt", type=click.Choice(["html", "json", "both"]), default="html", show_default=True)
     @click.option("--lang", "lang", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
                   help="Language of the HTML dossier (Vietnamese with the English terms in brackets, or English).")
-    @click.option("-o", "--out", "out_dir", default="compliance-reports", show_default=True,
+    @click.option("--out", "out_dir", default="compliance-reports", show_default=True,
                   help="Directory for TENANT.html / TENANT.json; `-` prints the document on stdout.")
     @click.option("--request", "request_file", type=click.Path(dir_okay=False),
                   help="The tenant's request YAML (default: the approved version in the controller store; "

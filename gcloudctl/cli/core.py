@@ -97,7 +97,7 @@ def document_schemas() -> dict[str, dict]:
                "agencies": AgencyRegistry.model_json_schema(), "rulebook": Rulebook.model_json_schema()}
     schemas["rulebook"]["x-check-params"] = {name: model.model_json_schema() for name, model in CHECK_PARAMS.items()}
     schemas |= output_schemas()  # what commands print under -o json|yaml
-    from gcloudctl.compliance.model import Dossier  # the compliance dossier (`gcloudctl compliance -o DIR`)
+    from gcloudctl.compliance.model import Dossier  # the compliance dossier (`gcloudctl compliance --out DIR`)
 
     schemas["compliance"] = Dossier.model_json_schema()
     for name, schema in schemas.items():

@@ -117,10 +117,20 @@ def _opens_ingress(new: TenantRequest, old: TenantRequest | None, context: Conte
     return bool(opened_ingress(new, old, context.internal(new), within))
 
 
-def _quota_raise(new: TenantRequest, old: TenantRequest | None, percent: float) -> bool:
+def _quotas_of(request: TenantRequest, context: Context) -> dict[str, Any]:
+    """The quotas a version gets: its `spec.quotas`, else derived from its servers (unknown
+    catalog: derived from what is known, never an error here)."""
+    from gcloudctl.quotas import effective_quotas
+
+    flavors = context.catalog.spec.flavors if context.catalog is not None else {}
+    agency = context.agencies.get(request.metadata.agency) if context.agencies is not None else None
+    return effective_quotas(request, flavors, agency).model_dump()
+
+
+def _quota_raise(new: TenantRequest, old: TenantRequest | None, percent: float, context: Context) -> bool:
     if old is None:
         return False  # a first version raises nothing; agency ceilings are checked by validate
-    before, after = old.spec.quotas.model_dump(), new.spec.quotas.model_dump()
+    before, after = _quotas_of(old, context), _quotas_of(new, context)
     for key, value in after.items():
         previous = before.get(key)
         if value is None or previous is None:
@@ -134,7 +144,7 @@ _CONDITIONS: dict[str, Callable[[Any, TenantRequest, TenantRequest | None, Conte
     "classificationAtLeast": lambda level, new, old, ctx: new.spec.classification >= level,
     "opensIngressFromInternet": lambda flag, new, old, ctx: flag and _opens_ingress(new, old, ctx),
     "opensIngressFrom": lambda remote, new, old, ctx: _opens_ingress(new, old, ctx, remote),
-    "raisesQuotaByMoreThanPercent": lambda percent, new, old, ctx: _quota_raise(new, old, percent),
+    "raisesQuotaByMoreThanPercent": lambda percent, new, old, ctx: _quota_raise(new, old, percent, ctx),
 }
 assert set(_CONDITIONS) == set(When.model_fields), "every condition has an evaluator"
 

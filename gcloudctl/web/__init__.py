@@ -22,7 +22,7 @@ def mount_console(app: Any, *, service: Any, validator: Any, agencies: Any, limi
                   environ: dict[str, str] | None = None) -> None:
     """Add the console to `app`. `login`: a `KeystoneLogin` (default: one beside the validator's
     Keystone session, none for a validator double); `rulebook`: the server's (default: the one the
-    service's catalog names); `dossier_dir`: where `gcloudctl compliance -o DIR` writes
+    service's catalog names); `dossier_dir`: where `gcloudctl compliance --out DIR` writes
     TENANT.html (default: $GCLOUDCTL_COMPLIANCE_DIR; none: no dossier links)."""
     from gcloudctl.drivers.keystone_login import login_beside
     from gcloudctl.web.routes import Console, console_router, install_handlers

@@ -298,7 +298,7 @@ class Console:
                 "dossier": f"{PREFIX}/tenants/{name}/dossier" if self.dossier_file(name) else None}
 
     def dossier_file(self, name: str) -> Path | None:
-        """The tenant's compliance dossier (`gcloudctl compliance -o DIR`), confined to DIR."""
+        """The tenant's compliance dossier (`gcloudctl compliance --out DIR`), confined to DIR."""
         if self.dossier_dir is None or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
             return None
         path = (self.dossier_dir / f"{name}.html").resolve()
@@ -315,7 +315,7 @@ class Console:
         path = self.dossier_file(name)
         if path is None:
             return self.error_page(request, NotFound(f"no compliance dossier for {name}",
-                                                     hint="platform ops: gcloudctl compliance TENANT -o DIR"), caller)
+                                                     hint="platform ops: gcloudctl compliance TENANT --out DIR"), caller)
         return HTMLResponse(path.read_text("utf-8", errors="replace"), headers=SECURITY_HEADERS)
 
 

@@ -36,7 +36,7 @@ def test_dossier_of_a_devcloud_tenant_with_a_renamed_server(devcloud, tmp_path):
 
         out = tmp_path / "out"
         before = {p for p in tmp_path.rglob("*")}
-        done = gcloudctl("compliance", str(path), "--no-controller", "--format", "both", "-o", str(out))
+        done = gcloudctl("compliance", str(path), "--no-controller", "--format", "both", "--out", str(out))
         assert done.returncode == 0, done.stderr[-2000:]
         new = {p for p in tmp_path.rglob("*")} - before
         assert {p.name for p in new if p.is_file()} == {f"{tenant}.html", f"{tenant}.json"}

@@ -27,7 +27,7 @@ def _schema(capsys) -> dict:
 def run_dossier(world, capsys, *extra) -> dict:
     capsys.readouterr()
     code = main(["-o", "json", "compliance", "byt-his-staging", "--db", world.db, "--evidence", str(world.evidence),
-                 "-o", str(world.out), "--format", "both", *extra])
+                 "--out", str(world.out), "--format", "both", *extra])
     assert code == 0, capsys.readouterr()
     summary = json.loads(capsys.readouterr().out)
     assert sorted(summary["files"]) == sorted(str((world.out / f"byt-his-staging.{k}").resolve()) for k in ("html", "json"))
@@ -108,7 +108,7 @@ def test_dossier_without_controller_or_evidence_checks_nothing(tmp_path, cli_on_
 
     assert cli_on_fake("apply", str(EXAMPLE), "--yes") == 0
     capsys.readouterr()
-    assert main(["compliance", str(EXAMPLE), "--no-controller", "--format", "json", "-o", "-"]) == 0
+    assert main(["compliance", str(EXAMPLE), "--no-controller", "--format", "json", "--out", "-"]) == 0
     dossier = json.loads(capsys.readouterr().out)
     statuses = {h["status"] for c in dossier["controls"] for h in c["hosts"]}
     assert statuses == {"not_checked"}
@@ -117,7 +117,7 @@ def test_dossier_without_controller_or_evidence_checks_nothing(tmp_path, cli_on_
 
 
 def test_unknown_tenant_is_not_found(cli_on_fake, capsys):
-    assert main(["compliance", "no-such-tenant", "--no-controller", "-o", "-"]) == 7
+    assert main(["compliance", "no-such-tenant", "--no-controller", "--out", "-"]) == 7
     assert "not found" in capsys.readouterr().err
 
 
@@ -232,7 +232,7 @@ def test_live_runs_the_checks_now_and_unreachable_hosts_stay_not_checked(tmp_pat
              for i, n in ((6, "web-1"), (7, "web-2"))]
     (tmp_path / "hosts.yml").write_text(json.dumps({"hosts": hosts}))
     code = main(["compliance", str(EXAMPLE), "--no-controller", "--hosts", str(tmp_path / "hosts.yml"), "--live",
-                 "--known-hosts", str(tmp_path / "kh"), "--format", "json", "-o", str(tmp_path / "out")])
+                 "--known-hosts", str(tmp_path / "kh"), "--format", "json", "--out", str(tmp_path / "out")])
     assert code == 6
     dossier = json.loads((tmp_path / "out" / "byt-his-staging.json").read_text())
     assert sorted(p.name for p in (tmp_path / "out" / "evidence").iterdir()) == ["web-1.html", "web-1.json"]
@@ -284,9 +284,9 @@ def test_a_rule_added_in_the_cloud_shows_as_not_approved(world, capsys, cli_on_f
 
 
 BAD_INPUT = [
-    ("two documents on stdout", ["--format", "both", "-o", "-"], "one document"),
-    ("missing evidence directory", ["--evidence", "/nonexistent/gcloudctl-evidence", "-o", "OUT"], "no such directory"),
-    ("request file of another tenant", ["--request", "examples/byt-his-staging.yaml", "-o", "OUT"], "metadata.name"),
+    ("two documents on stdout", ["--format", "both", "--out", "-"], "one document"),
+    ("missing evidence directory", ["--evidence", "/nonexistent/gcloudctl-evidence", "--out", "OUT"], "no such directory"),
+    ("request file of another tenant", ["--request", "examples/byt-his-staging.yaml", "--out", "OUT"], "metadata.name"),
 ]
 
 

@@ -1,11 +1,12 @@
 """Approval rules as data: who may decide and how many distinct approvers a version needs."""
 
 import pytest
+import yaml
 
 from gcloudctl.controller import approvals
 from gcloudctl.errors import Forbidden, InvalidInput
 
-from .conftest import BYT_APPROVER1, PEOPLE, load_model, request_text
+from .conftest import BYT_APPROVER1, PEOPLE, load_model, request_doc, request_text
 
 BASE = {}
 OPEN_22 = {"spec.securityGroups": [{"name": "web", "rules": [
@@ -96,3 +97,24 @@ def test_rules_are_data(rules):
 def test_bad_rules_file_is_invalid_input():
     with pytest.raises(InvalidInput):
         approvals.parse_rules("apiVersion: gcloud.gov.vn/v1\nkind: ApprovalRules\nmetadata: {name: x}\nspec: {bogus: 1}\n")
+
+
+def _without_quotas(**changes):
+    doc = request_doc(**changes)
+    doc["spec"].pop("quotas", None)
+    return load_model(yaml.safe_dump(doc))
+
+
+def test_versions_without_quotas_compare_their_derived_quotas(rules):
+    """`spec.quotas` is optional (derived from the servers): two such versions are compared by the
+    quotas they get, so tripling the servers escalates and an unchanged version does not."""
+    from gcloudctl import pipeline
+
+    config = pipeline.Config.load()
+    context = approvals.Context(catalog=config.catalog, agencies=config.agencies)
+    old = _without_quotas(**NO_OPEN)
+    servers = [dict(s, count=s.get("count", 1) * 3) for s in request_doc()["spec"]["servers"]]
+    tripled = _without_quotas(**NO_OPEN, **{"spec.servers": servers})
+    assert approvals.requirement(rules, old, old, context=context).approvals == 1
+    need = approvals.requirement(rules, tripled, old, context=context)
+    assert need.approvals == 2 and any("quota" in reason for reason in need.reasons)

@@ -19,7 +19,7 @@ def run(cli_on_fake):
 def test_plan_apply_noop_destroy_exit_codes(run, tmp_path, capsys):
     saved = tmp_path / "plan.json"
     assert run("plan", str(EXAMPLE), "--detailed-exitcode") == 3
-    assert run("plan", str(EXAMPLE), "-o", str(saved)) == 0
+    assert run("plan", str(EXAMPLE), "--out", str(saved)) == 0
     assert run("apply", str(saved), "--yes") == 0
     capsys.readouterr()
     assert run("plan", str(EXAMPLE), "--detailed-exitcode") == 0
@@ -30,7 +30,7 @@ def test_plan_apply_noop_destroy_exit_codes(run, tmp_path, capsys):
 
 def test_saved_plan_refused_when_cloud_moved(run, tmp_path, capsys):
     saved = tmp_path / "plan.json"
-    assert run("plan", str(EXAMPLE), "-o", str(saved)) == 0
+    assert run("plan", str(EXAMPLE), "--out", str(saved)) == 0
     assert run("apply", str(EXAMPLE), "--yes") == 0
     capsys.readouterr()
     assert run("apply", str(saved), "--yes") == 4
@@ -41,7 +41,7 @@ def test_saved_plan_refused_when_request_changed(run, tmp_path, capsys):
     request = tmp_path / "t.yaml"
     shutil.copy(EXAMPLE, request)
     saved = tmp_path / "plan.json"
-    assert run("plan", str(request), "-o", str(saved)) == 0
+    assert run("plan", str(request), "--out", str(saved)) == 0
     doc = yaml.safe_load(request.read_text())
     doc["metadata"]["description"] = "changed"
     request.write_text(yaml.safe_dump(doc))

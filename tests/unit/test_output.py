@@ -69,9 +69,7 @@ def test_every_command_takes_output_option():
             missing.append(path)
 
     walk(cli_main.cli, "gcloudctl")
-    # the one command still using -o for something else; reported to its owner (engineer C):
-    # `compliance -o DIR` is its output directory. Remove the entry when it becomes --out only.
-    assert missing == ["gcloudctl compliance"]
+    assert missing == []
 
 
 def test_plan_o_json_prints_json_and_saves_no_file(cloud, tmp_path, monkeypatch, capsys):
