@@ -347,6 +347,8 @@ class FakeApi:
             return {"tags": item["tags"]}
         if len(parts) == 3 and collection == "routers":
             return self._router_interface(item, parts[2], body)
+        if method == "GET":
+            return {NEUTRON[collection]: self._render(collection, item)}
         if method == "PUT":
             item.update(body[NEUTRON[collection]])
             return {NEUTRON[collection]: self._render(collection, item)}

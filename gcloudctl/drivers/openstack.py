@@ -17,6 +17,7 @@ domain only.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import random
 import re
@@ -36,6 +37,8 @@ from gcloudctl.resources import POWER, Address, Kind, ObservedState, Ref, Resour
 
 log = logging.getLogger("gcloudctl.drivers.openstack")
 
+IN_FLIGHT_SECONDS = 60.0  # how long after an intent a server create may still appear (Nova still processing it)
+INTENT_PREFIX = "gcloudctl: creating server "
 ERROR_WITHOUT_FAULT_GRACE = 10.0  # seconds an ERROR without a fault must last before a wait gives up on it
 COMPUTE_MICROVERSION = "2.64"  # 2.47: flavor.original_name in server detail; 2.64: server group "policy"
 API_VERSION_PATH = {"identity": "v3", "compute": "v2.1", "network": "v2.0", "image": "v2", "block-storage": "v3"}
@@ -151,6 +154,16 @@ class ServerWatch:
             return []
 
 
+def _intent(name: str, at: float) -> str:
+    """The description a port carries while its server is being created (`_in_flight_server`)."""
+    return f"{INTENT_PREFIX}{name} at {at:.0f}"
+
+
+def _parse_intent(description: str | None) -> tuple[str, float] | None:
+    found = re.fullmatch(re.escape(INTENT_PREFIX) + r"(\S+) at (\d+)", description or "")
+    return (found.group(1), float(found.group(2))) if found else None
+
+
 def _bounded(seconds: float, clock: Callable[[], float]) -> float:
     """`seconds`, cut to what is left before the context's deadline (TimeoutExpired past it)."""
     left = remaining(clock)
@@ -160,8 +173,10 @@ def _bounded(seconds: float, clock: Callable[[], float]) -> float:
 class OpenStackDriver:
     def __init__(self, api: RestApi, *, create_missing_users: bool = False, server_timeout: float = 600.0,
                  poll_interval: float = 0.5, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic, quota_cache_seconds: float = 60.0):
+                 clock: Callable[[], float] = time.monotonic, quota_cache_seconds: float = 60.0,
+                 wall: Callable[[], float] = time.time):
         self.api = api
+        self.wall = wall  # wall-clock seconds: intents are compared across processes
         self.quota_cache_seconds = quota_cache_seconds
         self.create_missing_users = create_missing_users
         self.server_timeout = server_timeout
@@ -476,9 +491,51 @@ class OpenStackDriver:
         body: dict[str, Any] = {"server": server}
         if a.get("server_group"):
             body["os:scheduler_hints"] = {"group": ids.resolve(a["server_group"])}
-        created = self.api.request("compute", "POST", "/servers", json=body, microversion=COMPUTE_MICROVERSION,
-                                   **self._scope(ids[_project(res)]))["server"]
+        pid = ids[_project(res)]
+        primary = server["networks"][0]["port"] if server["networks"] else None
+        if primary:
+            earlier = self._in_flight_server(a["name"], primary, pid)
+            if earlier:
+                return earlier
+            self.api.request("network", "PUT", f"/ports/{primary}",
+                             json={"port": {"description": _intent(a["name"], self.wall())}})
+        try:
+            created = self.api.request("compute", "POST", "/servers", json=body, microversion=COMPUTE_MICROVERSION,
+                                       **self._scope(pid))["server"]
+        except CloudError as exc:
+            if primary and exc.status is not None and exc.status not in (500, 502, 504):  # refused: nothing will appear
+                with contextlib.suppress(CloudError):
+                    self.api.request("network", "PUT", f"/ports/{primary}", json={"port": {"description": ""}})
+            raise
+        if primary:  # answered: the server is listed from now on, the intent is spent (a replacement must not wait for it)
+            self.api.request("network", "PUT", f"/ports/{primary}", json={"port": {"description": ""}})
         return created["id"]
+
+    def _in_flight_server(self, name: str, port_id: str, project_id: str) -> str | None:
+        """The server an earlier run already asked for, if any: before a server create, the
+        driver writes an intent on the server's primary port (its description: which server,
+        when); a run that died right after its POST left one. Then the server this run would
+        create may still appear (Nova was processing the POST when this run observed the
+        tenant): wait for it until IN_FLIGHT_SECONDS after the intent and adopt it, instead of
+        creating a second one that finds its port taken. A port already bound to a server of
+        that name is adopted at once. Costs one port read per server create."""
+        port = self.api.request("network", "GET", f"/ports/{port_id}")["port"]
+        intent = _parse_intent(port.get("description"))
+        if not port.get("device_id") and (intent is None or intent[0] != name):
+            return None
+        until = self.clock() + (IN_FLIGHT_SECONDS - max(0.0, self.wall() - intent[1]) if intent else 0.0)
+        while True:
+            servers = self.api.request("compute", "GET", "/servers/detail", microversion=COMPUTE_MICROVERSION,
+                                       params={"all_tenants": "1", "project_id": project_id, "name": f"^{name}$"})["servers"]
+            alive = [s for s in servers if s.get("status") not in ("DELETED", "SOFT_DELETED")
+                     and s.get("OS-EXT-STS:task_state") != "deleting"]
+            if alive:
+                log.info("server %s: adopting %s, created by an earlier run that did not see its answer", name,
+                         alive[0]["id"])
+                return alive[0]["id"]
+            if self.clock() >= until:
+                return None
+            self.sleep(_bounded(min(1.0, until - self.clock()), self.clock))
 
     def wait_created(self, resource: Resource, ids: IdMap, *, deadline: float | None = None) -> None:
         """After create: a server is usable once ACTIVE (unless --no-wait). Nothing else waits.

@@ -64,3 +64,41 @@ def test_default_egress_rules_are_adopted_without_a_post(config, example_doc):
     declared = sum(1 for g in request.spec.securityGroups for _ in g.rules)
     assert len(rule_posts) == declared, "only the request's own rules are sent; Neutron's egress defaults are adopted"
     assert pipeline.plan_request(request, FakeCloud(api), config).is_empty()
+
+
+def test_server_create_in_flight_is_adopted_not_duplicated(config, example_doc):
+    """A run died right after sending a server create that Nova was still processing when the
+    next run observed the tenant (no server listed yet). The next run finds the intent on the
+    server's port, waits for that server and adopts it: one web-1, not two."""
+    import threading
+    import time
+
+    from gcloudctl.drivers.base import IdMap
+
+    api = FakeApi(build_polls=1)
+    request = request_from(example_doc, config)
+    api.inject("POST", r"^/servers$", 400, times=3, message="held back: the first run dies before its creates")
+    cloud = FakeCloud(api)
+    first = pipeline.plan_request(request, cloud, config)
+    pipeline.apply_plan(first, cloud)
+    assert not api.servers
+    web1 = next(c.after for c in first.changes if str(c.address) == "server.web-1")
+    dead_run = FakeCloud(api)
+    ids = IdMap.from_observed(dead_run.observe(pipeline.owner_of(request, config)))
+    api.inject("POST", r"^/servers$", 0, times=1, delay=1.5)  # Nova takes 1.5 s to accept this create
+
+    log_start = len(api.write_log)
+    made_by_dead_run: list[str] = []
+    late = threading.Thread(target=lambda: made_by_dead_run.append(dead_run.create(web1, ids)))  # intent, then POST
+    late.start()
+    time.sleep(0.3)  # the next run observes while that POST is still being processed
+    cloud = FakeCloud(api)
+    result = pipeline.apply_plan(pipeline.plan_request(request, cloud, config), cloud)
+    late.join()
+    assert result.ok, result.failed
+    assert sorted(s["name"] for s in api.servers.values()) == ["db-1", "web-1", "web-2"]
+    assert made_by_dead_run == [next(i for i, s in api.servers.items() if s["name"] == "web-1")], \
+        "the next run adopted the dead run's server instead of sending its own create"
+    posts = [w for w in api.write_log[log_start:] if w == ("compute", "POST", "/servers")]
+    assert len(posts) == 3, "the dead run's web-1, and this run's web-2 and db-1: no second web-1"
+    assert pipeline.plan_request(request, FakeCloud(api), config).is_empty()
