@@ -84,3 +84,46 @@ def test_apply_timeout_with_a_hanging_server_create_exits_5_in_time(devcloud, tm
     assert proxies.injected.faults["slow"] >= 1
     assert project_id is not None
     assert leftovers(admin, name, doc["metadata"]["agency"], project_id) == {}
+
+
+@pytest.mark.devcloud
+@pytest.mark.slow
+def test_kill_while_the_server_post_is_processed_then_one_run_creates_no_second_server(devcloud, tmp_path):
+    """`kill -9` of apply while Nova is still processing its server create (the proxy holds the
+    POST 8 s, then passes it on: the cloud acts although the client is dead). The next apply,
+    started at once (the server not listed yet), finds the intent on the server's port, waits
+    for that server and adopts it: one web-1, and the run converges."""
+    import signal
+
+    name = unique_tenant("fault-kill")
+    doc = tenant_doc(name, "small")
+    request = tmp_path / f"{name}.yaml"
+    request.write_text(yaml.safe_dump(doc))
+    rule = faults.Rule("POST", r"/servers$", faults.Fault.SLOW, times=1, seconds=8)
+    admin = SdkApi(devcloud.cloud_name)
+    env_direct = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    try:
+        with faults.running(faults.FaultPlan(rate=0.0, rules=(rule,))) as proxies:
+            clouds = proxies.write_clouds_yaml(tmp_path / "clouds.yaml", devcloud.clouds_yaml, devcloud.cloud_name)
+            first = subprocess.Popen([str(BIN / "gcloudctl"), "--cloud", faults.FAULT_CLOUD, "apply", str(request), "--yes"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=env_direct | {"OS_CLIENT_CONFIG_FILE": str(clouds)})
+            deadline = time.monotonic() + 120
+            while not proxies.injected.faults["slow"] and time.monotonic() < deadline and first.poll() is None:
+                time.sleep(0.1)
+            assert proxies.injected.faults["slow"] == 1, "the first run reached its server create"
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            second = subprocess.run([str(BIN / "gcloudctl"), "--cloud", devcloud.cloud_name, "apply", str(request), "--yes"],
+                                    capture_output=True, text=True, timeout=300, env=env_direct)
+            project = admin.request("identity", "GET", "/projects", params={"name": name})["projects"]
+            servers = admin.request("compute", "GET", "/servers/detail", microversion="2.64",
+                                    params={"all_tenants": "1", "project_id": project[0]["id"]})["servers"]
+            ports = admin.request("network", "GET", "/ports", params={"project_id": project[0]["id"]})["ports"]
+    finally:
+        subprocess.run([str(BIN / "gcloudctl"), "--cloud", devcloud.cloud_name, "destroy", str(request), "--yes"],
+                       capture_output=True, text=True, timeout=300, env=env_direct)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert [(s["name"], s["status"]) for s in servers] == [("web-1", "ACTIVE")], servers
+    named = [p["name"] for p in ports if p.get("name")]
+    assert len(named) == len(set(named)), f"no spare ports: {named}"
