@@ -108,6 +108,7 @@ def faults_cmd(ctx: click.Context, directory: str | None, rate: float, seed: int
 
     Writes a clouds.yaml with one entry, `devcloud-faults`, whose auth URL (and, through
     Keystone's catalog, every endpoint) is a proxy; devcloud itself and its entries are untouched:
+
     \b
       OS_CLIENT_CONFIG_FILE=<file> gcloudctl --cloud devcloud-faults apply tenant.yaml --yes
     """
