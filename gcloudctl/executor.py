@@ -192,7 +192,7 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
     waits for servers included; see the module docstring."""
     graph = build_graph(plan)
     started = clock()
-    limits = [d for d in (deadline, started + timeout if timeout else None, current_deadline()) if d is not None]
+    limits = [d for d in (deadline, None if timeout is None else started + timeout, current_deadline()) if d is not None]
     deadline = min(limits) if limits else None
     result = ApplyResult()
     done: dict[Node, Outcome] = {}

@@ -210,3 +210,12 @@ def test_lost_reply_of_a_router_interface_is_adopted(config, example_doc):
     assert result.ok, result.failed
     interfaces = [p for p in api.neutron["ports"].values() if p.get("device_owner") == "network:router_interface"]
     assert len(interfaces) == 2, "one interface per subnet, none twice"
+
+
+def test_a_deadline_already_passed_starts_nothing(config, example_doc):
+    """`timeout=0` (what a use case passes when its deadline is spent) is a limit, not "none"."""
+    api = FakeApi()
+    plan = _plan(config, example_doc, api)
+    result = apply(plan, FakeCloud(api), IdMap.from_observed(plan.observed), timeout=0.0, retry=FAST)
+    assert result.timed_out and api.total_writes() == 0
+    assert {o.status for o in result.outcomes} == {Status.SKIPPED}
