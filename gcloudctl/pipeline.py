@@ -1,5 +1,8 @@
 """Use cases shared by the CLI and the controller: load + validate, plan, apply, destroy.
 
+The whole `apply` of a request (stale-plan check, checks before any write, apply, wait,
+harden, verify) is `gcloudctl.usecases.apply.apply_request`, built on the steps here.
+
 Stage: pipeline (the seam between pure stages and effects). Callers: `gcloudctl.cli` and
 `gcloudctl.controller`. It reads the documents it is pointed at (files or the shipped
 defaults) but never the environment: the CLI's composition root (`cli.context.AppContext`)

@@ -2,8 +2,10 @@
 
 Hosts come from the cloud (`pipeline.observe_hosts`) or, without a cloud, from `--hosts FILE`
 (observed host dicts) or `--inventory FILE` (an inventory this command generated).
-Exit codes: 0 ok; 1 a task failed; 3 `--check` found drift; 6 a host was unreachable or
-refused its host key; 2 bad input.
+`harden` calls the same per-server use case as `apply` and the controller
+(`usecases.harden.harden_inventory`: console-verified keys, the playbooks per server, then the
+audit checks). Exit codes: 0 ok; 1 a task or an audit check failed; 3 `--check` found drift;
+5 `--timeout` passed; 6 a host was unreachable or refused its host key; 2 bad input.
 """
 
 from __future__ import annotations
