@@ -98,3 +98,52 @@ def test_an_answer_counts_only_for_those_who_asked_before_it_began():
     clock_now[0] = 2.0
     assert watch.status("x", PROJECT) is None  # asked at 2.0: a new poll, which no longer lists it
     assert api.calls == 2
+
+
+class StatusApi:
+    """GET /servers/detail: one server whose status follows a script, one entry per call."""
+
+    def __init__(self, script: list[dict]):
+        self.script, self.calls = script, 0
+
+    def request(self, service, method, path, **kwargs):
+        answer = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        return {"servers": [{"id": "s1", **answer}]}
+
+
+def _driver(script, clock):
+    from gcloudctl.drivers.openstack import OpenStackDriver
+
+    api = StatusApi(script)
+    api.operator_user_id = "op"
+    return OpenStackDriver(api, poll_interval=0.0, sleep=lambda s: None, clock=clock), api
+
+
+def test_a_brief_error_without_fault_is_waited_out():
+    """devcloud's Nova shows BUILD -> ERROR (no fault) -> BUILD -> ACTIVE while it reschedules a
+    build: the wait goes on; an ERROR with a fault fails at once; one without a fault that
+    lasts past the grace fails."""
+    import pytest
+
+    from gcloudctl.drivers.openstack import ERROR_WITHOUT_FAULT_GRACE
+
+    now = {"t": 0.0}
+
+    def clock():
+        now["t"] += 0.5
+        return now["t"]
+
+    driver, _ = _driver([{"status": "BUILD"}, {"status": "ERROR"}, {"status": "BUILD"}, {"status": "ACTIVE"}], clock)
+    driver._wait_server("s1", "web-1", PROJECT)
+
+    driver, api = _driver([{"status": "ERROR", "fault": {"message": "No valid host"}}], clock)
+    with pytest.raises(CloudError, match="No valid host"):
+        driver._wait_server("s1", "web-1", PROJECT)
+    assert api.calls == 1
+
+    driver, api = _driver([{"status": "ERROR"}], clock)
+    started = now["t"]
+    with pytest.raises(CloudError, match="went to ERROR"):
+        driver._wait_server("s1", "web-1", PROJECT)
+    assert now["t"] - started >= ERROR_WITHOUT_FAULT_GRACE
