@@ -82,7 +82,9 @@ def record_pass(record: dict[str, dict], servers: dict[str, str], attempted: lis
     outcome with `ok`, `status`, `message`, `level`, `to_dict()`; `left_out`: [(name, why)]) or
     None when nothing ran; `no_key` the reason when the controller has no usable key; `error`
     why the whole pass failed before any host's result (e.g. the cloud did not answer)."""
-    new = {name: dict(entry) for name, entry in record.items() if name in servers}  # forget deleted servers
+    # entries of servers not seen ACTIVE now are kept: a stopped server started again (same id)
+    # is not hardened again; a replaced one has another id and is
+    new = {name: dict(entry) for name, entry in record.items()}
     result = Pass(record=new, condition=None)
     hardened, failed = [], {}
     left_out = dict(getattr(outcome, "left_out", None) or [])

@@ -248,3 +248,17 @@ def test_requests_without_hardening_get_no_condition(service, make_runner, hosts
     make_runner().run_once()
     assert not hosts.hardened
     assert all(c["type"] != "Hardened" for c in service.status(NAME, caller=OPERATOR)["conditions"])
+
+
+def test_a_server_seen_building_for_a_pass_is_not_hardened_again(service, store, make_runner, hosts, cloud, clock):
+    submit(service, hardened_request())
+    runner = make_runner()
+    runner.run_once()
+    web1 = next(s for s in cloud.api.servers.values() if s["name"] == "web-1")
+    web1.update(status="BUILD", _polls=-1000)  # not ACTIVE on the next pass (and not a change either)
+    clock.advance(120)
+    runner.run_once()
+    web1.update(status="ACTIVE")
+    clock.advance(120)
+    assert runner.run_once().counts() == {"converged": 1}
+    assert dict(hosts.hardened) == {"web-1": 1, "web-2": 1}  # same id: its record was kept
