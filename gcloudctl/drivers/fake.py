@@ -387,6 +387,11 @@ class FakeApi:
             item.setdefault("enable_dhcp", True)
             item.setdefault("dns_nameservers", [])
         if collection == "ports":
+            mac = item.setdefault("mac_address", "fa:16:3e:" + ":".join(item["id"][i:i + 2] for i in (0, 2, 4)))
+            if any(p.get("mac_address") == mac and p.get("network_id") == item.get("network_id")
+                   for p in self.neutron["ports"].values()):  # like Neutron: unique per network
+                raise _Http(409, f"Unable to complete operation for network {item.get('network_id')}. "
+                                 f"The mac address {mac} is in use.")
             subnet_ids = [f["subnet_id"] for f in item.get("fixed_ips") or []]
             item["fixed_ips"] = [{"subnet_id": s, "ip_address": f"10.0.0.{len(self.neutron['ports']) + 2}"} for s in subnet_ids]
             item.setdefault("device_id", "")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import logging
 import random
 import re
@@ -152,6 +153,12 @@ class ServerWatch:
                                      microversion=COMPUTE_MICROVERSION)["server"]]
         except NotFoundError:
             return []
+
+
+def port_mac(project_id: str, address: Address) -> str:
+    """The deterministic MAC address of a tenant's port: locally administered, unicast (02:…)."""
+    digest = hashlib.sha256(f"{project_id}/{address}".encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
 
 
 def _intent(name: str, at: float) -> str:
@@ -467,11 +474,28 @@ class OpenStackDriver:
             raise
 
     def _create_port(self, res: Resource, ids: IdMap) -> str:
+        """A port's MAC address is derived from its project and address: a second create of the
+        same port (a run that died with its POST in flight, then the next run) is refused by
+        Neutron ("mac address … in use", 409), and the port already made is adopted: no spare
+        ports. Neutron requires a MAC to be unique per network only; the hash spans 40 bits."""
         a = res.attrs
-        return self._neutron_create(res, ids, {
-            "name": a["name"], "network_id": ids.resolve(a["network"]),
-            "fixed_ips": [{"subnet_id": ids.resolve(a["subnet"])}],
-            "security_groups": ids.resolve(a["security_groups"]), "tags": list(a["tags"])})["id"]
+        network_id, mac = ids.resolve(a["network"]), port_mac(ids[_project(res)], res.address)
+        try:
+            return self._neutron_create(res, ids, {
+                "name": a["name"], "network_id": network_id, "mac_address": mac,
+                "fixed_ips": [{"subnet_id": ids.resolve(a["subnet"])}],
+                "security_groups": ids.resolve(a["security_groups"]), "tags": list(a["tags"])})["id"]
+        except CloudError as exc:
+            if exc.status != 409 or "mac address" not in (exc.message or "").lower():
+                raise
+            found = self.api.request("network", "GET", "/ports", params={"network_id": network_id,
+                                                                          "mac_address": mac})["ports"]
+            if not found or found[0].get("project_id") != ids[_project(res)]:
+                raise
+            if sorted(found[0].get("tags") or []) != sorted(a["tags"]):
+                self.api.request("network", "PUT", f"/ports/{found[0]['id']}/tags", json={"tags": list(a["tags"])})
+            log.info("%s: adopted the port an earlier run made (%s)", res.address, found[0]["id"])
+            return found[0]["id"]
 
     def _create_floating_ip(self, res: Resource, ids: IdMap) -> str:
         a = res.attrs

@@ -102,3 +102,35 @@ def test_server_create_in_flight_is_adopted_not_duplicated(config, example_doc):
     posts = [w for w in api.write_log[log_start:] if w == ("compute", "POST", "/servers")]
     assert len(posts) == 3, "the dead run's web-1, and this run's web-2 and db-1: no second web-1"
     assert pipeline.plan_request(request, FakeCloud(api), config).is_empty()
+
+
+def test_port_create_in_flight_makes_no_spare_port(config, example_doc):
+    """A run died with its port POST in flight; the next run, having observed no port, creates
+    it too. The two carry the same deterministic MAC: Neutron takes only the first, and the
+    second create adopts it. One port per address, the run converges."""
+    import threading
+    import time
+
+    from gcloudctl.drivers.base import IdMap
+
+    api = FakeApi()
+    request = request_from(example_doc, config)
+    api.inject("POST", r"^/ports$", 400, times=10**6, message="held back: the first run dies before its ports")
+    cloud = FakeCloud(api)
+    first = pipeline.plan_request(request, cloud, config)
+    pipeline.apply_plan(first, cloud)
+    api.faults.clear()
+    port = next(c.after for c in first.changes if str(c.address) == "port.web-1.app")
+    dead_run = FakeCloud(api)
+    ids = IdMap.from_observed(dead_run.observe(pipeline.owner_of(request, config)))
+    api.inject("POST", r"^/ports$", 0, times=1, delay=1.0)  # Neutron takes 1 s to accept this create
+    late = threading.Thread(target=lambda: dead_run.create(port, ids))
+    late.start()
+    time.sleep(0.2)
+    cloud = FakeCloud(api)
+    result = pipeline.apply_plan(pipeline.plan_request(request, cloud, config), cloud)
+    late.join()
+    assert result.ok, result.failed
+    named = sorted(p["name"] for p in api.neutron["ports"].values() if p.get("name"))
+    assert len(named) == len(set(named)) == 3, named
+    assert pipeline.plan_request(request, FakeCloud(api), config).is_empty()
