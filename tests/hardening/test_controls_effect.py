@@ -7,6 +7,7 @@ from another namespace (the plain host's, a non-admin source) and from the contr
 Cloud-side values injected into the inventory never run on the control node (part 3).
 """
 
+import base64
 import subprocess
 import sys
 import time
@@ -154,8 +155,7 @@ def test_password_ageing_applies_to_a_new_account(hardened_host):
     assert "Number of days of warning before password expires\t: 14" in ageing, ageing
 
 
-EFFECT_CONTROLS = ("GC-FW-03", "GC-FW-04", "GC-LOG-01", "GC-LOG-04", "GC-LOG-05", "GC-ACC-05", "GC-ACC-08",
-                   "GC-ACC-09")
+EFFECT_CONTROLS = ("GC-FW-03", "GC-FW-04", "GC-LOG-04", "GC-ACC-05", "GC-ACC-08", "GC-ACC-09")
 
 
 def test_effect_checks_fail_before_hardening_and_pass_after(hardened_host):
@@ -164,11 +164,38 @@ def test_effect_checks_fail_before_hardening_and_pass_after(hardened_host):
     for cid in EFFECT_CONTROLS:
         assert before[cid].status == "fail", (cid, before[cid].evidence)
         assert after[cid].status == "pass", (cid, after[cid].evidence)
+    # Debian 12 already keeps a persistent journal and deletes nothing by age: GC-LOG-01 and the
+    # retention check hold before too (they fail when something would delete early, see below)
+    assert after["GC-LOG-01"].status == before["GC-LOG-01"].status == "pass"
+    assert after["GC-LOG-05"].status == "pass" and "rotate 14 x 7 days" in after["GC-LOG-05"].evidence
     assert "refused by the host firewall" in after["GC-FW-04"].evidence
     assert "rsyslog connected" in after["GC-LOG-04"].evidence
     assert "account is locked" in after["GC-ACC-09"].evidence
     assert "still accepted" in before["GC-ACC-09"].evidence  # the same probe, before: no lock-out
     assert "persistent journal" in after["GC-LOG-01"].evidence
+
+
+@pytest.mark.parametrize("drop_in, reason", [
+    ("[Journal]\nMaxRetentionSec=1month\n", "journald would delete lines older than a month"),
+    ("[Journal]\nMaxRetentionSec=2592000\n", "the same in seconds"),
+])
+def test_retention_check_fails_when_logs_would_be_deleted_early(hardened_host, drop_in, reason):
+    from gcloudctl.hardening import audit
+    from gcloudctl.hardening.controls import BY_ID
+
+    guest = hardened_host.guest.host
+    path = "/etc/systemd/journald.conf.d/99-gctest.conf"
+    guest.exec(["sh", "-c", f"printf '{drop_in}' > {path}"])
+    try:
+        controls = [BY_ID["GC-LOG-05"], BY_ID["GC-LOG-02"]]
+        script = base64.b64encode(audit.checks_script(controls).encode()).decode()
+        with hardened_host.guest.session() as s:
+            _, out, _ = s.run(f"echo {script} | base64 -d | sudo -n /bin/bash", timeout=60)
+        log05, log02 = audit.parse_checks(out, controls)
+    finally:
+        guest.exec(["rm", "-f", path])
+    assert log05.status == "fail" and "30 days" in log05.evidence, log05.evidence
+    assert log02.status == "pass"  # a month is enough at level 2
 
 
 def _strip_marks(value):

@@ -12,7 +12,7 @@ import yaml
 
 from gcloudctl.cli.main import main
 from gcloudctl.drivers import ssh
-from gcloudctl.errors import Refused
+from gcloudctl.errors import Refused, Unreachable
 from gcloudctl.hardening.inventory import render_inventory
 from tests.fixtures.testhost import TEST_NETWORK
 
@@ -106,10 +106,16 @@ def plain_host(guest_factory):
 
 def test_bastion_hop_reaches_a_host_through_direct_tcpip(hardened_host, plain_host):
     bastion = plain_host.target()
-    target = ssh.SshTarget(host=hardened_host.guest.host.ip, user="gcadmin", key_file=plain_host.key_file)
+    # the plain (level 1) host hops on to itself through its own direct-tcpip channel
+    target = ssh.SshTarget(host=plain_host.host.ip, user="gcadmin", key_file=plain_host.key_file)
     with ssh.connect(target.via(bastion), plain_host.known_hosts) as s:
         rc, out, _ = s.run("hostname")
-    assert (rc, out.strip()) == (0, hardened_host.guest.name)
+    assert (rc, out.strip()) == (0, plain_host.name)
+    # the hardened host admits SSH only from the admin sources (and its tenant's declared bastion):
+    # a hop through a host that is neither gets no answer
+    hardened = ssh.SshTarget(host=hardened_host.guest.host.ip, user="gcadmin", key_file=plain_host.key_file)
+    with pytest.raises(Unreachable):
+        ssh.connect(hardened.via(bastion), plain_host.known_hosts, timeout=8)
 
 
 def test_check_mode_on_a_fresh_host_reports_drift_and_changes_nothing(plain_host):
