@@ -266,9 +266,12 @@ def wait_for_building(plan: Plan, driver: CloudDriver, announce: Callable[[list[
     if building:
         if announce:
             announce(names)
+        from gcloudctl.drivers.base import current_deadline
+
         ids = IdMap.from_observed(plan.observed)
+        limit = current_deadline()  # pool threads do not inherit the command's deadline scope: pass it
         with ThreadPoolExecutor(max_workers=min(32, len(building)), thread_name_prefix="wait") as pool:
-            list(pool.map(lambda res: wait_active(res, ids), building))  # the driver shares one poll among them
+            list(pool.map(lambda res: wait_active(res, ids, deadline=limit), building))  # one shared poll
     return names
 
 

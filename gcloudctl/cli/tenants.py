@@ -159,11 +159,21 @@ def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: b
               harden: bool | None, key_file: str | None, proxy_command: str | None, fmt: str | None) -> int:
     """Make the cloud match FILE (or a saved plan, refused if the world moved since), then
     harden and verify its servers when they ask for it."""
+    from gcloudctl.drivers.base import deadline_scope
     from gcloudctl.usecases import Deadline
+
+    deadline = Deadline.within(timeout)  # the whole command: apply, waits, SSH, playbooks, checks
+    with deadline_scope(deadline.at):  # logins, plan, waits: every call of the driver sees it
+        return _apply_within(app, deadline, source, yes, timeout, fmt, parallelism, wait, harden, key_file,
+                             proxy_command)
+
+
+def _apply_within(app: AppContext, deadline, source: str, yes: bool, timeout: float | None, fmt: str | None,
+                  parallelism: int, wait: bool, harden: bool | None, key_file: str | None,
+                  proxy_command: str | None) -> int:
     from gcloudctl.usecases.apply import ApplyOptions, SavedPlan, apply_request
     from gcloudctl.usecases.harden import Access
 
-    deadline = Deadline.within(timeout)  # the whole command: apply, waits, SSH, playbooks, checks
     saved = None
     if source.endswith(".json"):
         try:
@@ -193,10 +203,24 @@ def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: b
     if outcome.hardening is not None:
         for line in _harden_lines(outcome.hardening):
             click.echo(line, err=True)
-    emit(fmt or app.output, outcome.to_dict(), human)
+    data = outcome.to_dict()
+    if (fmt or app.output) in ("json", "yaml") and not outcome.timed_out:
+        from gcloudctl.cli.outputs import outputs_of_request
+
+        # one stable shape for CI: every resource's id, the servers' fixed and floating addresses
+        data["outputs"] = outputs_of_request(app, request, driver).model_dump(mode="json")
     if outcome.timed_out:
-        raise TimeoutExpired(f"apply did not finish within {timeout:.0f}s",
-                             hint="re-run the same command: it picks up where this one stopped")
+        error = TimeoutExpired(f"apply did not finish within {timeout:.0f}s",
+                               hint="re-run the same command: it picks up where this one stopped")
+        if (fmt or app.output) not in ("json", "yaml"):
+            emit(fmt or app.output, data, human)
+            raise error
+        # one document on stdout: what was done, and the error a CI job reads
+        emit(fmt or app.output, data | {"error": error.message, "exit_code": int(error.exit_code), "hint": error.hint},
+             human)
+        click.echo(f"error: {error.message}", err=True)
+        return error.exit_code
+    emit(fmt or app.output, data, human)
     if result is not None and not result.ok:
         click.echo("Re-run the same command to retry: finished steps are not repeated.", err=True)
         return ExitCode.ERROR
@@ -218,6 +242,16 @@ def destroy_cmd(app: AppContext, target: str, yes: bool, parallelism: int, timeo
                 agency: str | None, fmt: str | None) -> int:
     """Delete everything a tenant owns: floating IPs, servers, router, networks, groups, keypairs, project.
     Only a project proven the tenant's (its agency's domain, all ownership tags) is deleted."""
+    import time
+
+    from gcloudctl.drivers.base import deadline_scope
+
+    with deadline_scope(None if timeout is None else time.monotonic() + timeout):
+        return _destroy_within(app, target, yes, parallelism, timeout, region, agency, fmt)
+
+
+def _destroy_within(app: AppContext, target: str, yes: bool, parallelism: int, timeout: float | None,
+                    region: str | None, agency: str | None, fmt: str | None) -> int:
     config = app.config()
     if os.path.isfile(target):
         request = pipeline.load_request(Path(target), config, filename=target)

@@ -255,3 +255,17 @@ def test_each_region_goes_to_its_own_cloud_whatever_os_cloud_says(cloud, tmp_pat
     assert cloud("--platform", str(tmp_path / "platform.yaml"), "plan", str(request)) == 0
     assert cloud.clouds == ["cloud-hcm1"]
     assert "OS_CLOUD=cloud-hn1 is not used for region hcm1" in capsys.readouterr().err
+
+
+def test_apply_o_json_carries_every_id_and_address_in_one_shape(cloud, capsys):
+    """`apply -o json` gave {step, address, status, seconds} without ids or addresses, and a no-op
+    apply another shape: both now carry the same `outputs` document as `gcloudctl outputs`."""
+    assert cloud("apply", str(EXAMPLE), "--yes", "-o", "json") == 0
+    first = json.loads(capsys.readouterr().out)
+    assert cloud("apply", str(EXAMPLE), "--yes", "-o", "json") == 0
+    noop = json.loads(capsys.readouterr().out)
+    assert cloud("outputs", str(EXAMPLE), "-o", "json") == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert first["outputs"] == noop["outputs"] == printed
+    assert first["changes"] == 31 and noop["changes"] == 0
+    assert printed["servers"]["web-1"]["floating_ip"] and all(r["id"] for r in printed["resources"].values())
