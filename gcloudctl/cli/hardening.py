@@ -56,7 +56,12 @@ def _inventory(app, tenant: str, opts: dict) -> tuple[dict, int, list[tuple[str,
     from gcloudctl.hardening.inventory import Bastion, build_inventory, select_hosts
 
     if opts.get("inventory_file"):
-        inv = _load_structured(opts["inventory_file"])
+        from gcloudctl.hardening.inventory import load_inventory
+
+        try:  # the YAML `gcloudctl inventory` writes marks cloud-side values `!unsafe`
+            inv = load_inventory(Path(opts["inventory_file"]).read_text())
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"{opts['inventory_file']}: not YAML/JSON: {exc}") from None
         if not isinstance(inv, dict) or "all" not in inv:
             raise InvalidInput(f"{opts['inventory_file']}: expected an inventory with an `all` group")
         levels = {v.get("gcloudctl_level") for v in inv["all"].get("hosts", {}).values()}
@@ -84,9 +89,11 @@ def _inventory(app, tenant: str, opts: dict) -> tuple[dict, int, list[tuple[str,
     _, left_out = select_hosts(hosts)
     from gcloudctl.usecases.apply import firewall_settings
 
-    # servers from the cloud: the host firewall's admin sources and the central log host are the
-    # platform catalog's, as `apply` and the controller use them (a --hosts file carries its own)
-    platform = {} if opts.get("hosts_file") else firewall_settings(None, app.config())
+    # the host firewall's admin sources and the central log host are the platform catalog's, as
+    # `apply` and the controller use them; a --hosts file may carry its own
+    platform = firewall_settings(None, app.config())
+    if opts.get("hosts_file") and isinstance(data, dict):  # a hosts file may name its own
+        platform.update({key: data[key] for key in ("admin_sources", "log_target") if key in data})
     inv = build_inventory(tenant, int(level), hosts, automation_user=opts["automation_user"], bastion=bastion,
                           proxy_command=opts.get("proxy_command"), key_file=opts.get("key_file"),
                           known_hosts=str(_known_hosts(tenant, opts)), **platform)

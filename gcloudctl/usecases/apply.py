@@ -186,18 +186,8 @@ def _server_names(request: Any) -> list[str]:
 
 def firewall_settings(request: Any, config: Any) -> dict:
     """Host-firewall inputs for the inventory from the platform catalog (admin sources, central
-    log host): `hardening.firewall.inventory_settings`, limited to what `build_inventory`
-    accepts. The per-server ports come with the observed hosts (their security groups)."""
-    import inspect
+    log host: `hardening.firewall.inventory_settings`). The per-server ports come with the
+    observed hosts (their security groups)."""
+    from gcloudctl.hardening.firewall import inventory_settings
 
-    from gcloudctl.hardening.inventory import build_inventory
-
-    try:
-        from gcloudctl.hardening.firewall import inventory_settings
-    except ImportError:  # hardening without a host-firewall module: the playbook's defaults apply
-        sources = getattr(config.catalog.spec, "adminSources", None) or []
-        settings = {"admin_sources": [str(s) for s in sources]} if sources else {}
-    else:
-        settings = inventory_settings(config.catalog.spec)
-    accepted = inspect.signature(build_inventory).parameters
-    return {k: v for k, v in settings.items() if k in accepted}
+    return inventory_settings(config.catalog.spec)

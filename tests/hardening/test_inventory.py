@@ -119,7 +119,37 @@ def test_cli_inventory_from_a_hosts_file_matches_golden(tmp_path, capsys):
     code = main(["inventory", "edu", "--hosts", str(hosts), "--format", "ini",
                  "--known-hosts", "/dev/null"])
     assert code == 0
-    assert capsys.readouterr().out == (GOLDEN / "inventory-l1-direct.ini").read_text()
+    # as the direct golden, plus the platform catalog's admin sources and central log host
+    assert capsys.readouterr().out == (GOLDEN / "inventory-l1-cli.ini").read_text()
+
+
+def test_cli_inventory_from_a_hosts_file_takes_the_catalogs_admin_sources_unless_it_names_its_own(tmp_path, capsys):
+    """`harden --hosts FILE` at level 3 had no admin sources, so the lock-out guard stopped it."""
+    from gcloudctl.cli.main import main
+
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(json.dumps({"level": 3, "hosts": L1_HOSTS}))
+    assert main(["inventory", "edu", "--hosts", str(hosts), "--format", "json", "--known-hosts", "/dev/null"]) == 0
+    hostvars = json.loads(capsys.readouterr().out)["all"]["hosts"]
+    assert {tuple(v["gcloudctl_ssh_sources"]) for v in hostvars.values()} == {("172.24.4.1/32",)}
+    hosts.write_text(json.dumps({"level": 3, "hosts": L1_HOSTS, "admin_sources": ["10.9.0.0/24"]}))
+    assert main(["inventory", "edu", "--hosts", str(hosts), "--format", "json", "--known-hosts", "/dev/null"]) == 0
+    hostvars = json.loads(capsys.readouterr().out)["all"]["hosts"]
+    assert {tuple(v["gcloudctl_ssh_sources"]) for v in hostvars.values()} == {("10.9.0.0/24",)}
+
+
+def test_cli_reads_back_the_yaml_inventory_it_wrote(tmp_path, capsys):
+    """The YAML inventory marks cloud-side values `!unsafe`: `--inventory FILE` must read it."""
+    from gcloudctl.cli.main import main
+
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(json.dumps({"level": 1, "hosts": L1_HOSTS}))
+    assert main(["inventory", "edu", "--hosts", str(hosts), "--known-hosts", "/dev/null"]) == 0
+    written = capsys.readouterr().out
+    assert "!unsafe" in written
+    (tmp_path / "inv.yml").write_text(written)
+    assert main(["inventory", "edu", "--inventory", str(tmp_path / "inv.yml")]) == 0
+    assert capsys.readouterr().out == written
 
 
 def test_cli_inventory_without_a_level_is_invalid_input(tmp_path, capsys):
