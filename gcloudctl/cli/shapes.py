@@ -157,6 +157,249 @@ class ReapShape(_Shape):
     stacks: list[ReapedShape]
 
 
+# --------------------------------------------------------------------------- apply, destroy
+
+class ChangeOutcomeShape(_Shape):
+    step: str = Field(description="create, update, delete")
+    address: str
+    status: str = Field(description="done, failed, skipped, cancelled")
+    seconds: float
+    error: str | None = None
+
+
+class HostVerifyShape(_Shape):
+    ok: int = Field(description="Audit checks that passed.")
+    failed: list[str] = Field(description="Ids of the controls that failed.")
+    not_applicable: int
+
+
+class HostHardeningShape(_Shape):
+    host: str
+    level: int
+    status: str = Field(description="hardened, unverified, checked, verify-failed, failed, unreachable, timeout")
+    ok: bool
+    changed: int
+    seconds: float
+    verify: HostVerifyShape | None = Field(None, description="Only when the audit checks ran (hardened, verify-failed).")
+    message: str | None = None
+
+
+class LeftOutShape(_Shape):
+    host: str
+    reason: str
+
+
+class DriftShape(_Shape):
+    host: str
+    task: str
+    diff: str
+
+
+class TaskFailureShape(_Shape):
+    host: str
+    task: str
+    status: str
+    message: str
+
+
+class HardenShape(_Shape):
+    """`harden -o json` (and `hardening` inside `apply -o json`): each host's result."""
+
+    tenant: str
+    ok: bool
+    check: bool = Field(description="Check mode: nothing changed, drift reported.")
+    seconds: float
+    status: str = Field(description="successful, failed")
+    hosts: dict[str, HostHardeningShape]
+    left_out: list[LeftOutShape] = Field(description="Servers not hardened, and why.")
+    drift: list[DriftShape]
+    failures: list[TaskFailureShape]
+    not_applicable: dict[str, list[str]] = Field(description="Per host: tasks that do not apply there (containers).")
+
+
+class DestroyShape(_Shape):
+    """`destroy -o json`: what the executor did (only tenant, ok, changes when nothing existed)."""
+
+    tenant: str
+    ok: bool
+    changes: int | None = Field(None, description="0: nothing to destroy (then no other field but tenant and ok).")
+    seconds: float | None = None
+    timed_out: bool | None = None
+    counts: dict[str, int] | None = Field(None, description="Changes by status: done, failed, skipped, cancelled.")
+    outcomes: list[ChangeOutcomeShape] | None = None
+
+
+class ApplyShape(_Shape):
+    """`apply -o json`: the run (no run fields when the plan was empty), the servers waited for,
+    the hardening, and the `outputs` document (`gcloudctl outputs`); after --timeout it carries
+    `error`, `exit_code`, `hint` instead of `outputs`."""
+
+    tenant: str
+    ok: bool
+    changes: int = Field(description="Changes in the plan (0: nothing to do).")
+    seconds: float | None = None
+    timed_out: bool | None = None
+    counts: dict[str, int] | None = None
+    outcomes: list[ChangeOutcomeShape] | None = None
+    waited_for: list[str] | None = Field(None, description="Servers waited for until active.")
+    hardening: HardenShape | None = None
+    outputs: TenantOutputs | None = Field(None, description="Every id and address, as `gcloudctl outputs` prints.")
+    error: str | None = Field(None, description="Only after a timeout.")
+    exit_code: int | None = Field(None, description="Only after a timeout (5).")
+    hint: str | None = None
+
+
+# --------------------------------------------------------------------------- inventory, audit-hosts
+
+class UnsafeShape(_Shape):
+    """A cloud-side string Ansible must never template."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    value: str = Field(alias="__ansible_unsafe", serialization_alias="__ansible_unsafe")
+
+
+class FirewallRuleShape(_Shape):
+    proto: str = Field(description="tcp, udp, icmp, ipv6-icmp, any")
+    ports: str | None = None
+    sources: list[str] | None = None
+    destinations: list[str] | None = None
+
+
+class LogTargetShape(_Shape):
+    host: str
+    port: int
+    protocol: str
+
+
+class HostVarsShape(_Shape):
+    ansible_host: str
+    ansible_user: str
+    gcloudctl_tenant: UnsafeShape
+    gcloudctl_server_name: UnsafeShape
+    gcloudctl_level: int
+    gcloudctl_role: UnsafeShape
+    gcloudctl_zones: list[UnsafeShape]
+    gcloudctl_automation_user: str
+    gcloudctl_is_bastion: bool | None = None
+    ansible_ssh_private_key_file: str | None = None
+    gcloudctl_security_groups: list[UnsafeShape] | None = None
+    gcloudctl_ingress: list[FirewallRuleShape] | None = None
+    gcloudctl_egress: list[FirewallRuleShape] | None = None
+    gcloudctl_ssh_sources: list[str] | None = None
+    gcloudctl_ssh_destinations: list[str] | None = None
+    gcloudctl_log_target: LogTargetShape | None = None
+    ansible_ssh_common_args: str | None = None
+    gcloudctl_bastion: str | None = None
+
+
+class InventoryGroupShape(_Shape):
+    hosts: dict[str, None]
+
+
+class InventoryAllShape(_Shape):
+    hosts: dict[str, HostVarsShape]
+    children: dict[str, InventoryGroupShape] = Field(description="tenant_*, role_*, level_*, zone_* groups.")
+
+
+class InventoryShape(_Shape):
+    """`inventory TENANT --format json`: Ansible's inventory structure."""
+
+    all: InventoryAllShape
+
+
+class ScoreShape(_Shape):
+    passed: int
+    failed: int
+    not_applicable: int
+    percent: float | None = Field(description="Passed of the applicable checks (None: none applied).")
+    lynis_hardening_index: int | None
+
+
+class LynisShape(_Shape):
+    hardening_index: int | None
+    tests_performed: int | None
+    warnings: int
+    suggestions: int
+    error: str | None
+
+
+class ControlResultShape(_Shape):
+    id: str
+    title: str
+    level: int
+    cis_debian12: str
+    cis_ubuntu2404: str
+    status: str = Field(description="pass, fail, not applicable, error")
+    evidence: str
+
+
+class HostReportShape(_Shape):
+    host: str
+    profile: str = Field(description="L1..L4")
+    generated_at: str
+    score: ScoreShape
+    baseline: ScoreShape | None = Field(description="The score of the report found there before, if any.")
+    lynis: LynisShape | None
+    openscap: str
+    controls: list[ControlResultShape]
+    file: str = Field(description="The JSON report's file name in the report directory.")
+
+
+class AuditHostsShape(_Shape):
+    """`audit-hosts -o json`: each audited host's report; hosts not audited, with why."""
+
+    reports: dict[str, HostReportShape]
+    errors: dict[str, str]
+
+
+# --------------------------------------------------------------------------- controller, audit
+
+class MigrateShape(_Shape):
+    """`controller migrate -o json`."""
+
+    database: str = Field(description="The database URL, password hidden.")
+    revision: str | None
+
+
+class RunTenantShape(_Shape):
+    tenant: str
+    result: str
+    changes: int
+    message: str
+
+
+class ControllerRunShape(_Shape):
+    """`controller run --once -o json`: one pass over every tenant."""
+
+    ok: bool
+    counts: dict[str, int]
+    tenants: list[RunTenantShape]
+
+
+class AuditRecordShape(_Shape):
+    seq: int
+    at: str
+    actor: str
+    action: str
+    tenant: str | None
+    data: dict[str, Any] = Field(description="Masked: secrets never appear.")
+    prevHash: str
+    hash: str
+
+
+class ComplianceSummaryShape(_Shape):
+    """`compliance TENANT -o json` (files written to --out DIR): what was written, and the counts."""
+
+    tenant: str
+    level: int | None = Field(description="Classification level (None: unknown).")
+    files: list[str]
+    controls: int
+    hosts: int
+    byStatus: dict[str, int]
+    policyRules: dict[str, int]
+    managed: bool
+
+
 OUTPUT_SHAPES: dict[str, type[BaseModel]] = {
     "error": ErrorShape,
     "validate": ValidateShape,
@@ -170,12 +413,22 @@ OUTPUT_SHAPES: dict[str, type[BaseModel]] = {
     "catalog-zones": RootModel[list[ZoneShape]],
     "catalog-agencies": RootModel[list[AgencyShape]],
     "reap": ReapShape,
+    "apply": ApplyShape,
+    "destroy": DestroyShape,
+    "inventory": InventoryShape,
+    "harden": HardenShape,
+    "audit-hosts": AuditHostsShape,
+    "controller-migrate": MigrateShape,
+    "controller-run": ControllerRunShape,
+    "audit-export": RootModel[list[AuditRecordShape]],
+    "compliance-summary": ComplianceSummaryShape,
 }
 
 
 # Outputs of the request commands: the request API's own models (the CLI prints what the API
 # returns, direct mode included), imported only when asked for (they load FastAPI).
-API_SHAPES = {"request-version": "Version", "request-versions": "Version[]", "status": "TenantStatus"}
+API_SHAPES = {"request-version": "Version", "request-versions": "Version[]", "status": "TenantStatus",
+              "audit-verify": "VerifyReport"}
 
 
 def _api_shape(name: str) -> type[BaseModel]:

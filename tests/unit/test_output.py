@@ -269,3 +269,226 @@ def test_apply_o_json_carries_every_id_and_address_in_one_shape(cloud, capsys):
     assert first["outputs"] == noop["outputs"] == printed
     assert first["changes"] == 31 and noop["changes"] == 0
     assert printed["servers"]["web-1"]["floating_ip"] and all(r["id"] for r in printed["resources"].values())
+
+
+# --------------------------------------------------------------------------- every -o json has a schema
+
+# Each command whose -o json|yaml prints a document: the schema that describes it (checked by a test
+# below, named in the comment). Commands that print no document under -o json: the reason.
+SCHEMA_OF_COMMAND = {
+    "validate": "validate", "plan": "plan", "apply": "apply", "destroy": "destroy", "get tenants": "tenants",
+    "describe": "describe", "outputs": "outputs", "reap": "reap",
+    "catalog regions": "catalog-regions", "catalog flavors": "catalog-flavors", "catalog images": "catalog-images",
+    "catalog zones": "catalog-zones", "catalog agencies": "catalog-agencies",
+    "request submit": "request-version", "request show": "request-version", "request approve": "request-version",
+    "request reject": "request-version", "request delete": "request-version", "request list": "request-versions",
+    "status": "status", "controller harden": "status",  # the tenant's status view after the request
+    "controller migrate": "controller-migrate",
+    "controller run": "controller-run",  # --once; without it, it runs until stopped and prints nothing
+    "audit verify": "audit-verify", "audit export": "audit-export",
+    "inventory": "inventory",  # --format json (its -o does not change the inventory's format)
+    "harden": "harden", "audit-hosts": "audit-hosts",
+    "compliance": "compliance-summary",  # --out DIR; `--out - --format json` prints the dossier: `compliance`
+}
+NO_DOCUMENT = {
+    "schema": "prints a JSON Schema itself (a meta-schema is the JSON Schema standard's)",
+    "completion": "prints a shell script, not data",
+    "api serve": "runs the HTTP server; its answers are the `api` OpenAPI contract",
+}
+DEVCLOUD_EXEMPT = "devcloud commands manage the test cloud on this machine, not tenants: no CI contract"
+
+
+def _leaf_commands() -> list[str]:
+    found = []
+
+    def walk(command, path):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}".strip())
+            return
+        found.append(path)
+
+    walk(cli_main.cli, "")
+    return found
+
+
+def test_every_command_output_has_a_schema_or_a_reason(capsys):
+    """issue 14: every `-o json` output has a JSON Schema (`gcloudctl schema NAME`)."""
+    published = set(cli_main.cli.commands["schema"].params[0].type.choices)
+    missing, unknown = [], []
+    for path in _leaf_commands():
+        if path.startswith("devcloud "):  # DEVCLOUD_EXEMPT
+            continue
+        if path in SCHEMA_OF_COMMAND:
+            if SCHEMA_OF_COMMAND[path] not in published:
+                unknown.append(f"{path} -> {SCHEMA_OF_COMMAND[path]}")
+        elif path not in NO_DOCUMENT:
+            missing.append(path)
+    assert missing == [] and unknown == []
+    assert set(NO_DOCUMENT) <= set(_leaf_commands()), "an exemption names a command that no longer exists"
+    for name in set(SCHEMA_OF_COMMAND.values()):
+        jsonschema.Draft202012Validator.check_schema(schema_of(name, capsys))
+
+
+def test_apply_o_json_matches_its_schema_created_and_no_op(cloud, capsys):
+    assert cloud("apply", str(EXAMPLE), "--yes", "-o", "json") == 0
+    first = checked("apply", capsys.readouterr().out, capsys)
+    assert first["counts"]["done"] == 31 and first["outputs"]["servers"]
+    assert cloud("apply", str(EXAMPLE), "--yes", "-o", "json") == 0
+    noop = checked("apply", capsys.readouterr().out, capsys)
+    assert noop["changes"] == 0 and "outcomes" not in noop
+
+
+def test_apply_timeout_under_json_matches_its_schema(cloud, capsys):
+    """A timeout under -o json is one document: what was done, and error/exit_code/hint."""
+    cloud.api.inject("POST", r"^/servers$", 0, times=10**6, delay=30.0)
+    assert cloud("apply", str(EXAMPLE), "--yes", "--timeout", "1", "-o", "json") == 5
+    data = checked("apply", capsys.readouterr().out, capsys)
+    assert data["exit_code"] == 5 and data["timed_out"] and "outputs" not in data
+    assert {o["status"] for o in data["outcomes"]} >= {"done"}
+
+
+def test_destroy_o_json_matches_its_schema(cloud, capsys):
+    assert cloud("apply", str(EXAMPLE), "--yes") == 0
+    capsys.readouterr()
+    assert cloud("destroy", str(EXAMPLE), "--yes", "-o", "json") == 0
+    data = checked("destroy", capsys.readouterr().out, capsys)
+    assert data["ok"] and data["counts"]["done"] == len(data["outcomes"]) > 0
+    assert cloud("destroy", str(EXAMPLE), "--yes", "-o", "json") == 0
+    assert checked("destroy", capsys.readouterr().out, capsys) == {"tenant": "byt-his-staging", "ok": True,
+                                                                    "changes": 0}
+
+
+HOSTS = {
+    "level": 3,
+    "admin_sources": ["10.20.0.0/24"],
+    "log_target": {"host": "10.20.0.9", "port": 6514},
+    "hosts": [
+        {"name": "moh-web-1", "role": "web", "zones": ["dmz"], "fixed_ips": {"moh-dmz": "10.20.1.11"},
+         "floating_ip": "203.0.113.21", "image": "debian-12", "status": "ACTIVE",
+         "firewall": {"security_groups": ["moh-web"], "ingress": [{"proto": "tcp", "ports": 443,
+                                                                   "sources": ["0.0.0.0/0"]}]}},
+        {"name": "moh-db-1", "role": "db", "zones": ["db"], "fixed_ips": {"moh-db": "10.20.3.11"},
+         "floating_ip": None, "image": "debian-12", "status": "ACTIVE"},
+        {"name": "moh-bastion", "role": "bastion", "zones": ["mgmt"], "fixed_ips": {"moh-mgmt": "10.20.0.5"},
+         "floating_ip": "203.0.113.5", "image": "debian-12", "status": "ACTIVE",
+         "firewall": {"tenant_subnets": ["10.20.3.0/24"]}},
+        {"name": "moh-batch-1", "role": "app", "zones": ["app"], "fixed_ips": {}, "floating_ip": None,
+         "image": "debian-12", "status": "BUILD"},
+    ],
+}
+
+
+def test_inventory_format_json_matches_its_schema(tmp_path, capsys):
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text(yaml.safe_dump(HOSTS))
+    assert cli_main.main(["inventory", "moh", "--hosts", str(hosts), "--format", "json", "--key", "/k/id",
+                          "--known-hosts", str(tmp_path / "kh")]) == 0
+    data = checked("inventory", capsys.readouterr().out, capsys)
+    hostvars = data["all"]["hosts"]
+    assert sorted(hostvars) == ["moh-bastion", "moh-db-1", "moh-web-1"]
+    assert hostvars["moh-bastion"]["gcloudctl_is_bastion"] and hostvars["moh-db-1"]["gcloudctl_bastion"]
+    golden = ROOT / "tests" / "hardening" / "golden" / "inventory-l3-bastion.json"
+    jsonschema.Draft202012Validator(schema_of("inventory", capsys)).validate(json.loads(golden.read_text()))
+
+
+class _HostOps:
+    """Host effects without hosts: each server answers as its name says (the use case is real)."""
+
+    def reach(self, name, target, known_hosts, console, timeout):
+        from gcloudctl.errors import Unreachable
+
+        if "down" in name:
+            raise Unreachable(f"{target.host}:22: no SSH banner")
+
+    def harden(self, inventory, known_hosts, *, limit, check, timeout, progress):
+        from gcloudctl.drivers.ansible import Drift, HostEvent, HostSummary, RunResult
+
+        if "broken" in limit:
+            failure = HostEvent(limit, "GC-SSH-01 sshd drop-in", "failed", "sshd -t: bad config")
+            return RunResult("failed", 2, check, 1.0, {limit: HostSummary(ok=3, failed=1)}, failures=[failure])
+        drift = [Drift(limit, "GC-FW-01 nftables", "--- before\n+++ after")] if check else []
+        return RunResult("successful", 0, check, 1.0, {limit: HostSummary(ok=40, changed=2)}, drift=drift,
+                         not_applicable={limit: ["GC-KRN-03 sysctl"]})
+
+    def verify(self, name, target, known_hosts, level, timeout):
+        from gcloudctl.hardening.audit import ControlResult
+
+        return [ControlResult(cid, "t", level, "", "", "fail" if "weak" in name and cid == "GC-SSH-02" else "pass",
+                              "evidence") for cid in ("GC-SSH-01", "GC-SSH-02", "GC-FW-01")]
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["harden", "check"])
+def test_harden_o_json_matches_its_schema(tmp_path, monkeypatch, capsys, check):
+    from gcloudctl.usecases import harden as usecase
+
+    monkeypatch.setattr(usecase, "DriverHostOps", _HostOps)
+    names = ["ok-1", "weak-1", "broken-1", "down-1"]
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text(yaml.safe_dump({"level": 2, "hosts": [
+        {"name": n, "role": "app", "zones": ["app"], "fixed_ips": {"net": f"10.0.0.{i + 10}"},
+         "floating_ip": f"203.0.113.{i + 10}", "image": "debian-12", "status": "ACTIVE"}
+        for i, n in enumerate(names)]}))
+    code = cli_main.main(["-o", "json", "harden", "t1", "--hosts", str(hosts), "--known-hosts", str(tmp_path / "kh"),
+                          *(["--check"] if check else [])])
+    data = checked("harden", capsys.readouterr().out, capsys)
+    assert code == 6 and not data["ok"], "a host was unreachable"
+    statuses = {n: h["status"] for n, h in data["hosts"].items()}
+    if check:
+        assert statuses == {"ok-1": "checked", "weak-1": "checked", "broken-1": "failed", "down-1": "unreachable"}
+        assert {d["host"] for d in data["drift"]} == {"ok-1", "weak-1"}
+    else:
+        assert statuses == {"ok-1": "hardened", "weak-1": "verify-failed", "broken-1": "failed",
+                            "down-1": "unreachable"}
+        assert data["hosts"]["weak-1"]["verify"]["failed"] == ["GC-SSH-02"]
+    assert data["failures"][0]["host"] == "broken-1" and data["not_applicable"]["ok-1"]
+
+
+class _ScriptedHost:
+    """An SSH session to a host that answers the control checks: each passes (0), fails (1) or
+    does not apply (PASS/FAIL/NOT_APPLICABLE codes) by turns; a host named down-* has no SSH."""
+
+    def __init__(self, target, known_hosts, **kwargs):
+        from gcloudctl.errors import Unreachable
+
+        if str(target.host).endswith(".99"):
+            raise Unreachable(f"{target.host}:22: no SSH banner")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def run(self, command, timeout=0, sudo=False):
+        from gcloudctl.hardening import audit
+        from gcloudctl.hardening.controls import FAIL, NOT_APPLICABLE, PASS, controls_for_level
+
+        codes = [PASS, FAIL, NOT_APPLICABLE]
+        return 0, "".join(f"{audit._MARK} begin {c.id}\nscripted\n{audit._MARK} end {c.id} {codes[i % 3]}\n"
+                          for i, c in enumerate(controls_for_level(4))), ""
+
+
+def test_audit_hosts_o_json_matches_its_schema(tmp_path, monkeypatch, capsys):
+    """The real command over scripted SSH sessions: a report per host (the second run's carries
+    the first as its baseline), and an unreachable host under errors."""
+    from gcloudctl.drivers import ssh
+
+    monkeypatch.setattr(ssh, "connect", _ScriptedHost)
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text(yaml.safe_dump({"level": 2, "hosts": [
+        {"name": name, "role": "app", "zones": ["app"], "fixed_ips": {"net": f"10.0.0.{last}"},
+         "floating_ip": f"192.0.2.{last}", "image": "debian-12", "status": "ACTIVE"}
+        for name, last in (("web-1", 5), ("db-1", 6), ("app-1", 99))]}))
+    argv = ["-o", "json", "audit-hosts", "t1", "--no-lynis", "--hosts", str(hosts), "--known-hosts",
+            str(tmp_path / "kh"), "--out", str(tmp_path / "out")]
+    assert cli_main.main(argv) == 6
+    first = checked("audit-hosts", capsys.readouterr().out, capsys)
+    assert sorted(first["reports"]) == ["db-1", "web-1"] and list(first["errors"]) == ["app-1"]
+    assert cli_main.main(argv) == 6
+    again = checked("audit-hosts", capsys.readouterr().out, capsys)
+    web = again["reports"]["web-1"]
+    assert web["baseline"] == first["reports"]["web-1"]["score"] and web["score"]["failed"] > 0
+    assert {c["status"] for c in web["controls"]} == {"pass", "fail", "not applicable"}
+    with pytest.raises(jsonschema.ValidationError):  # the schema says what a report holds: it can fail
+        checked("audit-hosts", json.dumps({"reports": {"web-1": {**web, "score": {}}}, "errors": {}}), capsys)
