@@ -492,3 +492,47 @@ def test_audit_hosts_o_json_matches_its_schema(tmp_path, monkeypatch, capsys):
     assert {c["status"] for c in web["controls"]} == {"pass", "fail", "not applicable"}
     with pytest.raises(jsonschema.ValidationError):  # the schema says what a report holds: it can fail
         checked("audit-hosts", json.dumps({"reports": {"web-1": {**web, "score": {}}}, "errors": {}}), capsys)
+
+
+def test_controller_and_audit_commands_match_their_schemas(tmp_path, capsys):
+    """controller migrate, audit verify/export, controller run --once, controller harden: direct
+    database mode (break-glass), no cloud touched (the submitted request waits for approval)."""
+    db = f"sqlite:///{tmp_path / 'store' / 'controller.db'}"
+    (tmp_path / "store").mkdir(mode=0o700)
+    assert cli_main.main(["-o", "json", "controller", "migrate", "--db", db]) == 0
+    assert checked("controller-migrate", capsys.readouterr().out, capsys)["revision"]
+    assert cli_main.main(["request", "submit", str(EXAMPLE), "--db", db]) == 0
+    capsys.readouterr()
+    assert cli_main.main(["-o", "json", "audit", "verify", "--db", db]) == 0
+    report = checked("audit-verify", capsys.readouterr().out, capsys)
+    assert report["ok"] and report["records"] >= 1
+    assert cli_main.main(["-o", "json", "audit", "export", "--db", db]) == 0
+    records = checked("audit-export", capsys.readouterr().out, capsys)
+    assert records[-1]["hash"] == report["head"]["hash"] and records[0]["tenant"] == "byt-his-staging"
+    assert cli_main.main(["-o", "json", "controller", "harden", "byt-his-staging", "--reason", "test", "--db", db]) == 0
+    assert checked("status", capsys.readouterr().out, capsys)["phase"] == "pending-approval"
+    assert cli_main.main(["-o", "json", "controller", "run", "--once", "--db", db]) == 0
+    assert checked("controller-run", capsys.readouterr().out, capsys)["tenants"] == [], "nothing approved yet"
+
+
+def test_controller_run_summary_with_tenants_matches_its_schema(capsys):
+    """The rows `controller run --once -o json` prints once tenants were reconciled (the
+    summary the runner builds; reconciling needs a cloud: tests/controller)."""
+    from gcloudctl.cli.render import dump
+    from gcloudctl.controller.reconciler import Outcome, Result
+    from gcloudctl.controller.runner import Summary
+
+    summary = Summary([Outcome("a", Result.APPLIED, changes=31), Outcome("b", Result.TERMINAL, message="quota")])
+    data = checked("controller-run", dump(summary.to_dict(), "json"), capsys)
+    assert not data["ok"] and data["counts"] == {"applied": 1, "terminal-error": 1}
+
+
+def test_compliance_summary_matches_its_schema(cloud, tmp_path, capsys):
+    assert cloud("apply", str(EXAMPLE), "--yes") == 0
+    capsys.readouterr()
+    code = cloud("-o", "json", "compliance", str(EXAMPLE), "--format", "both", "--out", str(tmp_path / "out"),
+                 "--no-controller")
+    data = checked("compliance-summary", capsys.readouterr().out, capsys)
+    assert code in (0, 1) and len(data["files"]) == 2 and data["tenant"] == "byt-his-staging"
+    assert cloud("compliance", str(EXAMPLE), "--format", "json", "--out", "-", "--no-controller") == code
+    checked("compliance", capsys.readouterr().out, capsys)
