@@ -123,9 +123,12 @@ def _schema_names() -> list[str]:
 def schema_command(app, document: str, output: str | None) -> int:
     """Print a JSON Schema. Documents gcloudctl reads: request, platform (catalog), agencies,
     rulebook; `api`: the request API's OpenAPI 3.1 contract (as `GET /openapi.json` serves it).
-    What commands print under -o json: error (any failure), validate, plan, tenants (get tenants),
-    describe, outputs, catalog-regions|flavors|images|zones|agencies, reap, request-version (request
-    submit|show|approve|reject|delete), request-versions (request list), status."""
+    What commands print under -o json: error (any failure), validate, plan, apply, destroy, tenants
+    (get tenants), describe, outputs, catalog-regions|flavors|images|zones|agencies, reap,
+    request-version (request submit|show|approve|reject|delete), request-versions (request list),
+    status (also controller harden), controller-migrate, controller-run (controller run --once),
+    audit-verify, audit-export, inventory (inventory --format json), harden, audit-hosts,
+    compliance-summary (compliance --out DIR); compliance: the dossier (--out - --format json)."""
     if document == "api":
         from gcloudctl.api.app import openapi_document
 

@@ -326,8 +326,11 @@ def test_every_command_output_has_a_schema_or_a_reason(capsys):
             missing.append(path)
     assert missing == [] and unknown == []
     assert set(NO_DOCUMENT) <= set(_leaf_commands()), "an exemption names a command that no longer exists"
+    from gcloudctl.cli.core import document_schemas
+
+    schemas = document_schemas()
     for name in set(SCHEMA_OF_COMMAND.values()):
-        jsonschema.Draft202012Validator.check_schema(schema_of(name, capsys))
+        jsonschema.Draft202012Validator.check_schema(schemas[name])
 
 
 def test_apply_o_json_matches_its_schema_created_and_no_op(cloud, capsys):
@@ -536,3 +539,20 @@ def test_compliance_summary_matches_its_schema(cloud, tmp_path, capsys):
     assert code in (0, 1) and len(data["files"]) == 2 and data["tenant"] == "byt-his-staging"
     assert cloud("compliance", str(EXAMPLE), "--format", "json", "--out", "-", "--no-controller") == code
     checked("compliance", capsys.readouterr().out, capsys)
+
+
+def test_apply_with_hardening_matches_its_schema(cloud, tmp_path, monkeypatch, capsys):
+    """`apply --harden -o json` carries the hardening document (host effects scripted; the use
+    case, the inventory and the cloud's servers are real)."""
+    from gcloudctl.usecases import harden as usecase
+
+    monkeypatch.setattr(usecase, "DriverHostOps", _HostOps)
+    key = tmp_path / "id_test"
+    key.write_text("not a real key\n")
+    key.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code = cloud("apply", str(EXAMPLE), "--yes", "--harden", "--key", str(key), "-o", "json")
+    data = checked("apply", capsys.readouterr().out, capsys)
+    assert code == 0, data
+    assert data["hardening"]["hosts"] and all(h["status"] == "hardened" for h in data["hardening"]["hosts"].values())
+    assert data["outputs"]["servers"]
