@@ -227,6 +227,9 @@ class DestroyShape(_Shape):
     timed_out: bool | None = None
     counts: dict[str, int] | None = Field(None, description="Changes by status: done, failed, skipped, cancelled.")
     outcomes: list[ChangeOutcomeShape] | None = None
+    error: str | None = Field(None, description="Only after a timeout (as `apply -o json`).")
+    exit_code: int | None = Field(None, description="Only after a timeout (5).")
+    hint: str | None = None
 
 
 class ApplyShape(_Shape):
