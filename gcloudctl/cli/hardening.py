@@ -156,7 +156,8 @@ def register(cli: click.Group) -> None:
 
     @cli.command("inventory")
     @click.argument("tenant")
-    @click.option("--format", "fmt", type=click.Choice(["yaml", "ini", "json"]), default="yaml", show_default=True)
+    @click.option("--format", "fmt", type=click.Choice(["yaml", "ini", "json"]),
+                  help="Inventory format (default: -o json/yaml when given, else yaml).")
     @click.option("--known-hosts", type=click.Path(dir_okay=False),
                   help="known_hosts the bastion hop should use (default: the tenant's).")
     @_hosts_options
@@ -165,6 +166,7 @@ def register(cli: click.Group) -> None:
         """Print an Ansible inventory of TENANT's servers (groups: tenant, role, zone, level)."""
         from gcloudctl.hardening.inventory import render_inventory
 
+        fmt = fmt or (app.output if app.output in ("json", "yaml") else "yaml")  # -o means the same everywhere
         inv, _, left_out = _inventory(app, tenant, opts)
         for name, reason in left_out:
             click.echo(f"# left out {name}: {reason}", err=True)

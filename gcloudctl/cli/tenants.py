@@ -81,17 +81,36 @@ def _confirm(plan: Plan, yes: bool, verb: str) -> None:
         raise click.exceptions.Abort()
 
 
+def _emit_outcome(app: AppContext, fmt: str | None, data: dict, human, *, timed_out: bool, timeout: float | None,
+                  verb: str) -> int | None:
+    """Print the command's result. On a timeout: under -o json/yaml one document carrying what
+    was done plus `error`, `exit_code`, `hint` (a CI job parses one document), and exit 5;
+    otherwise the result, then the error (TimeoutExpired, exit 5). None: not timed out."""
+    if not timed_out:
+        emit(fmt or app.output, data, human)
+        return None
+    error = TimeoutExpired(f"{verb} did not finish within {timeout:.0f}s",
+                           hint="re-run the same command: it picks up where this one stopped")
+    if (fmt or app.output) not in ("json", "yaml"):
+        emit(fmt or app.output, data, human)
+        raise error
+    emit(fmt or app.output, data | {"error": error.message, "exit_code": int(error.exit_code), "hint": error.hint},
+         human)
+    click.echo(f"error: {error.message}", err=True)
+    return error.exit_code
+
+
 def _run(app: AppContext, plan: Plan, driver, parallelism: int, timeout: float | None, fmt: str | None, verb: str) -> int:
     total = len(build_graph(plan))
     click.echo(f"{verb} {plan.tenant}: {total} step(s), up to {parallelism} at once", err=True)
     result = pipeline.apply_plan(plan, driver, parallelism=parallelism, progress=progress_printer(total), timeout=timeout)
     counts = result.counts()
-    emit(fmt or app.output, {"tenant": plan.tenant, **result.to_dict()},
-         lambda: f"{verb} {'complete' if result.ok else 'incomplete'}: {counts['done']} done, {counts['failed']} failed, "
-                 f"{counts['skipped']} skipped in {result.seconds:.1f}s.")
-    if result.timed_out:
-        raise TimeoutExpired(f"{verb} did not finish within {timeout:.0f}s",
-                             hint="re-run the same command: it picks up where this one stopped")
+    human = lambda: (f"{verb} {'complete' if result.ok else 'incomplete'}: {counts['done']} done, "  # noqa: E731
+                     f"{counts['failed']} failed, {counts['skipped']} skipped in {result.seconds:.1f}s.")
+    code = _emit_outcome(app, fmt, {"tenant": plan.tenant, **result.to_dict()}, human,
+                         timed_out=result.timed_out, timeout=timeout, verb=verb)
+    if code is not None:
+        return code
     if not result.ok:
         click.echo("Re-run the same command to retry: finished steps are not repeated.", err=True)
         return ExitCode.ERROR
@@ -209,18 +228,9 @@ def _apply_within(app: AppContext, deadline, source: str, yes: bool, timeout: fl
 
         # one stable shape for CI: every resource's id, the servers' fixed and floating addresses
         data["outputs"] = outputs_of_request(app, request, driver).model_dump(mode="json")
-    if outcome.timed_out:
-        error = TimeoutExpired(f"apply did not finish within {timeout:.0f}s",
-                               hint="re-run the same command: it picks up where this one stopped")
-        if (fmt or app.output) not in ("json", "yaml"):
-            emit(fmt or app.output, data, human)
-            raise error
-        # one document on stdout: what was done, and the error a CI job reads
-        emit(fmt or app.output, data | {"error": error.message, "exit_code": int(error.exit_code), "hint": error.hint},
-             human)
-        click.echo(f"error: {error.message}", err=True)
-        return error.exit_code
-    emit(fmt or app.output, data, human)
+    code = _emit_outcome(app, fmt, data, human, timed_out=outcome.timed_out, timeout=timeout, verb="apply")
+    if code is not None:
+        return code
     if result is not None and not result.ok:
         click.echo("Re-run the same command to retry: finished steps are not repeated.", err=True)
         return ExitCode.ERROR

@@ -556,3 +556,23 @@ def test_apply_with_hardening_matches_its_schema(cloud, tmp_path, monkeypatch, c
     assert code == 0, data
     assert data["hardening"]["hosts"] and all(h["status"] == "hardened" for h in data["hardening"]["hosts"].values())
     assert data["outputs"]["servers"]
+
+
+def test_destroy_timeout_under_json_is_one_document(cloud, capsys):
+    """`destroy --timeout -o json` printed its result and then the error: two documents."""
+    assert cloud("apply", str(EXAMPLE), "--yes") == 0
+    cloud.api.inject("DELETE", r"^/servers/", 0, times=10**6, delay=30.0)
+    capsys.readouterr()
+    assert cloud("destroy", str(EXAMPLE), "--yes", "--timeout", "1", "-o", "json") == 5
+    data = checked("destroy", capsys.readouterr().out, capsys)
+    assert data["exit_code"] == 5 and "within" in data["error"]
+
+
+def test_inventory_o_json_is_json(tmp_path, capsys):
+    """`inventory -o json` printed YAML: only --format was read."""
+    hosts = tmp_path / "hosts.yml"
+    hosts.write_text(json.dumps({"level": 1, "hosts": [
+        {"name": "web-1", "role": "web", "zones": ["app"], "fixed_ips": {"app": "10.0.0.5"}, "floating_ip": None,
+         "image": "debian-12", "status": "ACTIVE"}]}))
+    assert cli_main.main(["inventory", "t1", "--hosts", str(hosts), "-o", "json", "--known-hosts", "/dev/null"]) == 0
+    assert "web-1" in json.loads(capsys.readouterr().out)["all"]["hosts"]
