@@ -54,7 +54,7 @@ clean-demo: $(STAMP)
 ## The suite owns the devcloud while it runs, so the test that restarts Neutron runs too.
 test: $(STAMP) /usr/bin/chromium
 	$(BIN)/lint-imports
-	GCLOUDCTL_DEVCLOUD_DISRUPTIVE=1 $(BIN)/pytest -q
+	GCLOUDCTL_DEVCLOUD_DISRUPTIVE=1 $(BIN)/pytest -q --durations=15
 
 ## test-fast: no devcloud, no test hosts
 test-fast: $(STAMP)
