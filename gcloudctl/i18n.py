@@ -99,6 +99,12 @@ def gettext(message: str, /, *, lang: str | None = None, domain: str = "cli", **
     return text.format(**params) if params else text
 
 
+def N_(message: str, /) -> str:
+    """Mark `message` as a msgid (Babel extracts `N_`) where it is defined, for a `gettext` call
+    that translates it later (tables of words): returns it unchanged."""
+    return message
+
+
 def untranslated(messages, lang: str = "vi", domain: str = "cli") -> list[str]:
     """The messages of `messages` that have no (non-fuzzy, non-empty) translation in `lang`."""
     cat = catalog(lang, domain)

@@ -64,6 +64,7 @@ def _request(app, tenant: str, request_file: str | None):
 def _live_evidence(app, tenant: str, directory: Path, opts: dict) -> dict[str, str]:
     """Run the audit checks now (as audit-hosts, without lynis) and write their reports into
     `directory`; returns {host: error} for the hosts that could not be audited."""
+    import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     from gcloudctl.cli.hardening import _inventory, _trust
@@ -88,8 +89,10 @@ def _live_evidence(app, tenant: str, directory: Path, opts: dict) -> dict[str, s
         except GcloudctlError as exc:
             return name, exc.message
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for name, error in pool.map(one, sorted((n, t) for n, t in targets.items() if n not in errors)):
+    with ThreadPoolExecutor(max_workers=4) as pool:  # each host in a copy of this context (language, deadline)
+        futures = [pool.submit(contextvars.copy_context().run, one, item)
+                   for item in sorted((n, t) for n, t in targets.items() if n not in errors)]
+        for name, error in (future.result() for future in futures):
             if error:
                 errors[name] = error
     return errors

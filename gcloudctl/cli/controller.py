@@ -27,6 +27,7 @@ import click
 from gcloudctl.cli.context import AppContext
 from gcloudctl.cli.render import emit, table
 from gcloudctl.errors import ExitCode, InvalidInput
+from gcloudctl.i18n import gettext as _
 
 DB_HELP = "Controller database URL (default: $GCLOUDCTL_DB, else a SQLite file under ~/.local/share/gcloudctl)."
 db_option = click.option("--db", "db", metavar="URL", help=DB_HELP)
@@ -76,13 +77,13 @@ def _backend(app: AppContext, db: str | None):
     clouds.yaml entry). Direct mode: the service and the break-glass caller."""
     if app.api_url:
         if db:
-            raise InvalidInput("--db and --api exclude each other", hint="drop --db to use the request API")
+            raise InvalidInput(_("--db and --api exclude each other"), hint=_("drop --db to use the request API"))
         from gcloudctl.api.client import ApiClient
         from gcloudctl.drivers.keystone import user_token_source
 
         if not app.cloud:
-            raise InvalidInput("the request API needs your Keystone identity: no clouds.yaml entry given",
-                               hint="pass --cloud ENTRY or set OS_CLOUD (your own entry in clouds.yaml)")
+            raise InvalidInput(_("the request API needs your Keystone identity: no clouds.yaml entry given"),
+                               hint=_("pass --cloud ENTRY or set OS_CLOUD (your own entry in clouds.yaml)"))
         return ApiClient(app.api_url, user_token_source(app.cloud), verify=app.api_ca or True), None
     return _service(app, db), _break_glass_caller()
 
@@ -143,7 +144,7 @@ def submit_cmd(app: AppContext, file: str, db: str | None) -> int:
     try:
         text = Path(file).read_text("utf-8")
     except UnicodeDecodeError:
-        raise InvalidInput(f"{file}: not UTF-8 text", hint="save the request as UTF-8") from None
+        raise InvalidInput(_("{file}: not UTF-8 text", file=file), hint=_("save the request as UTF-8")) from None
     backend, caller = _backend(app, db)
     version = backend.submit(text, caller=caller, filename=file)
     _emit(app, version, lambda: _version_text(version))
@@ -161,7 +162,8 @@ def list_cmd(app: AppContext, tenant: str | None, state: str | None, db: str | N
     backend, caller = _backend(app, db)
     rows = backend.list_versions(caller=caller, tenant=tenant, state=state)
     _emit(app, rows, lambda: table(
-        ["ID", "TENANT", "GEN", "KIND", "STATE", "APPROVALS", "AGENCY", "SUBMITTED BY", "SUBMITTED"],
+        ["ID", _("TENANT"), _("GEN"), _("KIND"), _("STATE"), _("APPROVALS"), _("AGENCY"), _("SUBMITTED BY"),
+         _("SUBMITTED")],
         [[r["id"], r["tenant"], r["generation"], r["kind"], r["state"], f"{r['approvals']}/{r['approvalsRequired']}",
           r["agency"], r["submittedBy"], r["submittedAt"]] for r in rows]))
     return ExitCode.OK
@@ -219,15 +221,18 @@ def delete_cmd(app: AppContext, tenant: str, reason: str, db: str | None) -> int
 
 
 def _version_text(v: dict) -> str:
-    kind = " (deletion)" if v.get("kind") == "delete" else ""
-    lines = [f"request {v['id']}: {v['tenant']} generation {v['generation']}{kind} — {v['state']}"
-             + (" (unchanged: identical to the current version)" if v.get("unchanged") else ""),
-             f"  agency {v['agency']}, requester {v['requester']}, submitted by {v['submittedBy']} at {v['submittedAt']}",
-             f"  approvals {v['approvals']}/{v['approvalsRequired']}"
-             + (f" under rules {v['rulesVersion']}" if v.get("rulesVersion") else "")
-             + (f"; {v['sealedVars']} secret var(s) sealed" if v.get("sealedVars") else "")]
-    lines += [f"    because {reason}" for reason in v.get("approvalReasons", [])]
-    lines += [f"  {d['decision']} by {d['actor']} at {d['at']}: {d['reason']}" for d in v.get("decisions", [])]
+    kind = _(" (deletion)") if v.get("kind") == "delete" else ""
+    lines = [_("request {id}: {tenant} generation {generation}{kind} — {state}", id=v["id"], tenant=v["tenant"],
+               generation=v["generation"], kind=kind, state=v["state"])
+             + (_(" (unchanged: identical to the current version)") if v.get("unchanged") else ""),
+             "  " + _("agency {agency}, requester {requester}, submitted by {by} at {at}", agency=v["agency"],
+                      requester=v["requester"], by=v["submittedBy"], at=v["submittedAt"]),
+             "  " + _("approvals {approvals}/{required}", approvals=v["approvals"], required=v["approvalsRequired"])
+             + (_(" under rules {rules}", rules=v["rulesVersion"]) if v.get("rulesVersion") else "")
+             + (_("; {count} secret var(s) sealed", count=v["sealedVars"]) if v.get("sealedVars") else "")]
+    lines += ["    " + _("because {reason}", reason=reason) for reason in v.get("approvalReasons", [])]
+    lines += ["  " + _("{decision} by {actor} at {at}: {reason}", decision=d["decision"], actor=d["actor"], at=d["at"],
+                       reason=d["reason"]) for d in v.get("decisions", [])]
     return "\n".join(lines)
 
 
@@ -248,16 +253,18 @@ def status_cmd(app: AppContext, tenant: str, db: str | None) -> int:
 
 def _status_text(s: dict) -> str:
     lines = [f"{s['tenant']} ({s['agency']}): {s['phase']}",
-             f"  generation {s['generation']}, observed {s['observedGeneration']}, latest submitted {s['latestGeneration']}"
-             f", driftPolicy {s['driftPolicy']}" + (f", expires {s['expiresAt']}" if s.get("expiresAt") else "")]
+             "  " + _("generation {generation}, observed {observed}, latest submitted {latest}, driftPolicy {policy}",
+                      generation=s["generation"], observed=s["observedGeneration"], latest=s["latestGeneration"],
+                      policy=s["driftPolicy"])
+             + (_(", expires {when}", when=s["expiresAt"]) if s.get("expiresAt") else "")]
     if s.get("lastError"):
-        lines.append(f"  last error: {s['lastError']}")
+        lines.append("  " + _("last error: {error}", error=s["lastError"]))
     if s.get("conditions"):
-        lines.append(table(["  CONDITION", "STATUS", "REASON", "GEN", "SINCE", "MESSAGE"],
+        lines.append(table(["  " + _("CONDITION"), _("STATUS"), _("REASON"), _("GEN"), _("SINCE"), _("MESSAGE")],
                            [[f"  {c['type']}", c["status"], c["reason"], c["observedGeneration"],
                              c["lastTransitionTime"], c["message"]] for c in s["conditions"]]))
     if s.get("events"):
-        lines.append("  events:")
+        lines.append("  " + _("events:"))
         lines += [f"    {e['at']} {e['type']} {e['reason']}: {e['message']}" for e in s["events"]]
     return "\n".join(lines)
 
@@ -351,15 +358,17 @@ def harden_cmd(app: AppContext, tenant: str, servers: tuple[str, ...], reason: s
     database access as the operating-system user."""
     service = _service(app, db)
     view = service.harden_again(tenant, caller=_break_glass_caller(), reason=reason, servers=list(servers) or None)
-    _emit(app, view, lambda: f"{tenant}: hardening requested; the controller hardens "
-                             f"{', '.join(servers) if servers else 'every server that asks for it'} on its next pass")
+    _emit(app, view, lambda: (_("{tenant}: hardening requested; the controller hardens {servers} on its next pass",
+                                tenant=tenant, servers=", ".join(servers)) if servers else
+                              _("{tenant}: hardening requested; the controller hardens every server that asks for it "
+                                "on its next pass", tenant=tenant)))
     return ExitCode.OK
 
 
 def _summary_text(data: dict) -> str:
     rows = [[t["tenant"], t["result"], t["changes"], t["message"]] for t in data["tenants"]]
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(data["counts"].items())) or "no tenants to reconcile"
-    return (table(["TENANT", "RESULT", "CHANGES", "MESSAGE"], rows) + "\n" if rows else "") + counts
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(data["counts"].items())) or _("no tenants to reconcile")
+    return (table([_("TENANT"), _("RESULT"), _("CHANGES"), _("MESSAGE")], rows) + "\n" if rows else "") + counts
 
 
 def _safe_url(url: str) -> str:
@@ -391,9 +400,10 @@ def verify_cmd(app: AppContext, expect_head: str | None, db: str | None) -> int:
 def _verify_text(r: dict) -> str:
     if r["ok"]:
         head = r["head"] or {"seq": 0, "hash": "-"}
-        return f"audit chain OK: {r['records']} record(s), head {head['seq']} {head['hash']}"
-    return "\n".join([f"audit chain BROKEN ({len(r['breaks'])} problem(s)):"] +
-                     [f"  record {b['seq']}: {b['message']}" for b in r["breaks"]])
+        return _("audit chain OK: {count} record(s), head {seq} {hash}", count=r["records"], seq=head["seq"],
+                 hash=head["hash"])
+    return "\n".join([_("audit chain BROKEN ({count} problem(s)):", count=len(r["breaks"]))] +
+                     ["  " + _("record {seq}: {message}", seq=b["seq"], message=b["message"]) for b in r["breaks"]])
 
 
 @audit_group.command("export")
@@ -417,7 +427,8 @@ def _parse_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"--since {text!r}: not an ISO 8601 time", hint="e.g. 2026-11-01T00:00:00Z") from None
+        raise InvalidInput(_("--since {text!r}: not an ISO 8601 time", text=text),
+                           hint=_("e.g. {example}", example="2026-11-01T00:00:00Z")) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

@@ -10,6 +10,7 @@ audit checks). Exit codes: 0 ok; 1 a task or an audit check failed; 3 `--check` 
 
 from __future__ import annotations
 
+import contextvars
 import datetime as _dt
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 
 from gcloudctl.cli.render import emit, table
 from gcloudctl.errors import ExitCode, GcloudctlError, InvalidInput
+from gcloudctl.i18n import gettext
 
 
 def _hosts_options(fn):
@@ -48,7 +50,7 @@ def _load_structured(path: str):
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not YAML/JSON: {exc}") from exc
+        raise InvalidInput(gettext("{file}: not YAML/JSON: {error}", file=path, error=exc)) from exc
 
 
 def _inventory(app, tenant: str, opts: dict) -> tuple[dict, int, list[tuple[str, str]]]:
@@ -61,9 +63,9 @@ def _inventory(app, tenant: str, opts: dict) -> tuple[dict, int, list[tuple[str,
         try:  # the YAML `gcloudctl inventory` writes marks cloud-side values `!unsafe`
             inv = load_inventory(Path(opts["inventory_file"]).read_text())
         except yaml.YAMLError as exc:
-            raise InvalidInput(f"{opts['inventory_file']}: not YAML/JSON: {exc}") from None
+            raise InvalidInput(gettext("{file}: not YAML/JSON: {error}", file=opts["inventory_file"], error=exc)) from None
         if not isinstance(inv, dict) or "all" not in inv:
-            raise InvalidInput(f"{opts['inventory_file']}: expected an inventory with an `all` group")
+            raise InvalidInput(gettext("{file}: expected an inventory with an `all` group", file=opts["inventory_file"]))
         levels = {v.get("gcloudctl_level") for v in inv["all"].get("hosts", {}).values()}
         return inv, opts.get("level") or max((lv for lv in levels if lv), default=1), []
     bastion = None
@@ -82,10 +84,11 @@ def _inventory(app, tenant: str, opts: dict) -> tuple[dict, int, list[tuple[str,
         # the project's gc-level tag says the tenant's classification; profiles stop at L4
         level = opts.get("level") or (min(tagged, 4) if tagged else None)
     if not level:
-        raise InvalidInput("the classification level is unknown: pass --level 1..4",
-                           hint="it selects the hardening profile L1..L4")
+        raise InvalidInput(gettext("the classification level is unknown: pass --level 1..4"),
+                           hint=gettext("it selects the hardening profile L1..L4"))
     if not isinstance(hosts, list):
-        raise InvalidInput("hosts must be a list of {name, role, zones, fixed_ips, floating_ip, image, status}")
+        raise InvalidInput(gettext("hosts must be a list of {fields}",
+                                   fields="{name, role, zones, fixed_ips, floating_ip, image, status}"))
     _, left_out = select_hosts(hosts)
     from gcloudctl.usecases.apply import firewall_settings
 
@@ -108,7 +111,8 @@ def _owner(app, driver, tenant: str, opts: dict):
 
     owner = opts.get("owner") or pipeline.find_owner(tenant, driver, app.config(), agency=opts.get("agency"))
     if owner is None:
-        raise NotFound(f"tenant {tenant!r} not found", hint="list tenants with: gcloudctl get tenants")
+        raise NotFound(gettext("tenant {tenant!r} not found", tenant=tenant),
+                       hint=gettext("list tenants with: gcloudctl get tenants"))
     return owner
 
 
@@ -169,7 +173,7 @@ def register(cli: click.Group) -> None:
         fmt = fmt or (app.output if app.output in ("json", "yaml") else "yaml")  # -o means the same everywhere
         inv, _, left_out = _inventory(app, tenant, opts)
         for name, reason in left_out:
-            click.echo(f"# left out {name}: {reason}", err=True)
+            click.echo("# " + gettext("left out {name}: {reason}", name=name, reason=reason), err=True)
         click.echo(render_inventory(inv, fmt), nl=False)
 
     @cli.command("harden")
@@ -204,8 +208,9 @@ def register(cli: click.Group) -> None:
             elif verbose or event.step == Step.HOST_DONE:
                 click.echo(f"  {event.message}", err=True)
 
-        click.echo(f"hardening {len(inv['all']['hosts'])} host(s) of {tenant} with profile L{level}"
-                   f"{' (check mode)' if check else ''}", err=True)
+        click.echo((gettext("checking {count} host(s) of {tenant} against profile L{level} (check mode)") if check
+                    else gettext("hardening {count} host(s) of {tenant} with profile L{level}")).format(
+                        count=len(inv["all"]["hosts"]), tenant=tenant, level=level), err=True)
         result = harden_inventory(inv, tenant=tenant, access=access, known_hosts=known_hosts,
                                   console=_console(app, tenant, opts), deadline=deadline, progress=progress,
                                   check=check, verify=verify and not check, limit=limit, forks=forks)
@@ -239,7 +244,8 @@ def register(cli: click.Group) -> None:
         known_hosts = _trust(app, tenant, inv, opts)
         targets = ssh_targets(inv, key_file=opts.get("key_file"))
         # server names come from the cloud: one that cannot name a file is reported, not audited
-        refused = {name: f"server name {name[:80]!r} cannot be made into a report file name; not audited"
+        refused = {name: gettext("server name '{name}' cannot be made into a report file name; not audited",
+                                 name=name[:80])
                    for name in targets if file_stem(name) is None}
         targets = {name: t for name, t in targets.items() if name not in refused}
         out = Path(out_dir or Path("audit-reports") / (file_stem(tenant) or "_"))
@@ -254,7 +260,9 @@ def register(cli: click.Group) -> None:
                 return name, None, exc
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            results = list(pool.map(one, sorted(targets.items())))
+            # each host in a copy of this context: the language and the deadline go with it
+            futures = [pool.submit(contextvars.copy_context().run, one, item) for item in sorted(targets.items())]
+            results = [future.result() for future in futures]
         reports = {name: rep for name, rep, _ in results if rep}
         errors = {name: err for name, _, err in results if err}
         emit(app.output, {"reports": reports, "errors": {k: v.message for k, v in errors.items()} | refused},
@@ -268,21 +276,26 @@ def _harden_text(result) -> str:
     rows = []
     for name, h in sorted(result.hosts.items()):
         s = h.run.hosts.get(name) if h.run is not None else None
-        verified = (f"{h.passed} pass, {len(h.failed_controls)} fail" if h.status.value in ("hardened", "verify-failed")
-                    else "–")
+        verified = (gettext("{passed} pass, {failed} fail", passed=h.passed, failed=len(h.failed_controls))
+                    if h.status.value in ("hardened", "verify-failed") else "–")
         rows.append((name, f"L{h.level}", h.status.value, s.ok if s else "–", h.changed, s.failed if s else "–",
                      s.unreachable if s else "–", verified, f"{h.seconds:.0f}s"))
-    text = [table(["host", "profile", "result", "ok", "changed", "failed", "unreachable", "verify", "time"], rows)]
+    text = [table([gettext("HOST"), gettext("PROFILE"), gettext("RESULT"), gettext("OK"), gettext("CHANGED"),
+                   gettext("FAILED"), gettext("UNREACHABLE"), gettext("VERIFY"), gettext("TIME")], rows)]
     if result.check:
         drift = result.drift
-        text.append(f"drift: {len(drift)} task(s) would change" if drift else "drift: none")
+        text.append(gettext("drift: {count} task(s) would change", count=len(drift)) if drift
+                    else gettext("drift: none"))
         text += [f"  {d.host}: {d.task}" for d in drift]
     for name, h in sorted(result.hosts.items()):
         if h.run is not None and h.run.not_applicable.get(name):
-            text.append(f"not applicable on {name} (container): {', '.join(h.run.not_applicable[name])}")
+            text.append(gettext("not applicable on {name} (container): {controls}", name=name,
+                                controls=", ".join(h.run.not_applicable[name])))
         if h.message:
-            text.append(f"{'FAILED' if not h.ok else 'NOTE'} {name}: {h.message}")
-    text.append(f"{'successful' if result.ok else 'failed'} in {result.seconds:.0f}s")
+            text.append((gettext("FAILED {name}: {message}") if not h.ok else
+                         gettext("NOTE {name}: {message}")).format(name=name, message=h.message))
+    text.append((gettext("successful in {seconds}s") if result.ok else gettext("failed in {seconds}s")).format(
+        seconds=f"{result.seconds:.0f}"))
     return "\n".join(text)
 
 
@@ -297,8 +310,9 @@ def _audit_text(reports: dict, errors: dict, out: Path, refused: dict | None = N
         rows.append((name, rep["profile"], s["passed"], s["failed"], s["not_applicable"],
                      _or_dash(s["lynis_hardening_index"]), _or_dash(b.get("passed")),
                      _or_dash(b.get("lynis_hardening_index"))))
-    text = [table(["host", "profile", "pass", "fail", "n/a", "lynis", "pass before", "lynis before"], rows)]
-    text += [f"ERROR {name}: {err.message}" for name, err in sorted(errors.items())]
-    text += [f"REFUSED {message}" for _, message in sorted((refused or {}).items())]
-    text.append(f"reports in {out}/")
+    text = [table([gettext("HOST"), gettext("PROFILE"), gettext("PASS"), gettext("FAIL"), gettext("N/A"),
+                   gettext("LYNIS"), gettext("PASS BEFORE"), gettext("LYNIS BEFORE")], rows)]
+    text += [gettext("ERROR {name}: {message}", name=name, message=err.message) for name, err in sorted(errors.items())]
+    text += [gettext("REFUSED {message}", message=message) for _, message in sorted((refused or {}).items())]
+    text.append(gettext("reports in {directory}/", directory=out))
     return "\n".join(text)

@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterable, Sequence
 import click
 import yaml
 
+from gcloudctl.i18n import N_, gettext
+
 
 def dump(data: Any, fmt: str) -> str:
     if fmt == "json":
@@ -33,6 +35,10 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def emit(fmt: str, data: Any, human: Callable[[], str]) -> None:
     """Print `data` as json/yaml, or the human rendering for `table`."""
     click.echo(dump(data, fmt) if fmt in ("json", "yaml") else human())
+
+
+# How a finished change is called on its progress line, by the executor's event.
+EVENT_WORDS = {"done": N_("ok"), "fail": N_("FAILED"), "skip": N_("skipped")}
 
 
 class ProgressPrinter:
@@ -82,7 +88,7 @@ class ProgressPrinter:
                     self._tasks[node] = self._progress.add_task(f"  {node}", total=None)
                 return
             self.done += 1
-            status = {"done": "ok", "fail": "FAILED", "skip": "skipped"}[event]
+            status = gettext(EVENT_WORDS[event])
             seconds = f" ({outcome.seconds:.1f}s)" if outcome and outcome.seconds else ""
             detail = f": {outcome.error}" if outcome and outcome.error and event != "done" else ""
             line = f"  [{self.done}/{self.total}] {node} {status}{seconds}{detail}"

@@ -14,9 +14,30 @@ from gcloudctl.cli.context import OUTPUT_FORMATS, AppContext
 from gcloudctl.cli.render import dump, emit, progress_printer, table
 from gcloudctl.errors import ExitCode, InvalidInput, NotFound, Refused, TimeoutExpired
 from gcloudctl.executor import build_graph
-from gcloudctl.i18n import gettext  # not `_`: this file uses `_` for values it drops
+from gcloudctl.i18n import N_, gettext  # not `_`: this file uses `_` for values it drops
 from gcloudctl.plan import PLAN_FORMAT, Plan, render_text
 from gcloudctl.stacks import expiry_preflight
+
+
+# What apply and destroy say, by verb (the verb itself is a command name, never shown alone).
+VERB_TEXT = {
+    "apply": {
+        "start": N_("apply {tenant}: {total} step(s), up to {parallelism} at once"),
+        "complete": N_("apply complete: {done} done, {failed} failed, {skipped} skipped in {seconds}s."),
+        "incomplete": N_("apply incomplete: {done} done, {failed} failed, {skipped} skipped in {seconds}s."),
+        "timeout": N_("apply did not finish within {seconds}s"),
+        "refusing": N_("refusing to apply without confirmation: stdin is not a terminal"),
+        "confirm": N_("Do you want to apply these changes to {tenant}?"),
+    },
+    "destroy": {
+        "start": N_("destroy {tenant}: {total} step(s), up to {parallelism} at once"),
+        "complete": N_("destroy complete: {done} done, {failed} failed, {skipped} skipped in {seconds}s."),
+        "incomplete": N_("destroy incomplete: {done} done, {failed} failed, {skipped} skipped in {seconds}s."),
+        "timeout": N_("destroy did not finish within {seconds}s"),
+        "refusing": N_("refusing to destroy without confirmation: stdin is not a terminal"),
+        "confirm": N_("Do you want to destroy these changes to {tenant}?"),
+    },
+}
 
 
 def _request(app: AppContext, path: str):
@@ -35,18 +56,21 @@ def _plan_for(app: AppContext, source: str):
         try:
             saved = json.loads(Path(source).read_text())
         except (OSError, ValueError) as exc:
-            raise InvalidInput(f"{source}: not a readable saved plan ({exc})") from None
+            raise InvalidInput(gettext("{file}: not a readable saved plan ({error})", file=source, error=exc)) from None
         if not isinstance(saved, dict) or saved.get("format") != PLAN_FORMAT or "request_file" not in saved:
-            raise InvalidInput(f"{source}: not a gcloudctl plan (expected format {PLAN_FORMAT})")
+            raise InvalidInput(gettext("{file}: not a gcloudctl plan (expected format {format})", file=source,
+                                       format=PLAN_FORMAT))
         source = saved["request_file"]
     config, request = _request(app, source)
     driver = app.driver(config, request.spec.region)
     plan = pipeline.plan_request(request, driver, config)
     if saved is not None:
         if saved["request_digest"] != plan.request_digest:
-            raise Refused(f"stale plan: {source} changed since the plan was saved", hint="run `gcloudctl plan` again")
+            raise Refused(gettext("stale plan: {file} changed since the plan was saved", file=source),
+                          hint=gettext("run `gcloudctl plan` again"))
         if saved["observed_fingerprint"] != plan.observed_fingerprint:
-            raise Refused("stale plan: the cloud changed since the plan was saved", hint="run `gcloudctl plan` again")
+            raise Refused(gettext("stale plan: the cloud changed since the plan was saved"),
+                          hint=gettext("run `gcloudctl plan` again"))
     return request, driver, plan, source
 
 
@@ -68,7 +92,8 @@ def plan_cmd(app: AppContext, file: str, out: str | None, fmt: str | None, detai
     data = plan.to_dict() | {"request_file": str(Path(source).resolve())}
     if out:
         Path(out).write_text(json.dumps(data, indent=2))
-    emit(fmt or app.output, data, lambda: render_text(plan) + (f"\nSaved to {out}; apply it with: gcloudctl apply {out}" if out else ""))
+    saved_line = "\n" + gettext("Saved to {file}; apply it with: gcloudctl apply {file}", file=out) if out else ""
+    emit(fmt or app.output, data, lambda: render_text(plan) + saved_line)
     return ExitCode.CHANGES if detailed_exitcode and not plan.is_empty() else ExitCode.OK
 
 
@@ -76,8 +101,8 @@ def _confirm(plan: Plan, yes: bool, verb: str) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        raise InvalidInput(f"refusing to {verb} without confirmation: stdin is not a terminal", hint="pass --yes")
-    if not click.confirm(f"Do you want to {verb} these changes to {plan.tenant}?", default=False, err=True):
+        raise InvalidInput(gettext(VERB_TEXT[verb]["refusing"]), hint=gettext("pass --yes"))
+    if not click.confirm(gettext(VERB_TEXT[verb]["confirm"], tenant=plan.tenant), default=False, err=True):
         raise click.exceptions.Abort()
 
 
@@ -89,32 +114,39 @@ def _emit_outcome(app: AppContext, fmt: str | None, data: dict, human, *, timed_
     if not timed_out:
         emit(fmt or app.output, data, human)
         return None
-    error = TimeoutExpired(f"{verb} did not finish within {timeout:.0f}s",
-                           hint="re-run the same command: it picks up where this one stopped")
+    error = TimeoutExpired(gettext(VERB_TEXT[verb]["timeout"], seconds=round(timeout)),
+                           hint=gettext("re-run the same command: it picks up where this one stopped"))
     if (fmt or app.output) not in ("json", "yaml"):
         emit(fmt or app.output, data, human)
         raise error
     emit(fmt or app.output, data | {"error": error.message, "exit_code": int(error.exit_code), "hint": error.hint},
          human)
-    click.echo(f"error: {error.message}", err=True)
+    click.echo(gettext("error: {message}", message=error.message), err=True)
     return error.exit_code
 
 
 def _run(app: AppContext, plan: Plan, driver, parallelism: int, timeout: float | None, fmt: str | None, verb: str) -> int:
     total = len(build_graph(plan))
-    click.echo(f"{verb} {plan.tenant}: {total} step(s), up to {parallelism} at once", err=True)
+    click.echo(gettext(VERB_TEXT[verb]["start"], tenant=plan.tenant, total=total, parallelism=parallelism), err=True)
     result = pipeline.apply_plan(plan, driver, parallelism=parallelism, progress=progress_printer(total), timeout=timeout)
     counts = result.counts()
-    human = lambda: (f"{verb} {'complete' if result.ok else 'incomplete'}: {counts['done']} done, "  # noqa: E731
-                     f"{counts['failed']} failed, {counts['skipped']} skipped in {result.seconds:.1f}s.")
+    human = lambda: _result_line(verb, result)  # noqa: E731
     code = _emit_outcome(app, fmt, {"tenant": plan.tenant, **result.to_dict()}, human,
                          timed_out=result.timed_out, timeout=timeout, verb=verb)
     if code is not None:
         return code
     if not result.ok:
-        click.echo("Re-run the same command to retry: finished steps are not repeated.", err=True)
+        click.echo(gettext("Re-run the same command to retry: finished steps are not repeated."), err=True)
         return ExitCode.ERROR
     return ExitCode.OK
+
+
+def _result_line(verb: str, result) -> str:
+    """`apply complete: 3 done, 0 failed, 0 skipped in 1.2s.` in the chosen language."""
+    counts = result.counts()
+    key = "complete" if result.ok else "incomplete"
+    return gettext(VERB_TEXT[verb][key], done=counts["done"], failed=counts["failed"], skipped=counts["skipped"],
+                   seconds=round(result.seconds, 1))
 
 
 def _apply_progress(app: AppContext):
@@ -146,16 +178,23 @@ def _apply_progress(app: AppContext):
 
 def _harden_lines(result) -> list[str]:
     """What the hardening step says on stderr: one summary line, then what failed or was left out."""
-    lines = [f"harden {'complete' if result.ok else 'FAILED'}: " + ", ".join(
-        f"{name} changed={h.changed} failed={0 if h.ok else 1} unreachable={int(h.status.value == 'unreachable')}"
-        f" {h.status.value}" for name, h in sorted(result.hosts.items()))]
+    from gcloudctl.usecases.harden import STATUS_WORDS
+
+    hosts = ", ".join(gettext("{name} changed={changed} failed={failed} unreachable={unreachable} {status}",
+                              name=name, changed=h.changed, failed=0 if h.ok else 1,
+                              unreachable=int(h.status.value == "unreachable"), status=gettext(STATUS_WORDS[h.status]))
+                      for name, h in sorted(result.hosts.items()))
+    lines = [(gettext("harden complete: {hosts}") if result.ok else gettext("harden FAILED: {hosts}")).format(
+        hosts=hosts)]
     for name, host in sorted(result.hosts.items()):
         if host.status.value in ("hardened", "verify-failed"):
-            lines.append(f"  verify {name}: {host.passed} passed, {len(host.failed_controls)} failed, "
-                         f"{host.not_applicable} not applicable here")
+            lines.append("  " + gettext("verify {name}: {passed} passed, {failed} failed, {na} not applicable here",
+                                        name=name, passed=host.passed, failed=len(host.failed_controls),
+                                        na=host.not_applicable))
         if host.message:
             lines.append(f"  {name}: {host.message}")
-    lines += [f"  not hardened: {name}: {reason}" for name, reason in result.left_out]
+    lines += ["  " + gettext("not hardened: {name}: {reason}", name=name, reason=reason)
+              for name, reason in result.left_out]
     return lines
 
 
@@ -198,7 +237,7 @@ def _apply_within(app: AppContext, deadline, source: str, yes: bool, timeout: fl
         try:
             text = Path(source).read_text()
         except OSError as exc:
-            raise InvalidInput(f"{source}: not a readable saved plan ({exc})") from None
+            raise InvalidInput(gettext("{file}: not a readable saved plan ({error})", file=source, error=exc)) from None
         saved = SavedPlan.parse(text, source)
         source = saved.request_file
     config, request = _request(app, source)
@@ -216,9 +255,7 @@ def _apply_within(app: AppContext, deadline, source: str, yes: bool, timeout: fl
     if result is None:
         human = plan.summary
     else:
-        counts = result.counts()
-        human = lambda: (f"apply {'complete' if result.ok else 'incomplete'}: {counts['done']} done, "  # noqa: E731
-                         f"{counts['failed']} failed, {counts['skipped']} skipped in {result.seconds:.1f}s.")
+        human = lambda: _result_line("apply", result)  # noqa: E731
     if outcome.hardening is not None:
         for line in _harden_lines(outcome.hardening):
             click.echo(line, err=True)
@@ -232,7 +269,7 @@ def _apply_within(app: AppContext, deadline, source: str, yes: bool, timeout: fl
     if code is not None:
         return code
     if result is not None and not result.ok:
-        click.echo("Re-run the same command to retry: finished steps are not repeated.", err=True)
+        click.echo(gettext("Re-run the same command to retry: finished steps are not repeated."), err=True)
         return ExitCode.ERROR
     if outcome.hardening is not None and not outcome.hardening.ok:
         return ExitCode.UNREACHABLE if outcome.hardening.unreachable else ExitCode.ERROR

@@ -14,6 +14,7 @@ pass their own. It must not read the environment, decide *which* servers the con
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import fnmatch
 import os
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from gcloudctl.errors import GcloudctlError, InvalidInput, Refused, TimeoutExpired, Unreachable
+from gcloudctl.i18n import N_, gettext as _
 from gcloudctl.usecases import Deadline
 
 DEFAULT_STEP_TIMEOUT = 600.0  # seconds a step may take when the caller set no deadline
@@ -52,12 +54,12 @@ def check_access(access: Access | None) -> None:
     """Raise HardeningKeyMissing unless the private key is a readable file."""
     key = access.key_file if access else None
     if not key:
-        raise HardeningKeyMissing("hardening needs the automation user's private key and none was given",
-                                  hint="pass --key FILE (or $GCLOUDCTL_SSH_KEY), or --no-harden")
+        raise HardeningKeyMissing(_("hardening needs the automation user's private key and none was given"),
+                                  hint=_("pass --key FILE (or $GCLOUDCTL_SSH_KEY), or --no-harden"))
     path = Path(key)
     if not path.is_file() or not os.access(path, os.R_OK):
-        raise HardeningKeyMissing(f"{key}: the automation user's private key is not a readable file",
-                                  hint="pass --key FILE with a key this user can read, or --no-harden")
+        raise HardeningKeyMissing(_("{key}: the automation user's private key is not a readable file", key=key),
+                                  hint=_("pass --key FILE with a key this user can read, or --no-harden"))
 
 
 class HostStatus(enum.StrEnum):
@@ -69,6 +71,12 @@ class HostStatus(enum.StrEnum):
     UNREACHABLE = "unreachable"  # no SSH with the console-verified key (or the key was refused)
     TIMEOUT = "timeout"  # the deadline passed
 
+
+# What a status is called in messages people read (the JSON keeps `HostStatus` values).
+STATUS_WORDS = {
+    HostStatus.HARDENED: N_("hardened"), HostStatus.UNVERIFIED: N_("hardened, not verified"),
+    HostStatus.CHECKED: N_("checked"), HostStatus.VERIFY_FAILED: N_("verification failed"),
+    HostStatus.FAILED: N_("failed"), HostStatus.UNREACHABLE: N_("unreachable"), HostStatus.TIMEOUT: N_("timed out")}
 
 OK_STATUSES = frozenset({HostStatus.HARDENED, HostStatus.UNVERIFIED, HostStatus.CHECKED})
 
@@ -189,8 +197,9 @@ class DriverHostOps:
                 if ssh.FP_END in text:
                     break
                 if deadline.remaining() <= self.console_poll:
-                    raise TimeoutExpired(f"{name}: its console printed no SSH host key fingerprints "
-                                         f"within {timeout:.0f}s", hint="is cloud-init running on the image?")
+                    raise TimeoutExpired(_("{name}: its console printed no SSH host key fingerprints within "
+                                           "{seconds}s", name=name, seconds=round(timeout)),
+                                         hint=_("is cloud-init running on the image?"))
                 self.sleep(self.console_poll)
             with self._known_hosts_lock:
                 _trust_atomically(known_hosts, target.host, text, target.port)
@@ -258,7 +267,9 @@ def harden_inventory(inventory: dict, *, tenant: str, access: Access, known_host
         return _harden_one(name, inventory, targets[name], known_hosts, console, deadline, ops, say, check, verify)
 
     with ThreadPoolExecutor(max_workers=max(1, min(forks, len(names))), thread_name_prefix="harden") as pool:
-        for outcome in pool.map(one, names):
+        # each host runs in a copy of this context: the language and the driver's deadline go with it
+        futures = [pool.submit(contextvars.copy_context().run, one, name) for name in names]
+        for outcome in (future.result() for future in futures):
             result.hosts[outcome.name] = outcome
     result.seconds = time.monotonic() - started
     return result
@@ -271,8 +282,8 @@ def _harden_one(name: str, inventory: dict, target: Any, known_hosts: Path, cons
 
     def done(status: HostStatus, message: str = "", **kw) -> HostOutcome:
         outcome = HostOutcome(name, level, status, message, seconds=time.monotonic() - started, **kw)
-        say(Event(Step.HOST_DONE, f"{name}: {status.value}{f': {message}' if message else ''}", name, status.value,
-                  outcome))
+        text = _(STATUS_WORDS[status]) + (f": {message}" if message else "")
+        say(Event(Step.HOST_DONE, f"{name}: {text}", name, status.value, outcome))
         return outcome
 
     def left() -> float:
@@ -280,10 +291,10 @@ def _harden_one(name: str, inventory: dict, target: Any, known_hosts: Path, cons
 
     try:
         ops.reach(name, target, known_hosts, console, left())
-        say(Event(Step.REACH, f"{name}: SSH answers with the host key its console printed "
-                              f"({time.monotonic() - started:.1f}s)", name))
+        say(Event(Step.REACH, _("{name}: SSH answers with the host key its console printed ({seconds}s)",
+                                name=name, seconds=round(time.monotonic() - started, 1)), name))
         if deadline.expired():
-            return done(HostStatus.TIMEOUT, "the deadline passed before the playbooks started")
+            return done(HostStatus.TIMEOUT, _("the deadline passed before the playbooks started"))
         run = ops.harden(inventory, known_hosts, limit=name, check=check, timeout=left(),
                          progress=lambda e: say(Event(Step.TASK, e.task, e.host, e.status, e)))
     except TimeoutExpired as exc:
@@ -293,13 +304,16 @@ def _harden_one(name: str, inventory: dict, target: Any, known_hosts: Path, cons
     summary = run.hosts.get(name)
     changed = summary.changed if summary else 0
     if run.status == "timeout":
-        return done(HostStatus.TIMEOUT, "the playbooks did not finish before the deadline", changed=changed, run=run)
+        return done(HostStatus.TIMEOUT, _("the playbooks did not finish before the deadline"), changed=changed,
+                    run=run)
     if not run.ok:
         first = next((f for f in run.failures if f.host == name), None)
-        why = f"{first.task}: {first.message}" if first else f"playbook {run.status} (rc {run.rc})"
+        why = f"{first.task}: {first.message}" if first else _("playbook {status} (rc {rc})", status=run.status,
+                                                                   rc=run.rc)
         unreachable = bool(summary and summary.unreachable) or (first is not None and first.status == "unreachable")
         return done(HostStatus.UNREACHABLE if unreachable else HostStatus.FAILED, why, changed=changed, run=run)
-    say(Event(Step.HARDEN, f"{name}: playbooks done, {changed} changed ({time.monotonic() - started:.1f}s)", name))
+    say(Event(Step.HARDEN, _("{name}: playbooks done, {changed} changed ({seconds}s)", name=name, changed=changed,
+                             seconds=round(time.monotonic() - started, 1)), name))
     if check:
         return done(HostStatus.CHECKED, changed=changed, run=run)
     if not verify:
@@ -308,12 +322,13 @@ def _harden_one(name: str, inventory: dict, target: Any, known_hosts: Path, cons
         checks = ops.verify(name, target, known_hosts, level, left())
     except (GcloudctlError, RuntimeError) as exc:
         return done(HostStatus.UNREACHABLE if isinstance(exc, (Unreachable, Refused)) else HostStatus.FAILED,
-                    f"verify: {getattr(exc, 'message', exc)}", changed=changed, run=run)
+                    _("verify: {error}", error=getattr(exc, 'message', exc)), changed=changed, run=run)
     failed = tuple(c.id for c in checks if c.status in ("fail", "error"))
     counts = {"passed": sum(c.status == "pass" for c in checks),
               "not_applicable": sum(c.status == "not applicable" for c in checks)}
     if failed:
-        return done(HostStatus.VERIFY_FAILED, f"audit checks failing: {', '.join(failed)}", changed=changed,
+        return done(HostStatus.VERIFY_FAILED, _("audit checks failing: {controls}", controls=", ".join(failed)),
+                    changed=changed,
                     failed_controls=failed, run=run, **counts)
     return done(HostStatus.HARDENED, changed=changed, run=run, **counts)
 
@@ -342,9 +357,9 @@ def tenant_inventory(tenant: str, hosts: list[dict], levels: dict[str, int], acc
     from gcloudctl.hardening.inventory import build_inventory, select_hosts
 
     wanted = [h for h in hosts if h["name"] in levels]
-    _, left_out = select_hosts(wanted)
+    left_out = select_hosts(wanted)[1]
     missing = sorted(set(levels) - {h["name"] for h in hosts})
-    left_out = left_out + [(name, "no such server in the cloud") for name in missing]
+    left_out = left_out + [(name, _("no such server in the cloud")) for name in missing]
     inventory = build_inventory(tenant, max(levels.values(), default=1), wanted,
                                 automation_user=access.automation_user, proxy_command=access.proxy_command,
                                 key_file=access.key_file, known_hosts=str(known_hosts), **firewall)

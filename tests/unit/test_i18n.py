@@ -19,10 +19,12 @@ from gcloudctl import i18n
 from gcloudctl.cli.main import main
 from tests.fixtures.core import EXAMPLE, ROOT
 
-# The files whose marked messages (`_()` / `gettext()`) must all be translated.
-MARKED = ["gcloudctl/validate.py", "gcloudctl/model/load.py", "gcloudctl/stacks.py", "gcloudctl/cli/main.py",
-          "gcloudctl/cli/context.py", "gcloudctl/cli/core.py", "gcloudctl/cli/render.py", "gcloudctl/cli/tenants.py",
-          "gcloudctl/cli/catalog.py", "gcloudctl/cli/outputs.py", "gcloudctl/cli/stacks.py"]
+# The files whose marked messages (`_()`, `gettext()`, `N_()`) must all be translated: every module
+# of the package, so a message marked in a new file (a driver, a use case) is checked too. The web
+# console and the compliance dossier have their own domains (tests/web, tests/compliance).
+OTHER_DOMAINS = ("gcloudctl/web/", "gcloudctl/compliance/", "gcloudctl/i18n.py", "gcloudctl/devcloud/plugins/")
+MARKED = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "gcloudctl").rglob("*.py")
+                if not str(p.relative_to(ROOT)).startswith(OTHER_DOMAINS))
 RULEBOOKS = sorted((ROOT / "gcloudctl" / "data" / "rulebooks").glob("*.yaml"))
 
 
@@ -111,3 +113,63 @@ def test_json_errors_and_hints_in_vietnamese(cli_on_fake, capsys):
 def test_tables_in_vietnamese(capsys):
     assert main(["--lang", "vi", "catalog", "flavors"]) == 0
     assert re.match(r"CẤU HÌNH\s+VCPUS", capsys.readouterr().out)
+
+
+# ---- the language reaches the worker threads ----------------------------------------------------
+# `--lang vi` sets a ContextVar in the command's thread; work that runs in a thread pool (the
+# executor's changes, each host of `harden`) must see it: a message made there is Vietnamese.
+
+class _DownHosts:
+    """Hardening effects where every host refuses SSH; the message is made in the worker thread."""
+
+    def reach(self, name, target, known_hosts, console, timeout):
+        from gcloudctl.errors import Unreachable
+
+        raise Unreachable(i18n.gettext("{host}:{port}: no SSH banner yet", host=target.host, port=target.port))
+
+    def harden(self, *args, **kwargs):  # pragma: no cover - never reached
+        raise AssertionError("no host answers")
+
+    def verify(self, *args, **kwargs):  # pragma: no cover - never reached
+        raise AssertionError("no host answers")
+
+
+def test_harden_workers_speak_vietnamese(tmp_path, monkeypatch, capsys):
+    from gcloudctl.usecases import harden as usecase
+
+    monkeypatch.setattr(usecase, "DriverHostOps", _DownHosts)
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text(yaml.safe_dump({"level": 1, "hosts": [
+        {"name": f"app-{i}", "role": "app", "zones": ["app"], "fixed_ips": {"net": f"10.0.0.{i}"},
+         "floating_ip": f"203.0.113.{i}", "image": "debian-12", "status": "ACTIVE"} for i in (1, 2)]}))
+    code = main(["--lang", "vi", "harden", "t1", "--hosts", str(hosts), "--known-hosts", str(tmp_path / "kh")])
+    out, err = capsys.readouterr()
+    assert code == 6
+    assert "tăng cứng 2 máy của t1 theo hồ sơ L1" in err  # the command's own thread
+    for i in (1, 2):  # each host's line is made in its worker thread
+        assert f"app-{i}: không kết nối được: 203.0.113.{i}:22: chưa có lời chào SSH" in err
+    assert "KHÔNG KẾT NỐI ĐƯỢC" in out  # the table
+
+
+def test_executor_workers_speak_vietnamese(config, example_doc):
+    """A change's failure message made by the driver in an executor worker thread."""
+    from gcloudctl import pipeline
+    from gcloudctl.drivers.base import IdMap
+    from gcloudctl.drivers.fake import FakeApi, FakeCloud
+    from gcloudctl.errors import CloudError
+    from gcloudctl.executor import RetryPolicy, Status, apply
+    from tests.fixtures.core import request_from
+
+    class RefusingCloud(FakeCloud):
+        def create(self, resource, ids):
+            if resource.address.kind.value == "network":
+                raise CloudError(i18n.gettext("no such server in the cloud"), transient=False)
+            return super().create(resource, ids)
+
+    api = FakeApi()
+    plan = pipeline.plan_request(request_from(example_doc, config), FakeCloud(api), config)
+    with i18n.use_language("vi"):
+        result = apply(plan, RefusingCloud(api), IdMap.from_observed(plan.observed),
+                       retry=RetryPolicy(attempts=1, base=0.0, cap=0.0))
+    failed = [o for o in result.outcomes if o.status is Status.FAILED]
+    assert failed and all(o.error == "không có máy chủ này trên đám mây" for o in failed)
