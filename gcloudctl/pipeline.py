@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from gcloudctl.errors import InvalidInput, Problem
 from gcloudctl.model.catalog import AgencyRegistry, PlatformCatalog
@@ -172,14 +172,16 @@ def _user_data_renderer():
     return render_user_data
 
 
-def desired_and_observed(request: TenantRequest, driver: CloudDriver, config: "Config") -> tuple[DesiredState, ObservedState]:
-    """Observe the tenant (a fixed number of list calls) and expand the request against it."""
+def desired_and_observed(request: TenantRequest, driver: CloudDriver, config: "Config", *,
+                         observe: Callable[..., ObservedState] | None = None) -> tuple[DesiredState, ObservedState]:
+    """Observe the tenant (a fixed number of list calls; or `observe`, e.g. a fleet snapshot's
+    `observe`, with the driver's signature) and expand the request against it."""
     spec = request.spec
     external = {spec.router.externalNetwork} if spec.router else set()
     if any(s.floatingIP for s in spec.servers):
         external |= set(config.catalog.spec.regions[spec.region].externalNetworks[:1])
     owner = owner_of(request, config)
-    observed = driver.observe(owner, external_networks=sorted(external))
+    observed = (observe or driver.observe)(owner, external_networks=sorted(external))
     existing = {r.attrs["name"]: r.attrs["cidr"] for r in observed.resources.values() if r.address.kind is Kind.SUBNET}
     facts = CloudFacts(existing_cidrs=existing)
     if needs_allocation(request, facts):
@@ -197,13 +199,36 @@ def plan_request(request: TenantRequest, driver: CloudDriver, config: "Config") 
     (numbers in the message) or the members pre-flight (a member who is not a user of the
     agency's domain). All before any write."""
     desired, observed = desired_and_observed(request, driver, config)
+    return _checked_plan(request, desired, observed, driver, config)
+
+
+def plan_from_fleet(request: TenantRequest, driver: CloudDriver, config: "Config", fleet: Any) -> Plan:
+    """`plan_request` for the controller's cycle: plan from the fleet snapshot (`fleet.observe`,
+    `drivers.openstack_fleet`: no request of its own for this tenant); when that plan is empty
+    (the common case) it is the answer, pre-flights included (they cost nothing on an empty
+    plan). When it is not (drift, a new generation), the snapshot may be stale: the tenant is
+    observed again on its own and planned from that, so nothing is ever applied from the bulk
+    view; the fresh observation refreshes the fleet's cached quotas of the tenant."""
+    desired, observed = desired_and_observed(request, driver, config, observe=fleet.observe)
+    plan = _planner.plan(desired, observed)
+    if plan.is_empty():
+        return _checked_plan(request, desired, observed, driver, config, plan)
+    plan = plan_request(request, driver, config)
+    if plan.observed is not None:
+        fleet.remember(plan.observed)
+    return plan
+
+
+def _checked_plan(request: TenantRequest, desired: DesiredState, observed: ObservedState, driver: CloudDriver,
+                  config: "Config", plan: Plan | None = None) -> Plan:
+    """Plan `desired` against `observed` (unless `plan` is that plan) and run the pre-flights."""
     flavors = {name: {"vcpus": f.vcpus, "ramMiB": f.ramMiB} for name, f in config.catalog.spec.flavors.items()}
     agency = config.agencies.get(request.metadata.agency)
     problems = _planner.quota_preflight(desired, flavors, agency.quotaCeilings.model_dump())
     if problems:
         raise _Refused("quota pre-flight failed:\n  " + "\n  ".join(problems),
                        hint="raise spec.quotas (within the agency ceiling) or request fewer servers")
-    plan = _planner.plan(desired, observed)
+    plan = plan if plan is not None else _planner.plan(desired, observed)
     _members_preflight(request, plan, driver, owner_of(request, config))
     from gcloudctl import preflight as _preflight  # the cloud pre-flight: flavors, images, external networks, agency total
 

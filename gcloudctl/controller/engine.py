@@ -7,6 +7,14 @@ injected factory (the CLI's `AppContext.driver`), one per region, so no connecti
 Hardening goes through the same use case as `gcloudctl apply` (`usecases.harden`) with the
 controller's own SSH access (`Access`: its key and proxy command, from its configuration —
 never from a request or the store); without one, `harden` raises `HardeningKeyMissing`.
+
+Fleet observation (`fleet`, injected; None keeps the per-tenant path): a factory giving a
+driver's fleet observer (`drivers.openstack_fleet.fleet_observer`, None when the driver does
+not serve the bulk listings). With it, `plan` reads the tenant from the cycle's bulk snapshot
+(`pipeline.plan_from_fleet`: a non-empty plan is made again from a per-tenant observation
+before anything is applied) and `begin_cycle` (called by `Runner.run_once` through its
+`on_cycle`) makes the next plan take a new snapshot. Verify after apply and destroy stay
+per tenant.
 """
 
 from __future__ import annotations
@@ -36,6 +44,24 @@ class ResultLike(Protocol):
 
 
 class Engine(Protocol):
+    def fleet(self, request: TenantRequest) -> Any:
+        """The fleet observer of the request's region (None: observe per tenant)."""
+        if self._fleet_factory is None:
+            return None
+        driver = self.driver(request)
+        region = request.spec.region
+        with self._lock:
+            if region not in self._fleets:
+                self._fleets[region] = self._fleet_factory(driver)
+            return self._fleets[region]
+
+    def begin_cycle(self) -> None:
+        """A new controller cycle: the next plan of each region takes a new bulk snapshot."""
+        with self._lock:
+            fleets = [f for f in self._fleets.values() if f is not None]
+        for fleet in fleets:
+            fleet.begin_cycle()
+
     def load(self, text: str, filename: str) -> TenantRequest: ...
 
     def plan(self, request: TenantRequest) -> PlanLike: ...
@@ -55,13 +81,17 @@ class PipelineEngine:
     """The real engine: `gcloudctl.pipeline` over drivers made by `driver_for_region(region)`."""
 
     def __init__(self, config: Any, driver_for_region: Callable[[str], Any], *, parallelism: int = 10,
-                 access: Any = None, harden_timeout: float = 900.0, host_ops: Any = None):
+                 access: Any = None, harden_timeout: float = 900.0, host_ops: Any = None,
+                 fleet: Callable[[Any], Any] | None = None):
         """`access`: the controller's `usecases.harden.Access` (None: no key configured);
-        `harden_timeout`: the deadline of one hardening pass; `host_ops`: tests' host effects."""
+        `harden_timeout`: the deadline of one hardening pass; `host_ops`: tests' host effects;
+        `fleet(driver)`: the driver's fleet observer or None (None here: per-tenant observation)."""
         self.access, self.harden_timeout, self.host_ops = access, harden_timeout, host_ops
         self.config = config
         self._factory = driver_for_region
+        self._fleet_factory = fleet
         self._drivers: dict[str, Any] = {}
+        self._fleets: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.parallelism = parallelism
 
@@ -72,6 +102,24 @@ class PipelineEngine:
                 self._drivers[region] = self._factory(region)
             return self._drivers[region]
 
+    def fleet(self, request: TenantRequest) -> Any:
+        """The fleet observer of the request's region (None: observe per tenant)."""
+        if self._fleet_factory is None:
+            return None
+        driver = self.driver(request)
+        region = request.spec.region
+        with self._lock:
+            if region not in self._fleets:
+                self._fleets[region] = self._fleet_factory(driver)
+            return self._fleets[region]
+
+    def begin_cycle(self) -> None:
+        """A new controller cycle: the next plan of each region takes a new bulk snapshot."""
+        with self._lock:
+            fleets = [f for f in self._fleets.values() if f is not None]
+        for fleet in fleets:
+            fleet.begin_cycle()
+
     def load(self, text: str, filename: str) -> TenantRequest:
         from gcloudctl import pipeline
 
@@ -80,7 +128,10 @@ class PipelineEngine:
     def plan(self, request: TenantRequest) -> PlanLike:
         from gcloudctl import pipeline
 
-        return pipeline.plan_request(request, self.driver(request), self.config)
+        fleet = self.fleet(request)
+        if fleet is None:
+            return pipeline.plan_request(request, self.driver(request), self.config)
+        return pipeline.plan_from_fleet(request, self.driver(request), self.config, fleet)
 
     def plan_destroy(self, request: TenantRequest) -> PlanLike:
         from gcloudctl import pipeline

@@ -7,6 +7,10 @@ after an approval or a delete). A controller claims due tenants by taking their 
 controller at a time; a heartbeat renews the leases of tenants in flight; a dead controller's
 leases expire after `lease_seconds` and the still-due tenants are claimed by another.
 Called by `gcloudctl controller run [--once]`; the CLI builds it (composition root).
+
+`on_cycle` (injected, e.g. `PipelineEngine.begin_cycle`) is called at the start of every
+`run_once` pass: the engine's fleet observation then takes one bulk snapshot for the pass.
+The continuous loop has no pass boundary; there the snapshot is retaken by age.
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ class Summary:
 
 class Runner:
     def __init__(self, store: Store, reconciler: Reconciler, *, clock: Callable[[], datetime], workers: int = 4,
-                 lease_seconds: float = 30.0, claim_poll: float = 1.0):
+                 lease_seconds: float = 30.0, claim_poll: float = 1.0, on_cycle: Callable[[], None] | None = None):
         self.store, self.reconciler, self.clock = store, reconciler, clock
+        self.on_cycle = on_cycle
         self.holder = reconciler.holder
         self.workers, self.lease_seconds, self.claim_poll = max(1, workers), lease_seconds, claim_poll
         self._inflight: dict[str, tuple[Claim, Future]] = {}
@@ -71,6 +76,8 @@ class Runner:
     def run_once(self, *, only_due: bool = False) -> Summary:
         """Reconcile every reconcilable tenant once (or only the due ones), then return."""
         summary = Summary()
+        if self.on_cycle is not None:
+            self.on_cycle()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="reconcile") as pool:
             stop = threading.Event()
             beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True)
