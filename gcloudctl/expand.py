@@ -170,7 +170,8 @@ def expand(request: TenantRequest, catalog: PlatformCatalog, agency: Agency, *, 
             network_quota[theirs] = getattr(q, ours)
     b.add(Kind.QUOTA, "network", network_quota, [project])
     if region.blockStorage:
-        b.add(Kind.QUOTA, "volume", {"volumes": q.volumes, "gigabytes": q.volumeGiB}, [project])
+        b.add(Kind.QUOTA, "volume", {"volumes": q.volumes, "gigabytes": q.volumeGiB, "snapshots": q.snapshots},
+              [project])
 
     keypairs = {}
     for kp in spec.keypairs:
@@ -241,6 +242,18 @@ def user_data_context(request: TenantRequest, catalog: PlatformCatalog, server: 
     }
 
 
+def _expand_volume(b: _Builder, server_name: str, volume, server_addr: Address) -> None:
+    """A data volume of one server copy, and its attachment to that copy. The volume depends on
+    the project only (made while the server boots); the attachment on both."""
+    project = Address(Kind.PROJECT, b.tenant)
+    local = f"{server_name}.{volume.name}"
+    v_addr = b.add(Kind.VOLUME, local, {
+        "name": naming.volume_name(server_name, volume.name), "size": volume.sizeGiB, "type": volume.type,
+        "metadata": naming.volume_metadata(b.tenant, f"volume.{local}", volume.mountPoint),
+    }, [project])
+    b.add(Kind.VOLUME_ATTACHMENT, local, {"volume": Ref(v_addr), "server": Ref(server_addr)}, [project])
+
+
 def _expand_server(b: _Builder, request: TenantRequest, catalog: PlatformCatalog, server: Server,
                    zones: Mapping[str, str], keypairs: Mapping[str, str], operator: Address,
                    router_addr: Address | None, render_user_data: UserDataRenderer | None) -> None:
@@ -272,6 +285,8 @@ def _expand_server(b: _Builder, request: TenantRequest, catalog: PlatformCatalog
             user_data = render_user_data(template, variables, context)
             digest = hashlib.sha256(user_data.encode()).hexdigest()[:16]
         s_addr = f"server.{name}"
+        boot = (naming.boot_volume_text(server.bootVolume.type, server.bootVolume.sizeGiB)
+                if server.bootVolume is not None else None)
         attrs = {
             "name": name,
             "flavor": server.flavor,
@@ -280,13 +295,17 @@ def _expand_server(b: _Builder, request: TenantRequest, catalog: PlatformCatalog
             "ports": sorted((Ref(p) for p in ports), key=str),
             "server_group": Ref(group_addr) if group_addr else None,
             "user_data_digest": digest,
-            "metadata": {**server.metadata, **naming.server_metadata(tenant, s_addr, server.name, zone, server.image, digest)},
+            "boot_volume": boot,
+            "metadata": {**server.metadata, **naming.server_metadata(tenant, s_addr, server.name, zone, server.image,
+                                                                   digest, boot)},
         }
         deps = [project, operator] + ([Address(Kind.KEYPAIR, server.keypair)] if server.keypair else [])
         extra = {"nics": [Ref(p) for p in ports]}  # NIC order (the first network is the primary)
         if user_data:
             extra["user_data"] = user_data
-        b.add(Kind.SERVER, name, attrs, deps, extra=extra)
+        server_addr = b.add(Kind.SERVER, name, attrs, deps, extra=extra)
+        for volume in server.volumes:
+            _expand_volume(b, name, volume, server_addr)
         if server.floatingIP:
             first = server.networks[0]
             deps = [project]

@@ -24,6 +24,8 @@ META_ROLE = "gc-role"
 META_ZONE = "gc-zone"
 META_USERDATA_DIGEST = "gc-userdata"
 META_IMAGE = "gc-image"
+META_BOOT_VOLUME = "gc-bootvol"  # "<type>:<GiB>" of a server booted from a volume
+META_MOUNT = "gc-mount"  # a volume's mount point in the guest (Cinder volume metadata)
 
 
 def project_name(tenant: str) -> str:
@@ -37,6 +39,23 @@ def server_name(role: str, index: int) -> str:
 
 def port_name(server: str, network: str) -> str:
     return f"{server}-{network}"
+
+
+def volume_name(server: str, volume: str) -> str:
+    """The `volume` data volume of server copy `server` (db-1 + data -> db-1-data)."""
+    return f"{server}-{volume}"
+
+
+def volume_metadata(tenant: str, address: str, mount_point: str | None) -> dict[str, str]:
+    """Ownership of a Cinder volume (volumes have metadata, not tags), set in the create call."""
+    meta = {META_TENANT: tenant, META_ADDRESS: address}
+    if mount_point:
+        meta[META_MOUNT] = mount_point
+    return meta
+
+
+def boot_volume_text(volume_type: str, size_gib: int) -> str:
+    return f"{volume_type}:{size_gib}"
 
 
 def keypair_name(agency: str, tenant: str, keypair: str) -> str:
@@ -109,8 +128,10 @@ def level_from_tags(tags: list[str] | None) -> int | None:
 
 
 def server_metadata(tenant: str, address: str, role: str, zone: str, image: str,
-                    userdata_digest: str | None) -> dict[str, str]:
+                    userdata_digest: str | None, boot_volume: str | None = None) -> dict[str, str]:
     meta = {META_TENANT: tenant, META_ADDRESS: address, META_ROLE: role, META_ZONE: zone, META_IMAGE: image}
     if userdata_digest:
         meta[META_USERDATA_DIGEST] = userdata_digest
+    if boot_volume:
+        meta[META_BOOT_VOLUME] = boot_volume
     return meta

@@ -1,5 +1,6 @@
 """Stage: outputs. What a CI job reads back from a tenant (like `terraform output`): every managed
-resource's id, and each server's fixed and floating addresses, in one stable shape.
+resource's id, each server's fixed and floating addresses, and each volume with its attachment
+(server, device), in one stable shape.
 
 Callers: `gcloudctl outputs TENANT` (`gcloudctl.cli.outputs`); the apply use case can hand it
 the observation it makes after applying, so that `apply -o json` and `outputs` agree. Pure: it
@@ -52,6 +53,18 @@ class NetworkOutput(_Out):
     cidr: str | None = None
 
 
+class VolumeOutput(_Out):
+    id: str | None
+    name: str | None = Field(description="The volume's name in the cloud (<server>-<volume>).")
+    size_gib: int | None = None
+    type: str | None = None
+    status: str | None = Field(None, description="ACTIVE (usable), BUILD (busy), ERROR or DELETING.")
+    server: str | None = Field(None, description="The server it is attached to (null: not attached).")
+    server_id: str | None = None
+    device: str | None = Field(None, description="The device the server sees, e.g. /dev/vdb.")
+    mount_point: str | None = Field(None, description="Where the request says the guest mounts it.")
+
+
 class TenantOutputs(_Out):
     """`gcloudctl outputs TENANT -o json`: keys are sorted, absent facts are null, never missing."""
 
@@ -65,6 +78,8 @@ class TenantOutputs(_Out):
     resources: dict[str, ResourceOutput] = Field(description="Every managed resource, by address (kind.name).")
     servers: dict[str, ServerOutput] = Field(description="Servers by name (web-1, web-2, ...).")
     networks: dict[str, NetworkOutput] = Field(description="Tenant networks by logical name.")
+    volumes: dict[str, VolumeOutput] = Field(default_factory=dict,
+                                             description="Data volumes by logical name (<server>.<volume>).")
 
 
 def _ref_name(value) -> str | None:
@@ -98,6 +113,24 @@ def _server_addresses(server, observed: ObservedState) -> tuple[list[FixedAddres
     return fixed, floating
 
 
+def volume_outputs(observed: ObservedState) -> dict[str, VolumeOutput]:
+    """Each managed volume with the server it is attached to (by its attachment) and the device."""
+    out = {}
+    for res in sorted(observed.resources.values(), key=lambda r: r.address.sort_key):
+        if res.address.kind is not Kind.VOLUME:
+            continue
+        attachment = observed.resources.get(Address(Kind.VOLUME_ATTACHMENT, res.address.name))
+        server = observed.resources.get(attachment.attrs["server"].address) \
+            if attachment is not None and isinstance(attachment.attrs.get("server"), Ref) else None
+        out[res.address.name] = VolumeOutput(
+            id=res.id, name=res.attrs.get("name"), size_gib=res.attrs.get("size"), type=res.attrs.get("type"),
+            status=res.status, server=server.attrs.get("name") if server else None,
+            server_id=attachment.extra.get("server_id") if attachment else None,
+            device=attachment.extra.get("device") if attachment else None,
+            mount_point=(res.attrs.get("metadata") or {}).get(naming.META_MOUNT))
+    return out
+
+
 def tenant_outputs(observed: ObservedState, *, agency: str | None = None, domain: str | None = None,
                    region: str | None = None) -> TenantOutputs:
     """The outputs of one observed tenant. Only managed resources (those gcloudctl created or
@@ -124,4 +157,5 @@ def tenant_outputs(observed: ObservedState, *, agency: str | None = None, domain
         expires_at=expires.isoformat().replace("+00:00", "Z") if expires else None,
         resources={str(r.address): ResourceOutput(kind=r.address.kind.value, name=r.address.name, id=r.id,
                                                   status=r.status) for r in resources if r.managed},
-        servers=dict(sorted(servers.items())), networks=dict(sorted(networks.items())))
+        servers=dict(sorted(servers.items())), networks=dict(sorted(networks.items())),
+        volumes=volume_outputs(observed))

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from gcloudctl.resources import KIND_RANK, Address, ObservedState, Resource, canonical, mask
+from gcloudctl.resources import KIND_RANK, Address, Kind, ObservedState, Resource, canonical, mask
 
 PLAN_FORMAT = "gcloudctl.plan/v1"
 
@@ -38,6 +38,15 @@ class Change:
     @property
     def drift(self) -> bool:
         return self.reason.startswith("drift")
+
+    @property
+    def loses_data(self) -> bool:
+        """The change destroys stored data: a volume deleted or replaced, or a server booted from
+        a volume (its boot volume goes with it) deleted or replaced."""
+        if self.action not in (Action.DELETE, Action.REPLACE) or self.before is None:
+            return False
+        kind = self.address.kind
+        return kind is Kind.VOLUME or (kind is Kind.SERVER and bool(self.before.attrs.get("boot_volume")))
 
     def sort_key(self) -> tuple:
         rank = KIND_RANK[self.address.kind]
@@ -77,6 +86,11 @@ class Plan:
 
     def drift(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.drift)
+
+    def data_loss(self) -> tuple[Change, ...]:
+        """The changes that destroy stored data (`Change.loses_data`): apply refuses them unless
+        the caller allows data loss (`usecases.apply`)."""
+        return tuple(c for c in self.changes if c.loses_data)
 
     def summary(self) -> str:
         c = self.counts()

@@ -14,7 +14,13 @@ Rules, in one place:
   interrupted run just created;
 - desired but not observed: create, unless an untagged twin with the same deterministic name
   exists (an interrupted create): then adopt it (update that sets the ownership tags);
-- observed but not desired, and anything in the tenant gcloudctl did not create: delete.
+- observed but not desired, and anything in the tenant gcloudctl did not create: delete;
+- a volume grows in place (update: size); a smaller size than the volume has is refused
+  (`Refused`, exit 4: a volume never shrinks); a volume that failed, or is being deleted, is
+  replaced; a volume attachment follows its server and volume (replaced with either);
+- a change that destroys a volume's data (a volume deleted or replaced, a server with a boot
+  volume deleted or replaced) is planned like any other and listed in the plan's warnings; the
+  apply use case refuses it unless the caller allows data loss (`Plan.data_loss`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 from dataclasses import replace as _with
 from typing import Iterable, Mapping
 
+from gcloudctl.errors import Refused
 from gcloudctl.plan import Action, Change, Plan
 from gcloudctl.resources import POWER, REPLACE_ON_CHANGE, Address, DesiredState, Kind, ObservedState, Ref, Resource, canonical
 
@@ -29,12 +36,15 @@ FAILED_SERVER_STATES = frozenset({"ERROR"})
 STOPPED_SERVER_STATES = frozenset({"SHUTOFF"})
 DELETING_SERVER_STATES = frozenset({"DELETING"})  # set by observe from Nova's task_state
 BUILDING_SERVER_STATES = frozenset({"BUILD"})
+# the kinds whose failed or vanishing instances are replaced (the driver reports neutral states)
+_REPLACED_WHEN_FAILED = frozenset({Kind.SERVER, Kind.VOLUME})
 # create-only references that force the referrer to be replaced with its target
 _CASCADE_FIELDS: dict[Kind, frozenset[str]] = {
     Kind.SUBNET: frozenset({"network"}),
     Kind.PORT: frozenset({"network", "subnet"}),
     Kind.ROUTER_INTERFACE: frozenset({"router", "subnet"}),
     Kind.SERVER: frozenset({"ports", "server_group"}),
+    Kind.VOLUME_ATTACHMENT: frozenset({"server", "volume"}),
 }
 
 
@@ -60,6 +70,7 @@ def plan(desired: DesiredState, observed: ObservedState) -> Plan:
     changes: dict[Address, Change] = {}
     twins = _adoption_candidates(observed)
     adopted: set[str] = set()
+    shrinks: list[str] = []
 
     for address, want in desired.resources.items():
         have = observed.resources.get(address)
@@ -76,10 +87,15 @@ def plan(desired: DesiredState, observed: ObservedState) -> Plan:
             else:
                 changes[address] = Change(Action.CREATE, address, None, want, reason="missing")
             continue
-        if address.kind is Kind.SERVER and have.status in FAILED_SERVER_STATES | DELETING_SERVER_STATES:
-            changes[address] = Change(Action.REPLACE, address, have, want, reason=f"drift: server is {have.status}")
+        if address.kind in _REPLACED_WHEN_FAILED and have.status in FAILED_SERVER_STATES | DELETING_SERVER_STATES:
+            changes[address] = Change(Action.REPLACE, address, have, want,
+                                      reason=f"drift: {address.kind.value} is {have.status}")
             continue
         changed = diff(want, have)
+        if address.kind is Kind.VOLUME and "size" in changed and _shrinks(want, have):
+            shrinks.append(f"{address} ({want.attrs['name']}): {have.attrs.get('size')} GiB -> "
+                           f"{want.attrs['size']} GiB")
+            continue
         if address.kind is Kind.SERVER and have.status in BUILDING_SERVER_STATES and not have.attrs.get("ports"):
             changed = tuple(c for c in changed if c != "ports")
         replace = set(changed) & REPLACE_ON_CHANGE.get(address.kind, frozenset())
@@ -93,6 +109,10 @@ def plan(desired: DesiredState, observed: ObservedState) -> Plan:
         action = Action.REPLACE if replace else Action.UPDATE
         changes[address] = Change(action, address, have, want, changed, reason="changed: " + ", ".join(changed))
 
+    if shrinks:
+        raise Refused("a volume cannot shrink:\n  " + "\n  ".join(shrinks),
+                      hint="keep sizeGiB at least the volume's size (volumes only grow); to start smaller, give "
+                           "the volume a new name (the old one is deleted: --allow-data-loss)")
     _cascade_replacements(desired, observed, changes)
 
     for address, have in observed.resources.items():
@@ -106,7 +126,17 @@ def plan(desired: DesiredState, observed: ObservedState) -> Plan:
     _prune_cascaded_deletes(changes)
     ordered = tuple(sorted(changes.values(), key=Change.sort_key))
     return Plan(tenant=desired.tenant, changes=ordered, request_digest=desired.request_digest,
-                observed_fingerprint=observed.fingerprint(), observed=observed)
+                observed_fingerprint=observed.fingerprint(), observed=observed, warnings=_data_loss_warnings(ordered))
+
+
+def _shrinks(want: Resource, have: Resource) -> bool:
+    size = have.attrs.get("size")
+    return isinstance(size, int) and want.attrs["size"] < size
+
+
+def _data_loss_warnings(changes: Iterable[Change]) -> tuple[str, ...]:
+    return tuple(f"{c.address}: this {c.action.value} destroys the data on it; apply refuses it without "
+                 "--allow-data-loss" for c in changes if c.loses_data)
 
 
 def _cascade_replacements(desired: DesiredState, observed: ObservedState, changes: dict[Address, Change]) -> None:
@@ -157,7 +187,7 @@ def plan_destroy(observed: ObservedState) -> Plan:
     result = plan(empty, observed)
     changes = tuple(Change(Action.DELETE, c.address, c.before, None, reason="destroy") for c in result.changes)
     return Plan(tenant=observed.tenant, changes=changes, observed_fingerprint=result.observed_fingerprint, destroy=True,
-                observed=observed)
+                observed=observed, warnings=_data_loss_warnings(changes))
 
 
 def quota_preflight(desired: DesiredState, flavors: Mapping[str, Mapping[str, int]],
@@ -171,12 +201,17 @@ def quota_preflight(desired: DesiredState, flavors: Mapping[str, Mapping[str, in
         "ram": sum(flavors.get(s.attrs["flavor"], {}).get("ramMiB", 0) for s in servers),
         "floatingip": sum(1 for r in desired.resources.values() if r.address.kind is Kind.FLOATING_IP),
     }
+    volumes = [r for r in desired.resources.values() if r.address.kind is Kind.VOLUME]
+    if volumes:
+        need["volumes"] = len(volumes)
+        need["gigabytes"] = sum(v.attrs["size"] for v in volumes)
     quota: dict[str, int] = {}
     for res in desired.resources.values():
         if res.address.kind is Kind.QUOTA:
             quota.update(res.attrs)
     problems = []
-    names = {"instances": "instances", "cores": "cores", "ram": "ramMiB", "floatingip": "floatingIPs"}
+    names = {"instances": "instances", "cores": "cores", "ram": "ramMiB", "floatingip": "floatingIPs",
+             "volumes": "volumes", "gigabytes": "volumeGiB"}
     for key, needed in need.items():
         limit = quota.get(key)
         if limit is not None and needed > limit:

@@ -1,7 +1,8 @@
 """Stage: plan (pre-flight against the cloud). Before the first write, what only the cloud can
 judge: the flavors and images the plan's new servers use exist, the external networks its
 router and floating IPs use exist, and a tenant's quota that grows keeps its agency's total
-(the sum over all of the agency's tenants) within the agency's ceilings.
+(the sum over all of the agency's tenants) within the agency's ceilings — volumes and volume
+GiB included where the region has block storage.
 
 Called by `pipeline.plan_request` (CLI plan/apply, controller, request API), after planning,
 so it looks only at what the plan would create or change: a no-op plan costs no request here.
@@ -21,7 +22,8 @@ from gcloudctl.resources import DesiredState, Kind, ObservedState
 
 WRITING = (Action.CREATE, Action.REPLACE, Action.UPDATE)
 # the tenant quota keys (as the driver reads them) -> the agency ceiling keys (agencies.yaml)
-CEILING_OF = {"instances": "instances", "cores": "cores", "ram": "ramMiB", "floatingip": "floatingIPs"}
+CEILING_OF = {"instances": "instances", "cores": "cores", "ram": "ramMiB", "floatingip": "floatingIPs",
+              "volumes": "volumes", "gigabytes": "volumeGiB"}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ Derived quotas (a minimal CI request need not spell them out):
   instances, cores, ramMiB = what the servers need (count x flavor) plus HEADROOM_PERCENT,
                              rounded up — room to replace a server or add one by hand;
   floatingIPs              = exactly the servers with `floatingIP: true` (public addresses are scarce);
-  volumes, volumeGiB       = 0 (requests declare no volumes);
+  volumes, volumeGiB       = what the servers' volumes need (data volumes and boot volumes, one per
+                             server copy) plus HEADROOM_PERCENT: room to extend a volume;
+  snapshots                = 0 (gcloudctl takes no snapshots; `destroy` refuses rather than snapshot);
 each capped by the agency's `quotaCeilings`. When the servers alone need more than a ceiling,
 validation reports it (`gcloudctl.validate`).
 
@@ -23,17 +25,22 @@ from gcloudctl.model.catalog import Agency, Flavor
 from gcloudctl.model.request import Quotas, Spec, TenantRequest
 
 HEADROOM_PERCENT = 25
-DERIVED = ("instances", "cores", "ramMiB", "floatingIPs")
+DERIVED = ("instances", "cores", "ramMiB", "floatingIPs", "volumes", "volumeGiB")
 
 
 def server_needs(spec: Spec, flavors: Mapping[str, Flavor]) -> dict[str, int]:
-    """What the servers use: instances, cores, ramMiB, floatingIPs (unknown flavors count 0)."""
+    """What the servers use: instances, cores, ramMiB, floatingIPs, volumes and volumeGiB
+    (unknown flavors count 0; a boot volume is a volume)."""
     servers = spec.servers
+    volumes = [(s.count, v.sizeGiB) for s in servers for v in s.volumes]
+    volumes += [(s.count, s.bootVolume.sizeGiB) for s in servers if s.bootVolume is not None]
     return {
         "instances": sum(s.count for s in servers),
         "cores": sum(s.count * flavors[s.flavor].vcpus for s in servers if s.flavor in flavors),
         "ramMiB": sum(s.count * flavors[s.flavor].ramMiB for s in servers if s.flavor in flavors),
         "floatingIPs": sum(s.count for s in servers if s.floatingIP),
+        "volumes": sum(count for count, _ in volumes),
+        "volumeGiB": sum(count * size for count, size in volumes),
     }
 
 
@@ -44,11 +51,11 @@ def with_headroom(need: int, percent: int = HEADROOM_PERCENT) -> int:
 def derived_quotas(spec: Spec, flavors: Mapping[str, Flavor], agency: Agency | None) -> Quotas:
     """Quotas from the servers (see the module docstring), capped by the agency's ceilings."""
     need = server_needs(spec, flavors)
-    values = {name: with_headroom(need[name]) for name in ("instances", "cores", "ramMiB")}
+    values = {name: with_headroom(need[name]) for name in ("instances", "cores", "ramMiB", "volumes", "volumeGiB")}
     values["floatingIPs"] = need["floatingIPs"]
     if agency is not None:
         ceilings = agency.quotaCeilings
-        values = {name: min(value, getattr(ceilings, name)) for name, value in values.items()}
+        values = {name: min(value, getattr(ceilings, name, value)) for name, value in values.items()}
     return Quotas(**values)
 
 

@@ -29,13 +29,16 @@ class Kind(str, enum.Enum):
     PORT = "port"
     SERVER = "server"
     FLOATING_IP = "floating_ip"
+    VOLUME = "volume"
+    VOLUME_ATTACHMENT = "volume_attachment"
 
 
 # Creation order of kinds (a topological order of the kinds' dependencies); deletes go in reverse.
 KIND_ORDER: tuple[Kind, ...] = (
     Kind.PROJECT, Kind.MEMBERSHIP, Kind.QUOTA, Kind.KEYPAIR, Kind.SERVER_GROUP,
     Kind.NETWORK, Kind.SUBNET, Kind.ROUTER, Kind.ROUTER_INTERFACE,
-    Kind.SECURITY_GROUP, Kind.SECURITY_GROUP_RULE, Kind.PORT, Kind.SERVER, Kind.FLOATING_IP,
+    Kind.SECURITY_GROUP, Kind.SECURITY_GROUP_RULE, Kind.PORT, Kind.VOLUME, Kind.SERVER, Kind.VOLUME_ATTACHMENT,
+    Kind.FLOATING_IP,
 )
 KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
 
@@ -75,7 +78,7 @@ class Resource:
     depends_on: tuple[Address, ...] = ()
     # observed-only facts
     id: str | None = None
-    status: str | None = None  # e.g. ACTIVE, ERROR, DOWN
+    status: str | None = None  # e.g. ACTIVE, ERROR, DOWN (volumes: the driver's neutral ACTIVE/BUILD/ERROR/DELETING)
     managed: bool = True  # False: found in the tenant without our ownership tag
     extra: Mapping[str, Any] = field(default_factory=dict)  # informative, never diffed
 
@@ -96,7 +99,9 @@ REPLACE_ON_CHANGE: dict[Kind, frozenset[str]] = {
     Kind.KEYPAIR: frozenset({"public_key"}),
     Kind.SERVER_GROUP: frozenset({"policy"}),
     Kind.PORT: frozenset({"network"}),
-    Kind.SERVER: frozenset({"flavor", "image", "key_name", "ports", "server_group", "user_data_digest"}),
+    Kind.SERVER: frozenset({"flavor", "image", "key_name", "ports", "server_group", "user_data_digest", "boot_volume"}),
+    Kind.VOLUME: frozenset({"type"}),  # a volume's size only grows in place (extend); the planner refuses a shrink
+    Kind.VOLUME_ATTACHMENT: frozenset({"volume", "server"}),
     Kind.FLOATING_IP: frozenset({"external_network"}),
     Kind.MEMBERSHIP: frozenset({"user", "role", "domain"}),
     Kind.PROJECT: frozenset({"domain"}),  # Keystone cannot move a project (observe refuses one elsewhere)

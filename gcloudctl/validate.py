@@ -3,7 +3,7 @@
 Called by `gcloudctl.pipeline.load_request` (so by `validate`, `plan`, `apply` and the
 controller) after `gcloudctl.model.load` has checked the schema. It looks across documents:
 references inside the request, the platform catalog (region, images, flavors, zones, external
-networks), the agency registry (pools, ceilings, highest level), quotas against the servers,
+networks, volume types and block storage), the agency registry (pools, ceilings, highest level), quotas against the servers,
 cloud-init templates, and the classification rulebook (`gcloudctl.policy`). Every problem is
 returned (never raised), with the path of the field and, when positions are given, its line
 and column. Pure apart from reading user-data templates through `gcloudctl.hardening.userdata`;
@@ -195,12 +195,12 @@ def _roles(req: TenantRequest, allowed: list[str]) -> list[Problem]:
     return found
 
 
-_WHAT = {"image": lambda: _("image"), "flavor": lambda: _("flavor")}
-_WHATS = {"image": lambda: _("images"), "flavor": lambda: _("flavors")}
+_WHAT = {"image": lambda: _("image"), "flavor": lambda: _("flavor"), "volumeType": lambda: _("volume type")}
+_WHATS = {"image": lambda: _("images"), "flavor": lambda: _("flavors"), "volumeType": lambda: _("volume types")}
 
 
 def _allowed(path: str, what: str, name: str, table: dict[str, Any], level: int) -> list[Problem]:
-    """`what` is "image" or "flavor"."""
+    """`what` is "image", "flavor" or "volumeType"."""
     if name not in table:
         close = difflib.get_close_matches(name, list(table), n=1)
         hint = (_("did you mean '{name}'?", name=close[0]) if close
@@ -214,6 +214,38 @@ def _allowed(path: str, what: str, name: str, table: dict[str, Any], level: int)
                    _("{what} allowed at level {level}: {names}", what=_WHATS[what](), level=level,
                      names=", ".join(usable) or _("none")))]
     return []
+
+
+# --------------------------------------------------------------------------- volumes
+
+def _volumes(req: TenantRequest, catalog: PlatformCatalog) -> list[Problem]:
+    """Volumes need a region with block storage, types of the catalog allowed at the level, and
+    names unique per server (each copy of a server gets its own volume of each name)."""
+    found = []
+    level = req.spec.classification
+    region = catalog.spec.regions.get(req.spec.region)
+    types = catalog.spec.volumeTypes
+    for s, server in enumerate(req.spec.servers):
+        path = f"spec.servers[{s}]"
+        if region is not None and not region.blockStorage and (server.volumes or server.bootVolume):
+            found.append(_p(f"{path}.volumes" if server.volumes else f"{path}.bootVolume",
+                            _("server '{server}' has volumes but region '{region}' has no block storage",
+                              server=server.name, region=req.spec.region),
+                            _("choose a region with block storage (platform catalog: blockStorage: true), or "
+                              "remove the volumes")))
+            continue
+        seen: dict[str, int] = {}
+        for v, volume in enumerate(server.volumes):
+            if volume.name in seen:
+                first = f"{path}.volumes[{seen[volume.name]}]"
+                found.append(_p(f"{path}.volumes[{v}].name", _("volume name '{name}' is already used by {where}",
+                                                               name=volume.name, where=first),
+                                _("volume names must be unique per server")))
+            seen.setdefault(volume.name, v)
+            found += _allowed(f"{path}.volumes[{v}].type", "volumeType", volume.type, types, level)
+        if server.bootVolume is not None:
+            found += _allowed(f"{path}.bootVolume.type", "volumeType", server.bootVolume.type, types, level)
+    return found
 
 
 # --------------------------------------------------------------------------- agency
@@ -320,7 +352,7 @@ def validate_request(req: TenantRequest, catalog: PlatformCatalog, agencies: Age
     *user_data_check*: AUTO, a function like `check_user_data`, or None to skip templates."""
     check = _user_data_checker() if user_data_check == AUTO else user_data_check
     agency = agencies.get(req.metadata.agency)
-    found = (_unique_names(req) + _references(req) + _router(req) + _catalog(req, catalog)
+    found = (_unique_names(req) + _references(req) + _router(req) + _catalog(req, catalog) + _volumes(req, catalog)
              + _agency(req, agency, agencies) + _quotas(req, catalog, agency) + _user_data(req, catalog, check)
              + policy.evaluate(req, rulebook, catalog, agencies))
     if positions is not None:

@@ -5,7 +5,10 @@ It models what the driver relies on and what real clouds do that bites: Keystone
 (projects and users belong to one; project names are unique per domain, so two agencies may
 each have a project `portal`; a token scoped to a project must name its real domain), Neutron's
 per-project `default` security group and default egress rules, duplicate-rule 409s, 409 "in use"
-on deletes, servers that take polls to become ACTIVE, and injectable faults. `writes` counts
+on deletes, servers that take polls to become ACTIVE, and injectable faults. With
+`block_storage=True`, Cinder too: volumes (types, quotas, creating/extending/attaching/
+detaching that take polls, delete refused while attached or with snapshots unless cascade),
+Nova's volume attachments, and boot volumes deleted with their server. `writes` counts
 every non-GET request per service. It is NOT proof that provisioning works: the devcloud suite is.
 """
 
@@ -36,7 +39,8 @@ class FakeApi:
     operator_user_name = "gcloudctl"
 
     def __init__(self, *, build_polls: int = 1, tag_creation: bool = True,
-                 domains: tuple[str, ...] = ("BYT", "BTC", "QNI")):
+                 domains: tuple[str, ...] = ("BYT", "BTC", "QNI"), block_storage: bool = False,
+                 volume_types: tuple[str, ...] = ("standard", "encrypted")):
         # Like Neutron 29: tags in a create body only for ports (tag-ports-during-bulk-creation)
         self.tag_creation = tag_creation
         self.lock = threading.RLock()
@@ -45,6 +49,12 @@ class FakeApi:
         self.write_log: list[tuple[str, str, str]] = []  # (service, method, path) of every write
         self.faults: list[dict] = []
         self.build_polls = build_polls
+        # Cinder (off by default, like a region without block storage): volumes, snapshots, quotas
+        self.block_storage = block_storage
+        self.volume_types = set(volume_types)
+        self.volumes: dict[str, dict] = {}
+        self.snapshots: dict[str, dict] = {}
+        self.volume_quotas: dict[str, dict] = {}
         # like devcloud: the service user lives in `Default`; each agency has its own domain
         self.domains = {"default": {"id": "default", "name": "Default"}}
         for name in domains:
@@ -68,7 +78,7 @@ class FakeApi:
 
     # ----------------------------------------------------------------- plumbing
     def has_service(self, service: str) -> bool:
-        return service != "block-storage"
+        return service != "block-storage" or self.block_storage
 
     def inject(self, method: str, path_pattern: str, status: int, times: int = 1, message: str = "injected",
                after: bool = False, delay: float = 0.0) -> None:
@@ -220,6 +230,8 @@ class FakeApi:
             return {"servers": servers}
         if parts == ["servers"] and method == "POST":
             return self._create_server(body, scoped)
+        if parts[0] == "servers" and len(parts) >= 3 and parts[2] == "os-volume_attachments":
+            return self._volume_attachment(method, self._get(self.servers, parts[1]), parts[3:], body)
         if parts[0] == "servers" and len(parts) >= 2:
             server = self._get(self.servers, parts[1])
             if len(parts) == 3 and parts[2] == "action" and method == "POST" and "os-start" in body:
@@ -237,6 +249,7 @@ class FakeApi:
                 server.update(body["server"])
                 return {"server": server}
             if method == "DELETE":
+                self._release_volumes(parts[1])
                 del self.servers[parts[1]]
                 for group in self.server_groups.values():
                     if parts[1] in group["members"]:
@@ -307,8 +320,164 @@ class FakeApi:
         group_id = (body.get("os:scheduler_hints") or {}).get("group")
         if group_id:
             self._get(self.server_groups, group_id)["members"].append(server["id"])
+        for bdm in s.get("block_device_mapping_v2") or []:  # boot from a volume made from the image
+            if not self.block_storage:
+                raise _Http(400, "Block Device Mapping is Invalid: no block storage")
+            volume = self._new_volume(pid, {"name": "", "size": bdm["volume_size"], "volume_type": bdm.get("volume_type")})
+            volume.update(status="in-use", bootable="true", _delete_with=server["id"],
+                          attachments=[{"server_id": server["id"], "device": "/dev/vda", "volume_id": volume["id"],
+                                        "attachment_id": _id()}])
         self.servers[server["id"]] = server
         return {"server": {"id": server["id"]}}
+
+    # ----------------------------------------------------------------- cinder (and nova attachments)
+    def _block_storage(self, method, parts, params, body, scoped):
+        if not self.block_storage:
+            raise _Http(404, "no block-storage endpoint")
+        if parts[0] == "os-quota-sets":
+            pid = parts[1]
+            if method == "GET":
+                return {"quota_set": dict(self.volume_quotas.get(pid, _VOLUME_QUOTA))}
+            if method == "PUT":
+                self.volume_quotas.setdefault(pid, dict(_VOLUME_QUOTA)).update(body["quota_set"])
+                return {"quota_set": self.volume_quotas[pid]}
+            self.volume_quotas.pop(pid, None)
+            return {}
+        if parts == ["volumes", "detail"] and method == "GET":
+            pid = params.get("project_id") or scoped
+            found = [v for v in self.volumes.values() if v["os-vol-tenant-attr:tenant_id"] == pid
+                     and params.get("name") in (None, v["name"])]
+            for volume in found:
+                self._settle_volume(volume)
+            return {"volumes": [self._public(v) for v in found]}
+        if parts == ["volumes"] and method == "POST":
+            pid = self._require_scope(scoped)
+            want = body["volume"]
+            if want.get("volume_type") not in self.volume_types:
+                raise _Http(404, f"Volume type with name {want.get('volume_type')} could not be found.")
+            quota = self.volume_quotas.get(pid, _VOLUME_QUOTA)
+            mine = [v for v in self.volumes.values() if v["os-vol-tenant-attr:tenant_id"] == pid]
+            if len(mine) + 1 > quota["volumes"] or sum(v["size"] for v in mine) + want["size"] > quota["gigabytes"]:
+                raise _Http(413, "VolumeLimitExceeded: Maximum number of volumes allowed exceeded")
+            return {"volume": self._public(self._new_volume(pid, want))}
+        if parts == ["snapshots"] and method == "POST":
+            volume = self._get(self.volumes, body["snapshot"]["volume_id"])
+            snap = {"id": _id(), "volume_id": volume["id"], "name": body["snapshot"].get("name", ""),
+                    "status": "available", "os-extended-snapshot-attributes:project_id": volume["os-vol-tenant-attr:tenant_id"]}
+            self.snapshots[snap["id"]] = snap
+            return {"snapshot": snap}
+        if parts == ["snapshots", "detail"]:
+            pid = params.get("project_id") or scoped
+            return {"snapshots": [x for x in self.snapshots.values()
+                                  if x["os-extended-snapshot-attributes:project_id"] == pid]}
+        if parts[0] == "volumes" and len(parts) >= 2:
+            volume = self._get(self.volumes, parts[1])
+            self._check_volume_scope(volume, scoped)
+            rest = parts[2:]
+            if rest == [] and method == "GET":
+                self._settle_volume(volume)
+                return {"volume": self._public(volume)}
+            if rest == [] and method == "PUT":
+                volume.update({k: v for k, v in body["volume"].items() if k in ("name", "description")})
+                return {"volume": self._public(volume)}
+            if rest == [] and method == "DELETE":
+                return self._delete_volume(volume, str(params.get("cascade")).lower() == "true")
+            if rest == ["metadata"] and method in ("POST", "PUT"):
+                volume["metadata"] = ({**volume["metadata"], **body["metadata"]} if method == "POST"
+                                      else dict(body["metadata"]))
+                return {"metadata": volume["metadata"]}
+            if len(rest) == 2 and rest[0] == "metadata" and method == "DELETE":
+                self._get(volume["metadata"], rest[1])
+                del volume["metadata"][rest[1]]
+                return {}
+            if rest == ["action"] and method == "POST" and "os-extend" in body:
+                new = body["os-extend"]["new_size"]
+                if new <= volume["size"]:
+                    raise _Http(400, f"Invalid input received: New size for extend must be greater than current size. "
+                                     f"(current: {volume['size']}, extended: {new}).")
+                if volume["status"] not in ("available", "in-use"):
+                    raise _Http(400, f"Invalid volume: Volume {volume['id']} status must be available or in-use")
+                volume.update(size=new, _then=volume["status"], status="extending", _polls=0)
+                return {}
+        raise _Http(404, f"no route block-storage {method} {'/'.join(parts)}")
+
+    def _new_volume(self, pid, want):
+        volume = {"id": _id(), "name": want.get("name") or "", "size": want["size"], "volume_type": want.get("volume_type"),
+                  "metadata": dict(want.get("metadata") or {}), "status": "creating", "attachments": [],
+                  "bootable": "false", "os-vol-tenant-attr:tenant_id": pid, "_polls": 0, "_then": "available"}
+        self.volumes[volume["id"]] = volume
+        return volume
+
+    @staticmethod
+    def _public(volume):
+        return {k: v for k, v in volume.items() if not k.startswith("_")}
+
+    def _check_volume_scope(self, volume, scoped):
+        """Like Cinder: a project-scoped token sees its project's volumes only."""
+        if scoped is not None and volume["os-vol-tenant-attr:tenant_id"] != scoped:
+            raise _Http(404, f"Volume {volume['id']} could not be found.")
+
+    def _settle_volume(self, volume):
+        """creating / extending / attaching / detaching end after `build_polls` looks."""
+        if volume["status"] in ("creating", "extending", "attaching", "detaching"):
+            volume["_polls"] += 1
+            if volume["_polls"] >= self.build_polls:
+                volume["status"] = volume["_then"]
+
+    def _delete_volume(self, volume, cascade):
+        if volume["attachments"]:
+            raise _Http(400, f"Invalid volume: Volume status must be available or error or error_restoring or "
+                             f"error_extending or error_managing and must not be migrating, attached, belong to a "
+                             f"group, have snapshots or be disassociated from snapshots after volume transfer.")
+        snaps = [x for x in self.snapshots.values() if x["volume_id"] == volume["id"]]
+        if snaps and not cascade:
+            raise _Http(400, "Invalid volume: Volume still has 1 dependent snapshots.")
+        for snap in snaps:
+            del self.snapshots[snap["id"]]
+        del self.volumes[volume["id"]]
+        return {}
+
+    def _volume_attachment(self, method, server, rest, body):
+        if method == "POST" and not rest:
+            volume = self._get(self.volumes, body["volumeAttachment"]["volumeId"])
+            if server["status"] not in ("ACTIVE", "SHUTOFF"):
+                raise _Http(409, f"Cannot 'attach_volume' instance {server['id']} while it is in vm_state "
+                                 f"{server['status'].lower()}")
+            if volume["status"] != "available" or volume["attachments"]:
+                raise _Http(400, f"Invalid volume: volume {volume['id']} status must be 'available'. "
+                                 f"Currently in '{volume['status']}'")
+            taken = {a["device"] for v in self.volumes.values() for a in v["attachments"] if a["server_id"] == server["id"]}
+            device = next(f"/dev/vd{c}" for c in "bcdefghijklmnopqrstuvwxyz" if f"/dev/vd{c}" not in taken)
+            volume["attachments"] = [{"server_id": server["id"], "device": device, "volume_id": volume["id"],
+                                      "attachment_id": _id()}]
+            volume.update(status="attaching", _then="in-use", _polls=0)
+            return {"volumeAttachment": {"id": volume["id"], "volumeId": volume["id"], "serverId": server["id"],
+                                         "device": device}}
+        if method == "DELETE" and len(rest) == 1:
+            volume = self._get(self.volumes, rest[0])
+            if not any(a["server_id"] == server["id"] for a in volume["attachments"]):
+                raise _Http(404, f"volume_id {rest[0]} not found")
+            volume["attachments"] = []
+            volume.update(status="detaching", _then="available", _polls=0)
+            return {}
+        if method == "GET" and not rest:
+            return {"volumeAttachments": [{"volumeId": v["id"], "serverId": server["id"], "device": a["device"]}
+                                          for v in self.volumes.values() for a in v["attachments"]
+                                          if a["server_id"] == server["id"]]}
+        raise _Http(404, "no route os-volume_attachments")
+
+    def _release_volumes(self, server_id):
+        """A deleted server's data volumes are detached; its boot volume is deleted with it."""
+        for volume in list(self.volumes.values()):
+            if volume.get("_delete_with") == server_id:
+                del self.volumes[volume["id"]]
+            elif any(a["server_id"] == server_id for a in volume["attachments"]):
+                volume["attachments"] = []
+                volume["status"] = "available"
+
+    # ----------------------------------------------------------------- test helpers (block storage)
+    def volumes_of(self, project_id: str) -> list[dict]:
+        return [self._public(v) for v in self.volumes.values() if v["os-vol-tenant-attr:tenant_id"] == project_id]
 
     # ----------------------------------------------------------------- glance
     def _image(self, method, parts, params, body, scoped):
@@ -494,6 +663,9 @@ class FakeApi:
     def count(self, collection: str, project_id: str | None = None) -> int:
         items = self.neutron[collection].values()
         return sum(1 for x in items if project_id is None or x.get("project_id") == project_id)
+
+
+_VOLUME_QUOTA = {"volumes": 10, "gigabytes": 1000, "snapshots": 10}
 
 
 def _match(item: dict, params: dict) -> bool:

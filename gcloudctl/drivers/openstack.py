@@ -42,6 +42,8 @@ IN_FLIGHT_SECONDS = 60.0  # how long after an intent a server create may still a
 INTENT_PREFIX = "gcloudctl: creating server "
 ERROR_WITHOUT_FAULT_GRACE = 10.0  # seconds an ERROR without a fault must last before a wait gives up on it
 COMPUTE_MICROVERSION = "2.64"  # 2.47: flavor.original_name in server detail; 2.64: server group "policy"
+BOOT_VOLUME_MICROVERSION = "2.67"  # a volume_type in a server create's block_device_mapping_v2
+VOLUME_MICROVERSION = "3.42"  # 3.42: extend an attached (in-use) volume
 API_VERSION_PATH = {"identity": "v3", "compute": "v2.1", "network": "v2.0", "image": "v2", "block-storage": "v3"}
 NEUTRON_COLLECTION = {
     Kind.NETWORK: ("networks", "network"), Kind.SUBNET: ("subnets", "subnet"), Kind.ROUTER: ("routers", "router"),
@@ -223,7 +225,9 @@ class OpenStackDriver:
                                                 "security_group_rule", "router", "subnet") if k in nq}
         if api.has_service("block-storage"):
             vq = api.request("block-storage", "GET", f"/os-quota-sets/{pid}")["quota_set"]
-            raw.volume_quota = {k: vq[k] for k in ("volumes", "gigabytes") if k in vq}
+            raw.volume_quota = {k: vq[k] for k in ("volumes", "gigabytes", "snapshots") if k in vq}
+            raw.volumes = api.request("block-storage", "GET", "/volumes/detail", microversion=VOLUME_MICROVERSION,
+                                      params={"all_tenants": "1", "project_id": pid})["volumes"]
         by_project = {"project_id": pid}
         raw.networks = api.request("network", "GET", "/networks", params=by_project)["networks"]
         raw.subnets = api.request("network", "GET", "/subnets", params=by_project)["subnets"]
@@ -513,6 +517,15 @@ class OpenStackDriver:
         if res.extra.get("user_data"):
             server["user_data"] = base64.b64encode(res.extra["user_data"].encode()).decode()
         body: dict[str, Any] = {"server": server}
+        microversion = COMPUTE_MICROVERSION
+        if a.get("boot_volume"):  # booted from a volume made from the image, deleted with the server
+            volume_type, _, size = a["boot_volume"].partition(":")
+            server["imageRef"] = ""
+            server["block_device_mapping_v2"] = [{
+                "boot_index": 0, "uuid": self._image_id(a["image"]), "source_type": "image",
+                "destination_type": "volume", "volume_size": int(size), "volume_type": volume_type,
+                "delete_on_termination": True}]
+            microversion = BOOT_VOLUME_MICROVERSION
         if a.get("server_group"):
             body["os:scheduler_hints"] = {"group": ids.resolve(a["server_group"])}
         pid = ids[_project(res)]
@@ -524,7 +537,7 @@ class OpenStackDriver:
             self.api.request("network", "PUT", f"/ports/{primary}",
                              json={"port": {"description": _intent(a["name"], self.wall())}})
         try:
-            created = self.api.request("compute", "POST", "/servers", json=body, microversion=COMPUTE_MICROVERSION,
+            created = self.api.request("compute", "POST", "/servers", json=body, microversion=microversion,
                                        **self._scope(pid))["server"]
         except CloudError as exc:
             if primary and exc.status is not None and exc.status not in (500, 502, 504):  # refused: nothing will appear
@@ -568,6 +581,9 @@ class OpenStackDriver:
         if resource.address.kind is Kind.SERVER and self.wait_for_servers:
             with deadline_scope(deadline):
                 self._wait_server(ids[resource.address], resource.attrs["name"], ids.get(_project(resource)))
+        elif resource.address.kind in (Kind.VOLUME, Kind.VOLUME_ATTACHMENT):
+            with deadline_scope(deadline):
+                self._wait_volume_created(resource, ids)
 
     def wait_active(self, resource: Resource, ids: IdMap, *, deadline: float | None = None) -> None:
         """An existing server (e.g. one an interrupted run left building) until ACTIVE."""
@@ -577,7 +593,12 @@ class OpenStackDriver:
 
     def wait_deleted(self, resource: Resource, ids: IdMap, *, deadline: float | None = None) -> None:
         """After delete: a server is gone once the compute API no longer lists it (its ports
-        can be deleted only then)."""
+        can be deleted only then); a volume once Cinder no longer has it; an attachment once its
+        volume is no longer attached to the server (the volume can be deleted only then)."""
+        if resource.address.kind in (Kind.VOLUME, Kind.VOLUME_ATTACHMENT):
+            with deadline_scope(deadline):
+                self._wait_volume_deleted(resource, ids)
+            return
         if resource.address.kind is not Kind.SERVER:
             return
         give_up = self.clock() + self.server_timeout
@@ -671,6 +692,11 @@ class OpenStackDriver:
             return match[0]["id"] if match else None
         if kind is Kind.ROUTER_INTERFACE:
             return self._router_interface(ids.resolve(a["router"]), ids.resolve(a["subnet"]))
+        if kind is Kind.VOLUME:
+            return self._find_volume(resource, pid)
+        if kind is Kind.VOLUME_ATTACHMENT:
+            server_id, volume_id = ids.resolve(a["server"]), ids.resolve(a["volume"])
+            return f"{server_id}/{volume_id}" if self._attached(volume_id, server_id, pid) else None
         return None  # quotas, memberships, rules: their creates are idempotent
 
     # ---------------------------------------------------------------- update
@@ -813,6 +839,136 @@ class OpenStackDriver:
     def _delete_server(self, res: Resource, ids: IdMap) -> None:
         self._ignore_missing("compute", f"/servers/{res.id}", microversion=COMPUTE_MICROVERSION)
 
+    # ---------------------------------------------------------------- volumes (Cinder; Nova attaches)
+    # Idempotence: a volume is created with its ownership metadata in the same call, so a create
+    # whose answer was lost leaves a volume the next observe sees as ours; a retried create first
+    # looks for it by its deterministic name (`find`). Attach and detach converge on "is the volume
+    # attached to that server"; delete treats a volume already gone as deleted and takes the
+    # volume's snapshots with it (cascade). Every volume call runs in the tenant's project.
+
+    def _volume_call(self, method: str, path: str, project_id: str | None, **kw: Any) -> Any:
+        scope = self._scope(project_id) if project_id else {}
+        return self.api.request("block-storage", method, path, microversion=VOLUME_MICROVERSION, **scope, **kw)
+
+    def _create_volume(self, res: Resource, ids: IdMap) -> str:
+        a = res.attrs
+        body = {"volume": {"name": a["name"], "size": a["size"], "volume_type": a["type"],
+                           "metadata": dict(a["metadata"])}}
+        return self._volume_call("POST", "/volumes", ids[_project(res)], json=body)["volume"]["id"]
+
+    def _find_volume(self, res: Resource, project_id: str) -> str | None:
+        """A volume of the project with the resource's deterministic name; its ownership metadata
+        is set if it lacks it (adopted)."""
+        found = self.api.request("block-storage", "GET", "/volumes/detail", microversion=VOLUME_MICROVERSION,
+                                 params={"all_tenants": "1", "project_id": project_id,
+                                         "name": res.attrs["name"]})["volumes"]
+        found = [v for v in found if v.get("name") == res.attrs["name"] and v.get("status") != "deleting"]
+        if not found:
+            return None
+        volume = found[0]
+        wanted = dict(res.attrs["metadata"])
+        if any((volume.get("metadata") or {}).get(k) != v for k, v in wanted.items()):
+            self._volume_call("POST", f"/volumes/{volume['id']}/metadata", project_id, json={"metadata": wanted})
+        log.info("%s: adopted the volume an earlier attempt made (%s)", res.address, volume["id"])
+        return volume["id"]
+
+    def _update_volume(self, before: Resource, after: Resource, changed: set, ids: IdMap) -> None:
+        pid = ids.get(_project(after))
+        a = after.attrs
+        if "name" in changed:
+            self._volume_call("PUT", f"/volumes/{before.id}", pid, json={"volume": {"name": a["name"]}})
+        if "metadata" in changed:
+            self._volume_call("POST", f"/volumes/{before.id}/metadata", pid, json={"metadata": dict(a["metadata"])})
+            for key in sorted(set(before.attrs.get("metadata") or {}) - set(a["metadata"])):
+                with contextlib.suppress(NotFoundError):
+                    self._volume_call("DELETE", f"/volumes/{before.id}/metadata/{key}", pid)
+        if "size" in changed:
+            self._extend_volume(before, a["size"], pid)
+
+    def _extend_volume(self, before: Resource, size: int, project_id: str | None) -> None:
+        """Grow the volume to `size` GiB (online when attached) and wait until Cinder reports it."""
+        current = self._volume_call("GET", f"/volumes/{before.id}", project_id)["volume"]
+        if current.get("size", 0) > size:
+            raise CloudError(f"{before.address}: a volume cannot shrink ({current['size']} GiB -> {size} GiB)",
+                             transient=False)
+        if current.get("size") != size:
+            self._volume_call("POST", f"/volumes/{before.id}/action", project_id,
+                              json={"os-extend": {"new_size": size}})
+        self._poll_volume(before.id, project_id, f"{before.address} extended to {size} GiB",
+                          lambda v: v is not None and v.get("size") == size and v.get("status") in ("available", "in-use"))
+
+    def _delete_volume(self, res: Resource, ids: IdMap) -> None:
+        try:
+            self._volume_call("DELETE", f"/volumes/{res.id}", ids.get(_project(res)), params={"cascade": "true"})
+        except NotFoundError:
+            pass
+
+    def _create_volume_attachment(self, res: Resource, ids: IdMap) -> str:
+        server_id, volume_id = ids.resolve(res.attrs["server"]), ids.resolve(res.attrs["volume"])
+        pid = ids[_project(res)]
+        try:
+            self.api.request("compute", "POST", f"/servers/{server_id}/os-volume_attachments",
+                             json={"volumeAttachment": {"volumeId": volume_id}}, microversion=COMPUTE_MICROVERSION,
+                             **self._scope(pid))
+        except CloudError as exc:  # an earlier attempt whose answer was lost attached it: converged
+            if exc.status not in (400, 409) or not self._attached(volume_id, server_id, pid):
+                raise
+        return f"{server_id}/{volume_id}"
+
+    def _delete_volume_attachment(self, res: Resource, ids: IdMap) -> None:
+        server_id, volume_id = _attachment_ids(res, ids)
+        self._ignore_missing("compute", f"/servers/{server_id}/os-volume_attachments/{volume_id}",
+                             microversion=COMPUTE_MICROVERSION, **self._scope(ids[_project(res)]))
+
+    def _attached(self, volume_id: str, server_id: str, project_id: str | None) -> bool:
+        try:
+            volume = self._volume_call("GET", f"/volumes/{volume_id}", project_id)["volume"]
+        except NotFoundError:
+            return False
+        return any(a.get("server_id") == server_id for a in volume.get("attachments") or [])
+
+    def _wait_volume_created(self, res: Resource, ids: IdMap) -> None:
+        pid = ids.get(_project(res))
+        if res.address.kind is Kind.VOLUME:
+            self._poll_volume(ids[res.address], pid, f"{res.address} available",
+                              lambda v: v is not None and v.get("status") in ("available", "in-use"))
+            return
+        server_id, volume_id = _attachment_ids(res, ids)
+        self._poll_volume(volume_id, pid, f"{res.address} attached", lambda v: v is not None and any(
+            a.get("server_id") == server_id for a in v.get("attachments") or []) and v.get("status") == "in-use")
+
+    def _wait_volume_deleted(self, res: Resource, ids: IdMap) -> None:
+        pid = ids.get(_project(res))
+        if res.address.kind is Kind.VOLUME:
+            self._poll_volume(res.id, pid, f"{res.address} deleted", lambda v: v is None, failed_ok=True)
+            return
+        server_id, volume_id = _attachment_ids(res, ids)
+        self._poll_volume(volume_id, pid, f"{res.address} detached", lambda v: v is None or (
+            not any(a.get("server_id") == server_id for a in v.get("attachments") or [])
+            and v.get("status") not in ("detaching", "attaching")), failed_ok=True)
+
+    def _poll_volume(self, volume_id: str, project_id: str | None, what: str, done: Callable[[dict | None], bool],
+                     *, failed_ok: bool = False) -> None:
+        """Poll one volume until `done(volume)` (None: gone); a volume in an error state fails at
+        once (unless `failed_ok`). Bounded by `server_timeout` and the context's deadline."""
+        give_up = self.clock() + self.server_timeout
+        while True:
+            remaining(self.clock)
+            try:
+                volume = self._volume_call("GET", f"/volumes/{volume_id}", project_id)["volume"]
+            except NotFoundError:
+                volume = None
+            if done(volume):
+                return
+            status = (volume or {}).get("status", "")
+            if status.startswith("error") and not failed_ok:
+                raise CloudError(f"waiting for {what}: the volume went to {status}", transient=False,
+                                 hint="the next apply replaces a failed volume (with --allow-data-loss)")
+            if self.clock() > give_up:
+                raise CloudError(f"waiting for {what}: not done after {self.server_timeout:.0f}s (status {status})",
+                                 transient=True)
+            self.sleep(_bounded(self.poll_interval, self.clock))
+
     # ---------------------------------------------------------------- lookups
     def _set_quota(self, res: Resource, pid: str) -> None:
         values = dict(res.attrs)
@@ -878,9 +1034,10 @@ class OpenStackDriver:
             return [n for n in wanted if n not in self.cache.images]
 
     def agency_quotas(self, owner: Owner) -> dict[str, dict[str, int]]:
-        """The quotas of the agency's other tenants: tenant -> {instances, cores, ram, floatingip}.
-        One project list (by the agency tag, proven by domain and tags), one bulk Neutron quota
-        list, and one Nova quota read per other tenant with quotas set (Nova has no bulk listing)."""
+        """The quotas of the agency's other tenants: tenant -> {instances, cores, ram, floatingip},
+        and {volumes, gigabytes} where the cloud has block storage. One project list (by the agency
+        tag, proven by domain and tags), one bulk Neutron quota list, and one Nova quota read (one
+        Cinder read) per other tenant with quotas set (neither has a bulk listing)."""
         projects = self.api.request("identity", "GET", "/projects",
                                     params={"tags": naming.AGENCY_TAG_PREFIX + owner.agency})["projects"]
         domain_id = self.domain_id(owner.domain)
@@ -909,7 +1066,19 @@ class OpenStackDriver:
                 continue
             out[tenant] = {"instances": compute.get("instances", 0), "cores": compute.get("cores", 0),
                            "ram": compute.get("ram", 0), "floatingip": network[pid].get("floatingip", 0)}
+            if self.api.has_service("block-storage"):
+                out[tenant].update(self._volume_quota(pid))
         return out
+
+    def _volume_quota(self, pid: str) -> dict[str, int]:
+        """A project's Cinder quota of volumes and gigabytes ({} when the project is gone)."""
+        try:
+            quota = self.api.request("block-storage", "GET", f"/os-quota-sets/{pid}")["quota_set"]
+        except CloudError as exc:
+            if exc.status in (400, 404):
+                return {}
+            raise
+        return {k: quota[k] for k in ("volumes", "gigabytes") if k in quota}
 
     def _compute_quota(self, pid: str) -> dict | None:
         """A project's Nova quota, cached `quota_cache_seconds` (a controller planning many new
@@ -1020,6 +1189,20 @@ class OpenStackDriver:
 _NOT_OWNED_HINT = ("gcloudctl touches only projects in the agency's domain tagged gcloudctl, gc-tenant=<name> and "
                    "gc-agency=<agency>; choose another metadata.name, or ask platform ops (projects an older "
                    "gcloudctl made in the Default domain must be migrated: docs/architecture.md)")
+
+
+def _attachment_ids(res: Resource, ids: IdMap) -> tuple[str, str]:
+    """(server id, volume id) of a volume attachment: observed, or made by this run."""
+    if res.extra.get("server_id") and res.extra.get("volume_id"):
+        return res.extra["server_id"], res.extra["volume_id"]
+    if res.id and "/" in res.id:
+        server_id, _, volume_id = res.id.partition("/")
+        return server_id, volume_id
+    known = ids.get(res.address)
+    if known and "/" in known:
+        server_id, _, volume_id = known.partition("/")
+        return server_id, volume_id
+    return ids.resolve(res.attrs["server"]), ids.resolve(res.attrs["volume"])
 
 
 def _project(res: Resource) -> Address:

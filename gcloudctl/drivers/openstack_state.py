@@ -20,6 +20,17 @@ ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface
 IGNORED_PORT_OWNERS = ("network:dhcp", "network:router_gateway", "network:floatingip",
                        "network:router_centralized_snat", "network:router_ha_interface", "network:distributed")
 GONE_SERVER_STATES = ("DELETED", "SOFT_DELETED")
+# Cinder's volume statuses as the neutral states the planner reads (ACTIVE, BUILD, ERROR, DELETING)
+_VOLUME_STATES = {"available": "ACTIVE", "in-use": "ACTIVE", "deleting": "DELETING"}
+_VOLUME_FAILED = ("error", "error_deleting", "error_extending", "error_restoring", "error_managing")
+
+
+def volume_state(status: str | None) -> str:
+    """The neutral state of a Cinder volume status: ACTIVE (usable), BUILD (busy: creating,
+    extending, attaching, ...), ERROR, DELETING."""
+    if status in _VOLUME_FAILED:
+        return "ERROR"
+    return _VOLUME_STATES.get(status or "", "BUILD")
 
 
 @dataclass
@@ -39,6 +50,7 @@ class RawSnapshot:
     servers: list[dict] = field(default_factory=list)
     keypairs: list[dict] = field(default_factory=list)
     server_groups: list[dict] = field(default_factory=list)
+    volumes: list[dict] = field(default_factory=list)  # Cinder volume details (block storage only)
     external_networks: dict[str, str] = field(default_factory=dict)  # name -> id
     operator_user_id: str | None = None
 
@@ -206,6 +218,7 @@ def to_observed(owner: Owner, raw: RawSnapshot) -> ObservedState:
     for sg in raw.server_groups:
         for member in sg.get("members") or []:
             group_of[member] = idx.ref(sg["id"])
+    boot_volumes = _boot_volumes(raw, tenant)
     for server in raw.servers:
         if server.get("status") in GONE_SERVER_STATES:
             continue
@@ -218,12 +231,16 @@ def to_observed(owner: Owner, raw: RawSnapshot) -> ObservedState:
             "name": server.get("name"), "flavor": flavor.get("original_name") or flavor.get("id"),
             "image": meta.get(naming.META_IMAGE, (server.get("image") or {}).get("id") if isinstance(server.get("image"), dict) else None),
             "key_name": server.get("key_name"), "ports": ports, "server_group": group_of.get(server["id"]),
-            "user_data_digest": meta.get(naming.META_USERDATA_DIGEST), "metadata": dict(meta),
+            "user_data_digest": meta.get(naming.META_USERDATA_DIGEST),
+            "boot_volume": meta.get(naming.META_BOOT_VOLUME), "metadata": dict(meta),
         }
         deleting = server.get("OS-EXT-STS:task_state") == "deleting"  # gone soon: not a server to keep
         keep(Resource(address, attrs, _deps(p_addr, *ports, group_of.get(server["id"])), id=server["id"],
                       status="DELETING" if deleting else server.get("status"), managed=ours,
-                      extra={"addresses": server.get("addresses") or {}, "fault": (server.get("fault") or {}).get("message")}))
+                      extra={"addresses": server.get("addresses") or {}, "fault": (server.get("fault") or {}).get("message"),
+                             "boot_volume_id": boot_volumes.get(server["id"])}))
+
+    _volumes(raw, tenant, p_addr, idx, boot_volumes, keep)
 
     interface_by_subnet = {r.attrs["subnet"].address: r.address for r in list(managed.values()) + unmanaged
                            if r.address.kind is Kind.ROUTER_INTERFACE and isinstance(r.attrs.get("subnet"), Ref)}
@@ -252,6 +269,50 @@ def to_observed(owner: Owner, raw: RawSnapshot) -> ObservedState:
                       extra={"floating_ip_address": fip.get("floating_ip_address"), "fixed_ip_address": fip.get("fixed_ip_address")}))
 
     return ObservedState(tenant=tenant, resources=managed, unmanaged=tuple(unmanaged), project_id=project["id"], lookups=lookups)
+
+
+def _boot_volumes(raw: RawSnapshot, tenant: str) -> dict[str, str]:
+    """server id -> id of the volume it boots from (made by Nova from the image, deleted with the
+    server): part of its server, never a volume of its own. One of ours boots from a volume when
+    its metadata says so (`gc-bootvol`); that volume is the bootable one attached to it."""
+    booted = {s["id"] for s in raw.servers if (s.get("metadata") or {}).get(naming.META_BOOT_VOLUME)
+              and (s.get("metadata") or {}).get(naming.META_TENANT) == tenant}
+    found = {}
+    for vol in raw.volumes:
+        if (vol.get("metadata") or {}).get(naming.META_ADDRESS) or str(vol.get("bootable")).lower() != "true":
+            continue
+        for att in vol.get("attachments") or []:
+            if att.get("server_id") in booted:
+                found.setdefault(att["server_id"], vol["id"])
+    return found
+
+
+def _volumes(raw: RawSnapshot, tenant: str, p_addr: Address, idx: _Index, boot_volumes: dict[str, str],
+             keep) -> None:
+    """Volumes (ours by their metadata, set in the create call) and their attachments. An
+    attachment is ours when both its volume and its server are; its address is its volume's."""
+    booted = set(boot_volumes.values())
+    for vol in sorted(raw.volumes, key=lambda v: not (v.get("metadata") or {}).get(naming.META_ADDRESS)):
+        if vol["id"] in booted:
+            continue
+        meta = vol.get("metadata") or {}
+        claimed = meta.get(naming.META_ADDRESS) or ""
+        ours = meta.get(naming.META_TENANT) == tenant and claimed.startswith(f"{Kind.VOLUME.value}.")
+        address = Address.parse(claimed) if ours else _unmanaged_address(Kind.VOLUME, vol)
+        attachments = [{"server_id": a.get("server_id"), "device": a.get("device")} for a in vol.get("attachments") or []]
+        keep(Resource(address, {"name": vol.get("name"), "size": vol.get("size"), "type": vol.get("volume_type"),
+                                "metadata": {k: v for k, v in meta.items() if k.startswith("gc-")}},
+                      (p_addr,), id=vol["id"], status=volume_state(vol.get("status")), managed=ours,
+                      extra={"attachments": attachments, "cloud_status": vol.get("status")}))
+        for att in attachments:
+            server = idx.ref(att["server_id"])
+            volume = idx.ref(vol["id"])
+            mine = ours and isinstance(server, Ref) and isinstance(volume, Ref) and volume.address == address
+            a_addr = Address(Kind.VOLUME_ATTACHMENT, address.name) if mine else \
+                _unmanaged_address(Kind.VOLUME_ATTACHMENT, {"id": f"{vol['id']}", "name": vol.get("name")})
+            keep(Resource(a_addr, {"volume": volume, "server": server}, _deps(p_addr, volume, server),
+                          id=f"{att['server_id']}/{vol['id']}", managed=mine,
+                          extra={"server_id": att["server_id"], "volume_id": vol["id"], "device": att["device"]}))
 
 
 def _sg_policy(group: dict) -> str:

@@ -50,6 +50,13 @@ class Flavor(_Model):
     maxClassification: Level = 5
 
 
+class VolumeType(_Model):
+    """A block-storage volume type the platform offers (Cinder volume type of the same name)."""
+
+    encrypted: bool = Field(False, description="Volumes of this type are encrypted at rest.")
+    maxClassification: Level = 5
+
+
 class LogTarget(_Model):
     """The central log host every hardened server forwards its logs to (level >= 3: central logging)."""
 
@@ -64,6 +71,8 @@ class CatalogSpec(_Model):
     regions: dict[str, Region] = Field(min_length=1)
     images: dict[str, Image] = Field(min_length=1)
     flavors: dict[str, Flavor] = Field(min_length=1)
+    volumeTypes: dict[str, VolumeType] = Field(
+        default_factory=dict, description="Volume types a request may name (regions with blockStorage).")
     zones: list[Zone] = Field(default_factory=lambda: ["dmz", "app", "db", "internal", "mgmt"])
     rulebook: str = "vn-nd85-tcvn11930"
     serveLevel5: bool = Field(False, description="Level 5 is not served by the shared G-Cloud unless enabled.")

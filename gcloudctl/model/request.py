@@ -56,6 +56,7 @@ class Quotas(_Model):
     floatingIPs: int = Field(0, ge=0, le=1_000)
     volumes: int = Field(0, ge=0, le=10_000)
     volumeGiB: int = Field(0, ge=0, le=1_000_000)
+    snapshots: int = Field(0, ge=0, le=10_000)
     networks: int | None = Field(None, ge=0, le=1_000)
     ports: int | None = Field(None, ge=0, le=100_000)
     securityGroups: int | None = Field(None, ge=0, le=1_000)
@@ -162,6 +163,26 @@ class Hardening(_Model):
         None, description="Hardening profile; default derives from the classification level.")
 
 
+VolumeTypeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+MountPoint = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]{1,254}$")]
+
+
+class Volume(_Model):
+    """A data volume of each copy of a server (one volume per copy: web-1's `data`, web-2's `data`)."""
+
+    name: LocalName
+    sizeGiB: int = Field(ge=1, le=65_536, description="Size in GiB; it may grow later (extend), never shrink.")
+    type: VolumeTypeName = Field(description="A volume type of the platform catalog (`spec.volumeTypes`).")
+    mountPoint: MountPoint | None = Field(None, description="Where the guest mounts it, e.g. /var/lib/postgresql.")
+
+
+class BootVolume(_Model):
+    """Boot the server from a volume made from its image (deleted with the server)."""
+
+    sizeGiB: int = Field(ge=1, le=65_536)
+    type: VolumeTypeName
+
+
 class Server(_Model):
     name: LocalName
     count: int = Field(1, ge=1, le=50)
@@ -175,6 +196,9 @@ class Server(_Model):
     userData: UserData | None = None
     hardening: Hardening | None = None
     metadata: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=20)
+    volumes: list[Volume] = Field(default_factory=list, max_length=16,
+                                  description="Data volumes attached to each copy of the server.")
+    bootVolume: BootVolume | None = None
 
 
 class Spec(_Model):

@@ -237,6 +237,22 @@ def hardening_minimum(req: TenantRequest, setting: Setting, params: rb.MinProfil
     return found
 
 
+def volumes_encrypted(req: TenantRequest, setting: Setting, params: rb.NoParams) -> list[Violation]:
+    """Every data and boot volume uses a type the catalog marks `encrypted` (unknown types are
+    the catalog check's to report)."""
+    types = setting.catalog.spec.volumeTypes
+    found = []
+    for s, server in enumerate(req.spec.servers):
+        named = [(f"spec.servers[{s}].volumes[{v}].type", vol.name, vol.type) for v, vol in enumerate(server.volumes)]
+        if server.bootVolume is not None:
+            named.append((f"spec.servers[{s}].bootVolume.type", "boot", server.bootVolume.type))
+        for path, name, kind in named:
+            if kind in types and not types[kind].encrypted:
+                found.append(Violation(path, f"server '{server.name}' volume '{name}' has type '{kind}', "
+                                             "which is not encrypted"))
+    return found
+
+
 Check = Callable[[TenantRequest, Setting, rb._Model], list[Violation]]
 CHECKS: dict[str, Check] = {
     "level-not-served": level_not_served,
@@ -252,5 +268,6 @@ CHECKS: dict[str, Check] = {
     "anti-affinity-required": anti_affinity_required,
     "no-expiry": no_expiry,
     "hardening-minimum": hardening_minimum,
+    "volumes-encrypted": volumes_encrypted,
 }
 assert set(CHECKS) == set(rb.CHECK_PARAMS), "every check has parameters and an evaluator"

@@ -68,11 +68,13 @@ CHECK_PARAMS: dict[str, type[_Model]] = {
     "anti-affinity-required": MinCount,
     "no-expiry": NoParams,
     "hardening-minimum": MinProfile,
+    "volumes-encrypted": NoParams,
 }
 CheckName = Literal[
     "level-not-served", "world-ingress-ports", "world-ingress-forbidden-ports", "floating-ip-zones",
     "floating-ip-forbidden-zones", "egress-restricted", "security-groups-required", "required-zones",
     "isolated-zones", "bastion-required", "anti-affinity-required", "no-expiry", "hardening-minimum",
+    "volumes-encrypted",
 ]
 
 

@@ -5,7 +5,10 @@ uses its steps (`pipeline.apply_plan`, `usecases.harden.harden_servers`) under i
 status rules. In order, under one `Deadline`:
 
 1. plan (observe + the plan's pre-flights: ownership, quota, members) — nothing written yet;
-2. a saved plan is refused when its request or the cloud moved since (`Refused`, exit 4);
+2. a saved plan is refused when its request or the cloud moved since (`Refused`, exit 4); a plan
+   that destroys stored data (a volume deleted or replaced, a server with a boot volume deleted
+   or replaced: `Plan.data_loss`) is refused unless the caller allows data loss
+   (`allow_data_loss`, the CLI's `--allow-data-loss`) — `DataLossRefused`, exit 4, nothing written;
 3. checks that can be made before any write: hardening wanted -> the private key is readable
    (`HardeningKeyMissing`, exit 2); then `confirm(plan)` (the CLI asks the person);
 4. apply the plan (bounded parallelism, the deadline's remainder as timeout);
@@ -69,6 +72,50 @@ class SavedPlan:
             raise Refused("stale plan: the cloud changed since the plan was saved", hint="run `gcloudctl plan` again")
 
 
+class DataLossRefused(Refused):
+    """The plan would destroy stored data and the caller did not allow it (exit 4, nothing written)."""
+
+
+ALLOW_DATA_LOSS_FLAG = "--allow-data-loss"
+DESTROY_KEEPS_DATA_FROM_LEVEL = 3  # `destroy` of a tenant at this level or above with volumes needs the flag
+
+
+def check_data_loss(plan: Plan, allow_data_loss: bool) -> None:
+    """Refuse (`DataLossRefused`) a plan holding changes that destroy stored data, unless allowed."""
+    losing = plan.data_loss()
+    if losing and not allow_data_loss:
+        names = ", ".join(str(c.address) for c in losing)
+        raise DataLossRefused(f"the plan would destroy the data of {names}: refused, nothing was changed",
+                              hint=f"if the data may go, re-run with {ALLOW_DATA_LOSS_FLAG}; otherwise put the "
+                                   "volume back in the request (a volume only grows: raise its sizeGiB)")
+
+
+def check_destroy(plan: Plan, allow_data_loss: bool) -> None:
+    """`destroy` of a tenant classified at level >= 3 whose volumes hold data is refused unless
+    the caller allows data loss. gcloudctl refuses rather than snapshot: a snapshot would outlive
+    the tenant (destroy leaves nothing) and keep data nobody is accountable for; the agency
+    copies what it keeps first (docs/request-format.md, "Volumes")."""
+    if allow_data_loss or not plan.data_loss():
+        return
+    level = _tenant_level(plan)
+    if level is None or level >= DESTROY_KEEPS_DATA_FROM_LEVEL:
+        names = ", ".join(str(c.address) for c in plan.data_loss())
+        shown = "unknown" if level is None else str(level)
+        raise DataLossRefused(f"destroy {plan.tenant}: the tenant is at level {shown} and its volumes hold data "
+                              f"({names}): refused, nothing was deleted",
+                              hint=f"copy what must be kept, then re-run with {ALLOW_DATA_LOSS_FLAG}")
+
+
+def _tenant_level(plan: Plan) -> int | None:
+    """The classification level the tenant's project records (`gc-level=` tag); None if unknown."""
+    from gcloudctl import naming
+    from gcloudctl.resources import Kind
+
+    observed = plan.observed
+    projects = [r for r in (observed.resources.values() if observed else ()) if r.address.kind is Kind.PROJECT]
+    return naming.level_from_tags(projects[0].attrs.get("tags")) if projects else None
+
+
 @dataclass(frozen=True)
 class ApplyOptions:
     parallelism: int = 10
@@ -119,12 +166,14 @@ class ApplyOutcome:
 def apply_request(request: Any, driver: Any, config: Any, *, saved: SavedPlan | None = None,
                   options: ApplyOptions = ApplyOptions(), deadline: Deadline = Deadline(),
                   progress: ProgressFn | None = None, confirm: Callable[[Plan], None] | None = None,
-                  ops: HostOps | None = None) -> ApplyOutcome:
-    """Plan, check, apply, wait, harden and verify `request` (see the module docstring)."""
+                  ops: HostOps | None = None, allow_data_loss: bool = False) -> ApplyOutcome:
+    """Plan, check, apply, wait, harden and verify `request` (see the module docstring).
+    `allow_data_loss`: the caller accepts changes that destroy volumes' data (else refused)."""
     say = progress or (lambda event: None)
     plan = pipeline.plan_request(request, driver, config)
     if saved is not None:
         saved.check_fresh(plan)
+    check_data_loss(plan, allow_data_loss)
     harden = options.wait and wants_hardening(request, options.harden)
     if harden:
         check_access(options.access)
