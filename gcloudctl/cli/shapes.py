@@ -18,14 +18,25 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
+def omitted(description: str | None = None) -> Any:
+    """A field the command leaves out when it has no value: not required, and never null (the
+    field's type says what it holds when present). `T | None` without a default is the other
+    case: always present, null when unknown."""
+    return Field(None, description=description, json_schema_extra=_no_default)
+
+
 class ProblemShape(_Shape):
     path: str = Field(description="Dotted field path, e.g. spec.networks[1].cidr ('' for the document).")
     message: str
     file: str
-    line: int | None = None
-    column: int | None = None
-    hint: str | None = None
-    rule: str | None = Field(None, description="Rulebook rule id, when the problem comes from the rulebook.")
+    line: int = omitted()
+    column: int = omitted()
+    hint: str = omitted()
+    rule: str = omitted("Rulebook rule id, when the problem comes from the rulebook.")
 
 
 class ErrorShape(_Shape):
@@ -46,10 +57,10 @@ class ChangeShape(_Shape):
     action: str = Field(description="create, update, replace, delete, no-op")
     address: str
     reason: str
-    changed: list[str] | None = None
-    id: str | None = None
-    before: dict[str, Any] | None = None
-    after: dict[str, Any] | None = None
+    changed: list[str] = omitted("The attributes that differ (update, replace).")
+    id: str = omitted("The cloud's id of the existing object (update, replace, delete).")
+    before: dict[str, Any] = omitted("The existing object's attributes (secrets masked).")
+    after: dict[str, Any] = omitted("The wanted attributes (secrets masked).")
 
 
 class PlanShape(_Shape):
@@ -146,7 +157,7 @@ class ReapedShape(_Shape):
     agency: str | None
     expires_at: str
     status: str = Field(description="would-destroy (--dry-run), destroyed, failed")
-    error: str | None = None
+    error: str | None = Field(description="Why it failed (null unless failed).")
 
 
 class ReapShape(_Shape):
@@ -164,7 +175,7 @@ class ChangeOutcomeShape(_Shape):
     address: str
     status: str = Field(description="done, failed, skipped, cancelled")
     seconds: float
-    error: str | None = None
+    error: str = omitted("Why it failed, was skipped or cancelled.")
 
 
 class HostVerifyShape(_Shape):
@@ -180,8 +191,8 @@ class HostHardeningShape(_Shape):
     ok: bool
     changed: int
     seconds: float
-    verify: HostVerifyShape | None = Field(None, description="Only when the audit checks ran (hardened, verify-failed).")
-    message: str | None = None
+    verify: HostVerifyShape = omitted("Only when the audit checks ran (hardened, verify-failed).")
+    message: str = omitted("What went wrong (or why it was not verified).")
 
 
 class LeftOutShape(_Shape):
@@ -222,14 +233,14 @@ class DestroyShape(_Shape):
 
     tenant: str
     ok: bool
-    changes: int | None = Field(None, description="0: nothing to destroy (then no other field but tenant and ok).")
-    seconds: float | None = None
-    timed_out: bool | None = None
-    counts: dict[str, int] | None = Field(None, description="Changes by status: done, failed, skipped, cancelled.")
-    outcomes: list[ChangeOutcomeShape] | None = None
-    error: str | None = Field(None, description="Only after a timeout (as `apply -o json`).")
-    exit_code: int | None = Field(None, description="Only after a timeout (5).")
-    hint: str | None = None
+    changes: int = omitted("0: nothing to destroy (then no other field but tenant and ok).")
+    seconds: float = omitted()
+    timed_out: bool = omitted()
+    counts: dict[str, int] = omitted("Changes by status: done, failed, skipped, cancelled.")
+    outcomes: list[ChangeOutcomeShape] = omitted()
+    error: str = omitted("Only after a timeout (as `apply -o json`).")
+    exit_code: int = omitted("Only after a timeout (5).")
+    hint: str = omitted("Only after a timeout.")
 
 
 class ApplyShape(_Shape):
@@ -240,16 +251,16 @@ class ApplyShape(_Shape):
     tenant: str
     ok: bool
     changes: int = Field(description="Changes in the plan (0: nothing to do).")
-    seconds: float | None = None
-    timed_out: bool | None = None
-    counts: dict[str, int] | None = None
-    outcomes: list[ChangeOutcomeShape] | None = None
-    waited_for: list[str] | None = Field(None, description="Servers waited for until active.")
-    hardening: HardenShape | None = None
-    outputs: TenantOutputs | None = Field(None, description="Every id and address, as `gcloudctl outputs` prints.")
-    error: str | None = Field(None, description="Only after a timeout.")
-    exit_code: int | None = Field(None, description="Only after a timeout (5).")
-    hint: str | None = None
+    seconds: float = omitted("Only when the plan had changes (as timed_out, counts, outcomes).")
+    timed_out: bool = omitted()
+    counts: dict[str, int] = omitted()
+    outcomes: list[ChangeOutcomeShape] = omitted()
+    waited_for: list[str] = omitted("Servers waited for until active.")
+    hardening: HardenShape = omitted("Only when servers were hardened.")
+    outputs: TenantOutputs = omitted("Every id and address, as `gcloudctl outputs` prints (not after a timeout).")
+    error: str = omitted("Only after a timeout.")
+    exit_code: int = omitted("Only after a timeout (5).")
+    hint: str = omitted("Only after a timeout.")
 
 
 # --------------------------------------------------------------------------- inventory, audit-hosts
@@ -263,9 +274,9 @@ class UnsafeShape(_Shape):
 
 class FirewallRuleShape(_Shape):
     proto: str = Field(description="tcp, udp, icmp, ipv6-icmp, any")
-    ports: str | None = None
-    sources: list[str] | None = None
-    destinations: list[str] | None = None
+    ports: str = omitted("tcp/udp only: 443 or 8000-8080.")
+    sources: list[str] = omitted("Ingress rules.")
+    destinations: list[str] = omitted("Egress rules.")
 
 
 class LogTargetShape(_Shape):
@@ -283,16 +294,16 @@ class HostVarsShape(_Shape):
     gcloudctl_role: UnsafeShape
     gcloudctl_zones: list[UnsafeShape]
     gcloudctl_automation_user: str
-    gcloudctl_is_bastion: bool | None = None
-    ansible_ssh_private_key_file: str | None = None
-    gcloudctl_security_groups: list[UnsafeShape] | None = None
-    gcloudctl_ingress: list[FirewallRuleShape] | None = None
-    gcloudctl_egress: list[FirewallRuleShape] | None = None
-    gcloudctl_ssh_sources: list[str] | None = None
-    gcloudctl_ssh_destinations: list[str] | None = None
-    gcloudctl_log_target: LogTargetShape | None = None
-    ansible_ssh_common_args: str | None = None
-    gcloudctl_bastion: str | None = None
+    gcloudctl_is_bastion: bool = omitted()
+    ansible_ssh_private_key_file: str = omitted()
+    gcloudctl_security_groups: list[UnsafeShape] = omitted()
+    gcloudctl_ingress: list[FirewallRuleShape] = omitted()
+    gcloudctl_egress: list[FirewallRuleShape] = omitted()
+    gcloudctl_ssh_sources: list[str] = omitted()
+    gcloudctl_ssh_destinations: list[str] = omitted()
+    gcloudctl_log_target: LogTargetShape = omitted()
+    ansible_ssh_common_args: str = omitted()
+    gcloudctl_bastion: str = omitted()
 
 
 class InventoryGroupShape(_Shape):

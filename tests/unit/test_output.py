@@ -576,3 +576,102 @@ def test_inventory_o_json_is_json(tmp_path, capsys):
          "image": "debian-12", "status": "ACTIVE"}]}))
     assert cli_main.main(["inventory", "t1", "--hosts", str(hosts), "-o", "json", "--known-hosts", "/dev/null"]) == 0
     assert "web-1" in json.loads(capsys.readouterr().out)["all"]["hosts"]
+
+
+# ---- omitted vs null: a field the code leaves out is not required and never null; a field the
+# code always prints (null when unknown) is required. Each case edits a real output of the
+# command (made on the in-memory cloud) and says whether the schema must accept it.
+
+def _set(path: list, value):
+    def edit(doc):
+        node = doc
+        for key in path[:-1]:
+            node = node[key]
+        if value is _DROP:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+        return doc
+    return edit
+
+
+_DROP = object()
+
+
+def _outputs_for_omission_cases(cloud, tmp_path, capsys) -> dict:
+    """Real documents: apply (changes, then no-op), plan of a change, destroy no-op, an invalid
+    request's error, reap of an expired stack."""
+    docs = {}
+    assert cloud("apply", str(EXAMPLE), "--yes", "-o", "json") == 0
+    docs["apply"] = json.loads(capsys.readouterr().out)
+    assert cloud("apply", str(EXAMPLE), "--yes", "-o", "json") == 0
+    docs["apply-no-op"] = json.loads(capsys.readouterr().out)
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(EXAMPLE.read_text().replace("flavor: g1.small", "flavor: g1.medium"))
+    assert cloud("plan", str(changed), "-o", "json") == 0
+    docs["plan"] = json.loads(capsys.readouterr().out)
+    assert cloud("destroy", "nobody-here", "--yes", "-o", "json") == 0
+    docs["destroy-no-op"] = json.loads(capsys.readouterr().out)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("region: hn1", "region: hn9"))
+    assert cloud("plan", str(bad), "-o", "json") == 2
+    docs["error-invalid"] = json.loads(capsys.readouterr().out)
+    assert cloud("-o", "json", "describe", "nobody-here") == 7
+    docs["error-not-found"] = json.loads(capsys.readouterr().out)
+    return docs
+
+
+# id, schema, source document, edit, accepted?, why
+OMISSIONS = [
+    ("apply-as-printed", "apply", "apply", lambda d: d, True, "the real output"),
+    ("apply-no-op-as-printed", "apply", "apply-no-op", lambda d: d, True, "no run fields when nothing changed"),
+    ("apply-no-op-null-seconds", "apply", "apply-no-op", _set(["seconds"], None), False,
+     "a no-op apply leaves seconds out; it never prints null"),
+    ("apply-null-outputs", "apply", "apply", _set(["outputs"], None), False, "outputs is left out, never null"),
+    ("apply-null-hardening", "apply", "apply", _set(["hardening"], None), False, "hardening is left out, never null"),
+    ("apply-null-outcome-error", "apply", "apply", _set(["outcomes", 0, "error"], None), False,
+     "a change that worked has no error key"),
+    ("plan-as-printed", "plan", "plan", lambda d: d, True, "the real output"),
+    ("plan-change-null-id", "plan", "plan", lambda d: _set(["changes", _index_with(d, "id"), "id"], None)(d), False,
+     "a change's id is printed only when the object exists, and then it is a string"),
+    ("plan-change-null-before", "plan", "plan",
+     lambda d: _set(["changes", _index_with(d, "before"), "before"], None)(d), False, "before is left out, never null"),
+    ("destroy-no-op-as-printed", "destroy", "destroy-no-op", lambda d: d, True, "only tenant, ok, changes"),
+    ("destroy-no-op-null-counts", "destroy", "destroy-no-op", _set(["counts"], None), False,
+     "counts is left out when nothing was destroyed"),
+    ("error-invalid-as-printed", "error", "error-invalid", lambda d: d, True, "the real output"),
+    ("error-hint-null", "error", "error-invalid", _set(["hint"], None), True, "hint is always printed, null if none"),
+    ("error-hint-missing", "error", "error-not-found", _set(["hint"], _DROP), False, "hint is always printed"),
+    ("problem-line-null", "error", "error-invalid", _set(["problems", 0, "line"], None), False,
+     "a problem without a line leaves `line` out"),
+    ("problem-line-omitted", "error", "error-invalid", _set(["problems", 0, "line"], _DROP), True,
+     "a problem of a file as a whole has no line"),
+    ("problem-hint-null", "error", "error-invalid", _set(["problems", 0, "hint"], None), False,
+     "a problem without a hint leaves `hint` out"),
+]
+
+
+def _index_with(doc: dict, key: str) -> int:
+    return next(i for i, change in enumerate(doc["changes"]) if key in change)
+
+
+def test_omitted_fields_are_not_null(cloud, tmp_path, capsys):
+    docs = _outputs_for_omission_cases(cloud, tmp_path, capsys)
+    schemas = {name: schema_of(name, capsys) for name in {case[1] for case in OMISSIONS}}
+    wrong = []
+    for case, schema, source, edit, accepted, why in OMISSIONS:
+        valid = jsonschema.Draft202012Validator(schemas[schema]).is_valid(edit(copy.deepcopy(docs[source])))
+        if valid != accepted:
+            wrong.append(f"{case}: {'rejected' if accepted else 'accepted'} ({why})")
+    assert wrong == []
+
+
+def test_reap_error_is_null_unless_failed(capsys):
+    """`reap` prints `error` for every stack: null unless it failed (required, nullable)."""
+    schema = schema_of("reap", capsys)
+    stack = {"tenant": "t", "region": "hn1", "agency": None, "expires_at": "2026-01-01T00:00:00Z",
+             "status": "would-destroy", "error": None}
+    document = {"now": "2026-02-01T00:00:00Z", "dry_run": True, "stacks": [stack]}
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid(document)
+    assert not validator.is_valid({**document, "stacks": [{k: v for k, v in stack.items() if k != "error"}]})
