@@ -336,6 +336,13 @@ class FakeApi:
             raise _Http(404, "no block-storage endpoint")
         if parts[0] == "os-quota-sets":
             pid = parts[1]
+            if method == "GET" and parts[2:] == ["defaults"]:
+                return {"quota_set": dict(_VOLUME_QUOTA)}
+            if method == "GET" and str(params.get("usage")).lower() == "true":
+                mine = [v for v in self.volumes.values() if v["os-vol-tenant-attr:tenant_id"] == pid]
+                used = {"volumes": len(mine), "gigabytes": sum(v["size"] for v in mine), "snapshots": 0}
+                return {"quota_set": {k: {"limit": v, "in_use": used[k], "reserved": 0}
+                                      for k, v in self.volume_quotas.get(pid, _VOLUME_QUOTA).items()}}
             if method == "GET":
                 return {"quota_set": dict(self.volume_quotas.get(pid, _VOLUME_QUOTA))}
             if method == "PUT":

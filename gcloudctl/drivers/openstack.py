@@ -1071,14 +1071,25 @@ class OpenStackDriver:
         return out
 
     def _volume_quota(self, pid: str) -> dict[str, int]:
-        """A project's Cinder quota of volumes and gigabytes ({} when the project is gone)."""
+        """What a project counts against the agency's volume ceilings: its Cinder quota of volumes
+        and gigabytes where gcloudctl set one; where the quota is still Cinder's default (a tenant
+        made before its region had block storage, never re-applied since) what it uses, since
+        the default is not a grant the agency asked for. {} when the project is gone."""
         try:
-            quota = self.api.request("block-storage", "GET", f"/os-quota-sets/{pid}")["quota_set"]
+            quota = self.api.request("block-storage", "GET", f"/os-quota-sets/{pid}",
+                                     params={"usage": "True"})["quota_set"]
+            defaults = self.api.request("block-storage", "GET", f"/os-quota-sets/{pid}/defaults")["quota_set"]
         except CloudError as exc:
             if exc.status in (400, 404):
                 return {}
             raise
-        return {k: quota[k] for k in ("volumes", "gigabytes") if k in quota}
+        out = {}
+        for key in ("volumes", "gigabytes"):
+            entry = quota.get(key)
+            if isinstance(entry, dict):
+                limit, used = entry.get("limit", 0), entry.get("in_use", 0)
+                out[key] = used if limit == defaults.get(key) else limit
+        return out
 
     def _compute_quota(self, pid: str) -> dict | None:
         """A project's Nova quota, cached `quota_cache_seconds` (a controller planning many new

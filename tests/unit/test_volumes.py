@@ -16,6 +16,7 @@ from gcloudctl.drivers.fake import FakeCloud
 from gcloudctl.errors import ExitCode, Refused
 from gcloudctl.executor import Step, build_graph
 from gcloudctl.outputs import tenant_outputs
+from gcloudctl.ownership import Owner
 from gcloudctl.plan import Action
 from gcloudctl.quotas import effective_quotas
 from gcloudctl.resources import Address, Kind
@@ -340,3 +341,13 @@ def test_boot_volume_goes_with_its_server(bs_config, example_doc):
     plan = pipeline.plan_destroy(pipeline.owner_of(request, bs_config), FakeCloud(api))
     assert {str(c.address) for c in plan.data_loss()} == {"server.db-1", "volume.db-1.data"}
     assert pipeline.apply_plan(plan, FakeCloud(api)).ok and api.volumes == {}
+
+
+def test_agency_quotas_count_volume_quotas_and_usage_where_the_quota_is_the_default(bs_config, example_doc):
+    api, request = _converged(with_db_volume(example_doc), bs_config)
+    other = Owner("byt-other", "BYT", "BYT")
+    assert FakeCloud(api).agency_quotas(other)[request.name] == {
+        "instances": 4, "cores": 5, "ram": 10240, "floatingip": 2, "volumes": 2, "gigabytes": 25}
+    del api.volume_quotas[_project_id(api, request.name)]  # back at Cinder's default: what it uses counts
+    counted = FakeCloud(api).agency_quotas(other)[request.name]
+    assert (counted["volumes"], counted["gigabytes"]) == (1, 20)
