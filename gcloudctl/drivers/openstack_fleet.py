@@ -10,7 +10,8 @@ carrying them in another domain is refused) so the controller plans exactly as `
 
 Per cycle (whatever the number of tenants): projects (1), role assignments (1), Neutron quotas
 (1), networks, subnets, routers, ports, security groups, floating IPs (6), servers of all
-projects (1 per 1,000), the operator's keypairs (1), server groups (1). Nova and Cinder have
+projects (1 per 1,000), the operator's keypairs (1), server groups (1), and with Cinder every
+project's volumes (1 per 1,000). Nova and Cinder have
 no bulk quota listing: a tenant's compute/volume quota is read at most once every
 `quota_every` cycles and cached between (a per-tenant re-observation refreshes the cache).
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 
 from gcloudctl import naming
-from gcloudctl.drivers.openstack import _NOT_OWNED_HINT, COMPUTE_MICROVERSION, SdkApi
+from gcloudctl.drivers.openstack import _NOT_OWNED_HINT, COMPUTE_MICROVERSION, VOLUME_MICROVERSION, SdkApi
 from gcloudctl.drivers.openstack_state import RawSnapshot, to_observed
 from gcloudctl.errors import NotOwned
 from gcloudctl.ownership import Owner, claims, refusal
@@ -35,7 +36,7 @@ from gcloudctl.resources import Kind, ObservedState
 NOVA_PAGE = 1000  # Nova's default osapi_max_limit: longer listings come in pages
 NETWORK_QUOTA_KEYS = ("floatingip", "network", "port", "security_group", "security_group_rule", "router", "subnet")
 COMPUTE_QUOTA_KEYS = ("instances", "cores", "ram")
-VOLUME_QUOTA_KEYS = ("volumes", "gigabytes")
+VOLUME_QUOTA_KEYS = ("volumes", "gigabytes", "snapshots")
 DEFAULT_QUOTA_EVERY = 10
 
 
@@ -133,8 +134,12 @@ class OpenStackFleet:
                 bulk.by_project.setdefault(pid, {}).setdefault(kind, []).append(item)
                 if kind == "networks" and item.get("router:external"):
                     bulk.external_networks[item["name"]] = item["id"]
-        for server in self._servers(counts):
+        for server in self._paged(counts, "servers", "compute", "/servers/detail", COMPUTE_MICROVERSION):
             bulk.by_project.setdefault(server.get("tenant_id"), {}).setdefault("servers", []).append(server)
+        if api.has_service("block-storage"):
+            for volume in self._paged(counts, "volumes", "block-storage", "/volumes/detail", VOLUME_MICROVERSION):
+                bulk.by_project.setdefault(volume.get("os-vol-tenant-attr:tenant_id"), {}).setdefault(
+                    "volumes", []).append(volume)
         bulk.keypairs = [k["keypair"] for k in get("keypairs", "compute", "/os-keypairs", "keypairs",
                                                    microversion=COMPUTE_MICROVERSION)]
         for group in get("server_groups", "compute", "/os-server-groups", "server_groups",
@@ -143,17 +148,16 @@ class OpenStackFleet:
         self._last_counts = counts
         return bulk
 
-    def _servers(self, counts: dict[str, int]) -> list[dict]:
-        """Every project's servers, following Nova's pages."""
+    def _paged(self, counts: dict[str, int], kind: str, service: str, path: str, microversion: str) -> list[dict]:
+        """Every project's `kind` (servers, volumes), following the API's pages."""
         out: list[dict] = []
         params: dict[str, str] = {"all_tenants": "1"}
         while True:
-            counts["servers"] = counts.get("servers", 0) + 1
-            reply = self.api.request("compute", "GET", "/servers/detail", params=dict(params),
-                                     microversion=COMPUTE_MICROVERSION)
-            page = reply["servers"]
+            counts[kind] = counts.get(kind, 0) + 1
+            reply = self.api.request(service, "GET", path, params=dict(params), microversion=microversion)
+            page = reply[kind]
             out += page
-            more = any(link.get("rel") == "next" for link in reply.get("servers_links") or [])
+            more = any(link.get("rel") == "next" for link in reply.get(f"{kind}_links") or [])
             if not page or not more:
                 return out
             params["marker"] = page[-1]["id"]
@@ -188,6 +192,8 @@ class OpenStackFleet:
         raw.security_groups = bulk.of(pid, "security_groups")
         raw.floating_ips = bulk.of(pid, "floatingips")
         raw.servers = bulk.of(pid, "servers")
+        if self.api.has_service("block-storage"):
+            raw.volumes = bulk.of(pid, "volumes")
         raw.keypairs = bulk.keypairs
         raw.server_groups = bulk.server_groups.get(pid, [])
         return raw

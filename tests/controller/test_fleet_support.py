@@ -6,6 +6,9 @@ over the real pipeline with or without fleet observation."""
 
 from __future__ import annotations
 
+import copy
+import logging
+import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from gcloudctl.controller.store import open_store
 from gcloudctl.drivers.openstack_fleet import fleet_observer
 from gcloudctl.model.identity import Caller, GcloudRole
 
+log = logging.getLogger("fleet")
 AGENCY = "BCH"
 PREFIX = "fleet-c-"
 
@@ -35,18 +39,21 @@ REGISTRY = {
 }
 
 
-def write_registry(folder: Path) -> Path:
+def write_registry(folder: Path, domain: str = AGENCY) -> Path:
+    registry = copy.deepcopy(REGISTRY)
+    registry["spec"]["agencies"][AGENCY]["domain"] = domain
     path = folder / "fleet-agencies.yaml"
-    path.write_text(yaml.safe_dump(REGISTRY, sort_keys=False))
+    path.write_text(yaml.safe_dump(registry, sort_keys=False))
     return path
 
 
-def config(folder: Path) -> pipeline.Config:
-    return pipeline.Config.load(agencies_file=write_registry(folder))
+def config(folder: Path, domain: str = AGENCY) -> pipeline.Config:
+    return pipeline.Config.load(agencies_file=write_registry(folder, domain))
 
 
-def tenant_text(name: str, *, sg_port: int = 443) -> str:
-    """A cheap tenant of agency BCH: one /27 network (allocated from the pool), a router, a group."""
+def tenant_text(name: str, *, sg_port: int = 443, router: bool = True) -> str:
+    """A cheap tenant of agency BCH: one /27 network (allocated from the pool), a router (unless
+    `router=False`: devcloud's `public` is a shared /24), a security group; no servers."""
     doc = {
         "apiVersion": "gcloud.gov.vn/v1", "kind": "TenantRequest",
         "metadata": {"name": name, "agency": AGENCY, "requester": "fleet.requester",
@@ -56,7 +63,7 @@ def tenant_text(name: str, *, sg_port: int = 443) -> str:
             "quotas": {"instances": 1, "cores": 1, "ramMiB": 1024, "floatingIPs": 0, "volumes": 0, "volumeGiB": 0},
             "members": [{"user": "fleet.member", "roles": ["member"]}],
             "networks": [{"name": "app", "zone": "app", "prefixLength": 27}],
-            "router": {"externalNetwork": "public"},
+            **({"router": {"externalNetwork": "public"}} if router else {}),
             "securityGroups": [{"name": "web", "rules": [
                 {"direction": "ingress", "protocol": "tcp", "ports": str(sg_port), "remote": "10.0.0.0/8"}]}],
         },
@@ -103,3 +110,59 @@ class Stack:
 
     def close(self) -> None:
         self.store.dispose()
+
+
+class DevcloudDomain:
+    """A Keystone domain of our own on devcloud (made as admin, unique per run), for agency BCH;
+    `close()` destroys every tenant left in it (through the pipeline's destroy), its users and
+    the domain itself, whatever happened before."""
+
+    def __init__(self, driver):
+        self.driver = driver
+        self.name = f"fleet-c-{secrets.token_hex(3)}"
+        reply = driver.api.request("identity", "POST", "/domains", json={"domain": {
+            "name": self.name, "description": "gcloudctl fleet benchmark (deleted at the end)", "enabled": True}})
+        self.id = reply["domain"]["id"]
+
+    def close(self, cfg: pipeline.Config) -> list[str]:
+        """Destroy what is left; returns the problems met (empty when all is gone)."""
+        from gcloudctl.ownership import Owner
+
+        api, problems = self.driver.api, []
+        projects = api.request("identity", "GET", "/projects", params={"domain_id": self.id})["projects"]
+        for project in projects:
+            tenant = project["name"]
+            tags = project.get("tags") or []
+            tenant = next((t.split("=", 1)[1] for t in tags if t.startswith("gc-tenant=")), tenant)
+            try:
+                plan = pipeline.plan_destroy(Owner(tenant=tenant, agency=AGENCY, domain=self.name), self.driver)
+                result = pipeline.apply_plan(plan, self.driver, parallelism=10)
+                if not result.ok:
+                    problems.append(f"{tenant}: destroy failed")
+            except Exception as exc:  # noqa: BLE001 - clean-up goes on with the next tenant
+                problems.append(f"{tenant}: {type(exc).__name__}: {exc}")
+        for project in api.request("identity", "GET", "/projects", params={"domain_id": self.id})["projects"]:
+            problems.append(f"project {project['name']} left; deleting it")
+            api.request("identity", "DELETE", f"/projects/{project['id']}")
+        for user in api.request("identity", "GET", "/users", params={"domain_id": self.id})["users"]:
+            api.request("identity", "DELETE", f"/users/{user['id']}")
+        api.request("identity", "PATCH", f"/domains/{self.id}", json={"domain": {"enabled": False}})
+        api.request("identity", "DELETE", f"/domains/{self.id}")
+        for problem in problems:
+            log.warning("fleet clean-up: %s", problem)
+        return problems
+
+
+def devcloud_driver(cloud: str = "devcloud"):
+    """The OpenStack driver on devcloud as admin, Cinder left out: the region hn1 has no block
+    storage (catalog `blockStorage: false`), and today every volume read with a microversion
+    answers 400 there (the driver sends `OpenStack-API-Version: block-storage 3.42`; Cinder
+    wants `volume 3.42`: reported to the lead). The fleet and the per-tenant observation both
+    see the same cloud through this driver."""
+    from gcloudctl.drivers.openstack import OpenStackDriver, SdkApi
+
+    class WithoutCinder(SdkApi):
+        def has_service(self, service: str) -> bool:
+            return service != "block-storage" and super().has_service(service)
+
+    return OpenStackDriver(WithoutCinder(cloud), create_missing_users=True)
