@@ -22,7 +22,6 @@ from typing import Any, Callable
 OUTPUT_FORMATS = ("table", "json", "yaml")
 
 
-log = logging.getLogger("gcloudctl.cli")
 
 
 def cloud_for(region: str, region_cloud: str, explicit: str | None, os_cloud: str | None) -> tuple[str, str | None]:
@@ -88,7 +87,11 @@ class AppContext:
         cloud, warning = cloud_for(name, region_spec.cloud, self.cloud_explicit, self.environ.get("OS_CLOUD"))
         if warning and warning not in self._warned:
             self._warned.add(warning)
-            log.warning(warning)
+            import click
+
+            from gcloudctl.i18n import gettext as _
+
+            click.echo(_("warning: {message}", message=warning), err=True)  # said to the person, not logged
         if self.driver_factory is not None:
             return self.driver_factory(cloud, region_spec)
         from gcloudctl.drivers.openstack import OpenStackDriver, SdkApi

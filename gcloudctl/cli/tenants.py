@@ -211,10 +211,12 @@ def _harden_lines(result) -> list[str]:
 @click.option("--proxy-command", envvar="GCLOUDCTL_SSH_PROXY_COMMAND",
               help="How to reach the servers for hardening (ssh ProxyCommand, %h %p; "
                    "devcloud guests: `gcloudctl devcloud proxy-command`).")
+@click.option("--allow-data-loss", is_flag=True, help="Allow deleting volumes that hold data.")
 @click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
 @click.pass_obj
 def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: bool, timeout: float | None,
-              harden: bool | None, key_file: str | None, proxy_command: str | None, fmt: str | None) -> int:
+              harden: bool | None, key_file: str | None, proxy_command: str | None, allow_data_loss: bool,
+              fmt: str | None) -> int:
     """Make the cloud match FILE (or a saved plan, refused if the world moved since), then
     harden and verify its servers when they ask for it."""
     from gcloudctl.drivers.base import deadline_scope
@@ -223,12 +225,12 @@ def apply_cmd(app: AppContext, source: str, parallelism: int, yes: bool, wait: b
     deadline = Deadline.within(timeout)  # the whole command: apply, waits, SSH, playbooks, checks
     with deadline_scope(deadline.at):  # logins, plan, waits: every call of the driver sees it
         return _apply_within(app, deadline, source, yes, timeout, fmt, parallelism, wait, harden, key_file,
-                             proxy_command)
+                             proxy_command, allow_data_loss)
 
 
 def _apply_within(app: AppContext, deadline, source: str, yes: bool, timeout: float | None, fmt: str | None,
                   parallelism: int, wait: bool, harden: bool | None, key_file: str | None,
-                  proxy_command: str | None) -> int:
+                  proxy_command: str | None, allow_data_loss: bool = False) -> int:
     from gcloudctl.usecases.apply import ApplyOptions, SavedPlan, apply_request
     from gcloudctl.usecases.harden import Access
 
@@ -250,7 +252,8 @@ def _apply_within(app: AppContext, deadline, source: str, yes: bool, timeout: fl
 
     outcome = apply_request(request, driver, config, saved=saved, deadline=deadline, progress=_apply_progress(app),
                             confirm=confirm, options=ApplyOptions(parallelism=parallelism, wait=wait, harden=harden,
-                                                                  access=access))
+                                                                  access=access),
+                            allow_data_loss=allow_data_loss)
     result, plan = outcome.applied, outcome.plan
     if result is None:
         human = plan.summary
@@ -283,10 +286,11 @@ def _apply_within(app: AppContext, deadline, source: str, yes: bool, timeout: fl
 @click.option("--timeout", type=click.FloatRange(1), help="Give up after this many seconds (exit 5).")
 @click.option("--region", help="Region of TENANT (default: the catalog's first region).")
 @click.option("--agency", help="Agency of TENANT, when several agencies have a tenant of that name.")
+@click.option("--allow-data-loss", is_flag=True, help="Allow deleting volumes that hold data.")
 @click.option("--output", "fmt", type=click.Choice(["table", "json", "yaml"]))
 @click.pass_obj
 def destroy_cmd(app: AppContext, target: str, yes: bool, parallelism: int, timeout: float | None, region: str | None,
-                agency: str | None, fmt: str | None) -> int:
+                agency: str | None, allow_data_loss: bool, fmt: str | None) -> int:
     """Delete everything a tenant owns: floating IPs, servers, router, networks, groups, keypairs, project.
     Only a project proven the tenant's (its agency's domain, all ownership tags) is deleted."""
     import time
@@ -294,11 +298,13 @@ def destroy_cmd(app: AppContext, target: str, yes: bool, parallelism: int, timeo
     from gcloudctl.drivers.base import deadline_scope
 
     with deadline_scope(None if timeout is None else time.monotonic() + timeout):
-        return _destroy_within(app, target, yes, parallelism, timeout, region, agency, fmt)
+        return _destroy_within(app, target, yes, parallelism, timeout, region, agency, fmt, allow_data_loss)
 
 
 def _destroy_within(app: AppContext, target: str, yes: bool, parallelism: int, timeout: float | None,
-                    region: str | None, agency: str | None, fmt: str | None) -> int:
+                    region: str | None, agency: str | None, fmt: str | None, allow_data_loss: bool = False) -> int:
+    from gcloudctl.usecases.apply import check_destroy
+
     config = app.config()
     if os.path.isfile(target):
         request = pipeline.load_request(Path(target), config, filename=target)
@@ -314,6 +320,7 @@ def _destroy_within(app: AppContext, target: str, yes: bool, parallelism: int, t
         emit(fmt or app.output, {"tenant": tenant, "ok": True, "changes": 0},
              lambda: gettext("Nothing to destroy: {tenant} does not exist.", tenant=tenant))
         return ExitCode.OK
+    check_destroy(plan, allow_data_loss)  # a level >= 3 tenant's volumes hold data: refused unless allowed
     click.echo(render_text(plan), err=True)
     _confirm(plan, yes, "destroy")
     return _run(app, plan, driver, parallelism, timeout, fmt, "destroy")

@@ -675,3 +675,50 @@ def test_reap_error_is_null_unless_failed(capsys):
     validator = jsonschema.Draft202012Validator(schema)
     assert validator.is_valid(document)
     assert not validator.is_valid({**document, "stacks": [{k: v for k, v in stack.items() if k != "error"}]})
+
+
+# ---- --allow-data-loss (issue 15's guard, passed through by apply and destroy) -------------------
+
+def test_allow_data_loss_passes_through_apply_and_destroy(config, example_doc, tmp_path, monkeypatch, capsys):
+    """Without the flag, apply of a request that drops a volume and destroy of a level-3 tenant
+    with volumes are refused (exit 4, the volume still there); with it, both go through."""
+    from tests.unit.volumes_support import block_storage_config, request_text, with_db_volume
+
+    api = FakeApi(block_storage=True)
+    original = AppContext.from_options.__func__
+
+    def from_options(cls, **options):
+        ctx = original(cls, **options)
+        ctx.driver_factory = lambda name, region: FakeCloud(api)
+        return ctx
+
+    monkeypatch.setattr(AppContext, "from_options", classmethod(from_options))
+    platform = tmp_path / "platform.yaml"
+    platform.write_text(yaml.safe_dump(block_storage_config(config).catalog.model_dump(mode="json", by_alias=True)))
+    doc = with_db_volume(example_doc, vtype="encrypted")
+    doc["spec"]["classification"] = 3
+    doc["spec"]["securityGroups"][0]["rules"][0]["remote"] = "10.0.0.0/8"
+    for group in doc["spec"]["securityGroups"]:
+        group["rules"].append({"direction": "egress", "protocol": "tcp", "ports": "443", "remote": "10.0.0.0/8"})
+    for server in doc["spec"]["servers"]:
+        server["floatingIP"] = False
+    request = tmp_path / "request.yaml"
+    request.write_text(request_text(doc))
+
+    def gcloudctl(*args):
+        return cli_main.main(["--platform", str(platform), *args])
+
+    assert gcloudctl("apply", str(request), "--yes") == 0 and len(api.volumes) == 1
+    capsys.readouterr()
+    assert gcloudctl("destroy", str(request), "--yes", "-o", "json") == 4
+    assert checked("error", capsys.readouterr().out, capsys)["kind"] == "DataLossRefused"
+    assert len(api.volumes) == 1, "refused: nothing deleted"
+
+    without = copy.deepcopy(doc)
+    next(s for s in without["spec"]["servers"] if s["name"] == "db")["volumes"] = []
+    request.write_text(request_text(without))
+    assert gcloudctl("apply", str(request), "--yes") == 4 and len(api.volumes) == 1
+    assert gcloudctl("apply", str(request), "--yes", "--allow-data-loss") == 0 and api.volumes == {}
+    request.write_text(request_text(doc))
+    assert gcloudctl("apply", str(request), "--yes") == 0 and len(api.volumes) == 1
+    assert gcloudctl("destroy", str(request), "--yes", "--allow-data-loss") == 0 and api.volumes == {}
