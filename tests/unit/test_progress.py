@@ -70,3 +70,13 @@ def test_apply_in_ci_logs_one_line_per_change(cli_on_fake, capsys):
     err = capsys.readouterr().err
     assert "\x1b" not in err
     assert len(re.findall(r"^  \[\d+/31\] ", err, re.M)) == 31
+
+
+def test_progress_lines_in_vietnamese(cli_on_fake, capsys):
+    """`--lang vi apply`: each change's line and the result line are Vietnamese (the lines are
+    written while the executor's worker threads run the changes)."""
+    assert cli_on_fake("--lang", "vi", "apply", str(EXAMPLE), "--yes") == 0
+    captured = capsys.readouterr()
+    assert re.search(r"\[31/31\] \S+ xong \(", captured.err)
+    assert " ok (" not in captured.err
+    assert re.match(r"áp dụng xong: 31 thành công, 0 thất bại, 0 bỏ qua trong [0-9.]+ giây\.", captured.out)
