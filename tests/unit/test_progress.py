@@ -77,6 +77,6 @@ def test_progress_lines_in_vietnamese(cli_on_fake, capsys):
     written while the executor's worker threads run the changes)."""
     assert cli_on_fake("--lang", "vi", "apply", str(EXAMPLE), "--yes") == 0
     captured = capsys.readouterr()
-    assert re.search(r"\[31/31\] \S+ xong \(", captured.err)
+    assert re.search(r"\[31/31\] create \S+ xong \(", captured.err)
     assert " ok (" not in captured.err
     assert re.match(r"áp dụng xong: 31 thành công, 0 thất bại, 0 bỏ qua trong [0-9.]+ giây\.", captured.out)
