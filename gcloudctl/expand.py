@@ -242,16 +242,17 @@ def user_data_context(request: TenantRequest, catalog: PlatformCatalog, server: 
     }
 
 
-def _expand_volume(b: _Builder, server_name: str, volume, server_addr: Address) -> None:
-    """A data volume of one server copy, and its attachment to that copy. The volume depends on
-    the project only (made while the server boots); the attachment on both."""
+def _expand_volume(b: _Builder, server_name: str, volume, server_addr: Address, operator: Address) -> None:
+    """A data volume of one server copy, and its attachment to that copy. The volume is made
+    inside the project (gcloudctl's role there first), while the server boots; the attachment
+    comes after both."""
     project = Address(Kind.PROJECT, b.tenant)
     local = f"{server_name}.{volume.name}"
     v_addr = b.add(Kind.VOLUME, local, {
         "name": naming.volume_name(server_name, volume.name), "size": volume.sizeGiB, "type": volume.type,
         "metadata": naming.volume_metadata(b.tenant, f"volume.{local}", volume.mountPoint),
-    }, [project])
-    b.add(Kind.VOLUME_ATTACHMENT, local, {"volume": Ref(v_addr), "server": Ref(server_addr)}, [project])
+    }, [project, operator])
+    b.add(Kind.VOLUME_ATTACHMENT, local, {"volume": Ref(v_addr), "server": Ref(server_addr)}, [project, operator])
 
 
 def _expand_server(b: _Builder, request: TenantRequest, catalog: PlatformCatalog, server: Server,
@@ -305,7 +306,7 @@ def _expand_server(b: _Builder, request: TenantRequest, catalog: PlatformCatalog
             extra["user_data"] = user_data
         server_addr = b.add(Kind.SERVER, name, attrs, deps, extra=extra)
         for volume in server.volumes:
-            _expand_volume(b, name, volume, server_addr)
+            _expand_volume(b, name, volume, server_addr, operator)
         if server.floatingIP:
             first = server.networks[0]
             deps = [project]

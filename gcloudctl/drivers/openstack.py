@@ -1553,7 +1553,7 @@ class SdkApi:
         self._retrying("LOGIN", lambda: self._access(conn))  # a login (first use, expired token): bounded, retried
         headers = {"Accept": "application/json"}
         if microversion:
-            headers["OpenStack-API-Version"] = f"{service} {microversion}"
+            headers["OpenStack-API-Version"] = f"{_HEADER_SERVICE.get(service, service)} {microversion}"
             headers["X-OpenStack-Nova-API-Version"] = microversion
         self.budget.acquire()
         kwargs: dict[str, Any] = {"params": params or None, "raise_exc": False, "headers": headers,
@@ -1570,6 +1570,9 @@ class SdkApi:
         if response.status_code == 204 or not response.content:
             return {}
         return response.json()
+
+
+_HEADER_SERVICE = {"block-storage": "volume"}  # the service name Cinder expects in OpenStack-API-Version
 
 
 class _NoResponse:
