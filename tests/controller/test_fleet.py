@@ -176,3 +176,29 @@ def test_fleet_capability_is_declared_not_probed():
     assert fleet_observer(fleet_fake_cloud()) is not None
     with pytest.raises(ValueError):
         fleet_observer(fleet_fake_cloud(), quota_every=0)
+
+
+def test_snapshot_is_retaken_by_age_without_a_cycle_boundary(tmp_path):
+    """The continuous loop (`Runner.run`) has no pass boundary: a snapshot older than `max_age`
+    is retaken, a younger one is reused."""
+    api = LoggingApi(domains=(AGENCY,))
+    st = stack(tmp_path, api)
+    names = provision(st, 2)
+    now = [100.0]
+    fleet = fleet_observer(st.driver, max_age=30, clock=lambda: now[0])
+
+    def bulk_reads():
+        return sum(1 for s, m, p in api.log if p == "/role_assignments")
+
+    start = bulk_reads()
+    fleet.observe(owner(names[0]))
+    now[0] += 29
+    fleet.observe(owner(names[1]))
+    assert bulk_reads() - start == 1
+    now[0] += 2
+    fleet.observe(owner(names[0]))
+    assert bulk_reads() - start == 2
+    fleet.begin_cycle()
+    fleet.observe(owner(names[0]))
+    assert bulk_reads() - start == 3
+    st.close()

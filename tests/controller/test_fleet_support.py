@@ -7,8 +7,10 @@ over the real pipeline with or without fleet observation."""
 from __future__ import annotations
 
 import copy
+import ipaddress
 import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,9 +53,10 @@ def config(folder: Path, domain: str = AGENCY) -> pipeline.Config:
     return pipeline.Config.load(agencies_file=write_registry(folder, domain))
 
 
-def tenant_text(name: str, *, sg_port: int = 443, router: bool = True) -> str:
-    """A cheap tenant of agency BCH: one /27 network (allocated from the pool), a router (unless
-    `router=False`: devcloud's `public` is a shared /24), a security group; no servers."""
+def tenant_text(name: str, *, sg_port: int = 443, router: bool = True, index: int | None = None) -> str:
+    """A cheap tenant of agency BCH: one /27 network (allocated from the pool; the `index`-th /27
+    of it when given), a router (unless `router=False`: devcloud's `public` is a shared /24), a
+    security group; no servers."""
     doc = {
         "apiVersion": "gcloud.gov.vn/v1", "kind": "TenantRequest",
         "metadata": {"name": name, "agency": AGENCY, "requester": "fleet.requester",
@@ -62,13 +65,19 @@ def tenant_text(name: str, *, sg_port: int = 443, router: bool = True) -> str:
             "classification": 1, "region": "hn1",
             "quotas": {"instances": 1, "cores": 1, "ramMiB": 1024, "floatingIPs": 0, "volumes": 0, "volumeGiB": 0},
             "members": [{"user": "fleet.member", "roles": ["member"]}],
-            "networks": [{"name": "app", "zone": "app", "prefixLength": 27}],
+            "networks": [{"name": "app", "zone": "app", **({"prefixLength": 27} if index is None else
+                                                             {"cidr": _nth_27(index)})}],
             **({"router": {"externalNetwork": "public"}} if router else {}),
             "securityGroups": [{"name": "web", "rules": [
                 {"direction": "ingress", "protocol": "tcp", "ports": str(sg_port), "remote": "10.0.0.0/8"}]}],
         },
     }
     return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _nth_27(index: int) -> str:
+    pool = ipaddress.ip_network(REGISTRY["spec"]["agencies"][AGENCY]["cidrPools"][0])
+    return str(ipaddress.ip_network((int(pool.network_address) + 32 * index, 27)))
 
 
 def person(name: str, role: GcloudRole) -> Caller:
@@ -124,16 +133,16 @@ class DevcloudDomain:
             "name": self.name, "description": "gcloudctl fleet benchmark (deleted at the end)", "enabled": True}})
         self.id = reply["domain"]["id"]
 
-    def close(self, cfg: pipeline.Config) -> list[str]:
+    def close(self, cfg: pipeline.Config, workers: int = 4) -> list[str]:
         """Destroy what is left; returns the problems met (empty when all is gone)."""
         from gcloudctl.ownership import Owner
 
         api, problems = self.driver.api, []
         projects = api.request("identity", "GET", "/projects", params={"domain_id": self.id})["projects"]
-        for project in projects:
-            tenant = project["name"]
+
+        def destroy(project: dict) -> None:
             tags = project.get("tags") or []
-            tenant = next((t.split("=", 1)[1] for t in tags if t.startswith("gc-tenant=")), tenant)
+            tenant = next((t.split("=", 1)[1] for t in tags if t.startswith("gc-tenant=")), project["name"])
             try:
                 plan = pipeline.plan_destroy(Owner(tenant=tenant, agency=AGENCY, domain=self.name), self.driver)
                 result = pipeline.apply_plan(plan, self.driver, parallelism=10)
@@ -141,6 +150,9 @@ class DevcloudDomain:
                     problems.append(f"{tenant}: destroy failed")
             except Exception as exc:  # noqa: BLE001 - clean-up goes on with the next tenant
                 problems.append(f"{tenant}: {type(exc).__name__}: {exc}")
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(destroy, projects))
         for project in api.request("identity", "GET", "/projects", params={"domain_id": self.id})["projects"]:
             problems.append(f"project {project['name']} left; deleting it")
             api.request("identity", "DELETE", f"/projects/{project['id']}")
