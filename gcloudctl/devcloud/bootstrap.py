@@ -34,8 +34,9 @@ def _ensure_named(session: Session, collection: str, name: str, body: dict, quer
     return session.post("identity", f"/{collection}", {singular: {"name": name, **body}})[singular]
 
 
-def identity(session: Session, secrets: Secrets) -> None:
-    """Roles, the service project and users, the gcloudctl user, and the service catalog."""
+def identity(session: Session, secrets: Secrets, features: frozenset[str] = frozenset({"cinder"})) -> None:
+    """Roles, the service project and users, the gcloudctl user, and the service catalog
+    (an optional service's endpoints only while it is on; never removed once made)."""
     roles = {name: _ensure_named(session, "roles", name, {}) for name in cat.ROLES}
     service_project = _ensure_named(session, "projects", "service", {"domain_id": "default",
                                                                       "description": "devcloud service users"})
@@ -47,9 +48,10 @@ def identity(session: Session, secrets: Secrets) -> None:
     user = _ensure_user(session, cat.GCLOUDCTL_USER, secrets.gcloudctl_password, admin_project["id"])
     _grant(session, admin_project["id"], user["id"], roles["admin"]["id"])
     agencies(session, secrets, roles, admin_project["id"])
-    for service in svc.SERVICES:
-        if service.catalog and service.catalog.service_type != "identity":
-            _ensure_endpoints(session, service)
+    for service in svc.selected(features):
+        for entry in ((service.catalog,) if service.catalog else ()) + service.extra_catalog:
+            if entry.service_type != "identity":
+                _ensure_endpoints(session, service, entry)
 
 
 def agencies(session: Session, secrets: Secrets, roles: dict[str, dict], admin_project_id: str) -> None:
@@ -84,8 +86,7 @@ def _grant(session: Session, project_id: str, user_id: str, role_id: str) -> Non
     session.call("PUT", "identity", f"/projects/{project_id}/users/{user_id}/roles/{role_id}")
 
 
-def _ensure_endpoints(session: Session, service: svc.Service) -> None:
-    entry = service.catalog
+def _ensure_endpoints(session: Session, service: svc.Service, entry: svc.Catalog) -> None:
     found = _find(session, "identity", f"/services?type={entry.service_type}", "services")
     if not found:
         found = session.post("identity", "/services", {"service": {
@@ -159,6 +160,25 @@ def _create_external_network(session: Session, net: cat.ExternalNetwork) -> dict
     raise CloudError(f"external network {net.name!r}: its physnet is in use but no network of that name is "
                      "visible", transient=False, status=409,
                      hint="check `openstack --os-cloud devcloud network list --external`.")
+
+
+def volumes(session: Session, progress: Progress) -> None:
+    """Cinder's volume types (catalog.VOLUME_TYPES), each on the file backend, and the
+    encryption spec of the encrypted ones. Looks before it creates; never changes a spec it finds."""
+    progress("bootstrap: volume types " + ", ".join(t.name for t in cat.VOLUME_TYPES))
+    existing = {t["name"]: t for t in session.get("block-storage", "/types?is_public=None")["volume_types"]}
+    for vtype in cat.VOLUME_TYPES:
+        found = existing.get(vtype.name)
+        if found is None:
+            found = session.post("block-storage", "/types", {"volume_type": {
+                "name": vtype.name, "description": vtype.description, "os-volume-type-access:is_public": True,
+                "extra_specs": {"volume_backend_name": vtype.backend}}})["volume_type"]
+        if vtype.encryption is None:
+            continue
+        current = session.get("block-storage", f"/types/{found['id']}/encryption")
+        if current.get("encryption_id") or current.get("provider"):
+            continue
+        session.post("block-storage", f"/types/{found['id']}/encryption", {"encryption": dict(vtype.encryption)})
 
 
 def cloud(session: Session, progress: Progress) -> None:

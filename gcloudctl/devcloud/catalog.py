@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from gcloudctl.devcloud import services as svc
 from gcloudctl.devcloud.config import Secrets
-from gcloudctl.devcloud.layout import REGION
+from gcloudctl.devcloud.layout import CINDER_BACKEND, REGION
 
 CLOUD_ADMIN = "devcloud"
 CLOUD_GCLOUDCTL = "devcloud-gcloudctl"
 ROLES = ("admin", "member", "reader", "service", "gcloud-requester", "gcloud-approver", "gcloud-operator")
-SERVICE_USERS = ("nova", "neutron", "glance", "placement")
+SERVICE_USERS = ("nova", "neutron", "glance", "placement", "cinder")
 GCLOUDCTL_USER = "gcloudctl"
 
 # One Keystone domain per agency of the example registry (gcloudctl/data/agencies.yaml): the
@@ -84,6 +84,23 @@ IMAGES = (
     Image("ubuntu-24.04-hardened", "ubuntu", "24.04"),
 )
 EXTERNAL_NETWORK = ExternalNetwork()
+
+
+@dataclass(frozen=True)
+class VolumeType:
+    name: str
+    description: str
+    backend: str = CINDER_BACKEND
+    encryption: tuple[tuple[str, object], ...] | None = None  # Cinder's encryption spec, if any
+
+
+# The platform catalog's volume types (gcloudctl/data/platform.yaml `volumeTypes`). The key of
+# `encrypted` comes from Cinder's fixed-key manager (secrets.json `volume_key`).
+LUKS = (("provider", "luks"), ("cipher", "aes-xts-plain64"), ("key_size", 256), ("control_location", "front-end"))
+VOLUME_TYPES = (
+    VolumeType("standard", "devcloud: sparse file volumes, not encrypted"),
+    VolumeType("encrypted", "devcloud: sparse file volumes, LUKS aes-xts-plain64 256-bit (front-end)", encryption=LUKS),
+)
 
 
 def qcow2_image(virtual_size: int = 1 << 30, length: int = 1024) -> bytes:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from gcloudctl.devcloud import services as svc
-from gcloudctl.devcloud.layout import COMPUTE_HOST, DB_USER, HOST, RABBIT_VHOST, REGION, Layout, db_name
+from gcloudctl.devcloud.layout import (CINDER_BACKEND, COMPUTE_HOST, DB_USER, HOST, RABBIT_VHOST, REGION, Layout,
+                                       db_name)
 
 Ini = Mapping[str, Mapping[str, object]]
 
@@ -23,6 +24,12 @@ COMPUTE_DRIVER = "fake.FakeDriverWithoutFakeNodes"
 
 NOVA_QUOTAS = {"instances": 500, "cores": 2000, "ram": 4096000, "key_pairs": 500,
                "server_groups": 100, "server_group_members": 500}
+# Cinder's per-project defaults: agency tenants create volumes without an admin raising quotas first.
+CINDER_QUOTAS = {"quota_volumes": 500, "quota_snapshots": 500, "quota_gigabytes": 20000,
+                 "quota_backups": 500, "quota_backup_gigabytes": 20000}
+CINDER_VOLUME_DRIVER = "gcloudctl_devcloud_plugins.cinder_file.FileVolumeDriver"
+CINDER_BACKUP_DRIVER = "cinder.backup.drivers.posix.PosixBackupDriver"
+CINDER_KEY_MANAGER = "cinder.keymgr.conf_key_mgr.ConfKeyManager"
 NEUTRON_QUOTAS = {"quota_network": 500, "quota_subnet": 1000, "quota_port": 5000, "quota_router": 200,
                   "quota_floatingip": 500, "quota_security_group": 500,
                   "quota_security_group_rule": 10000}
@@ -37,6 +44,7 @@ class Secrets:
     rabbit_user: str = "guest"
     rabbit_password: str = "guest"
     people_password: str = ""  # devcloud's agency people and operator (catalog.PEOPLE); made on first use
+    volume_key: str = ""  # 256-bit hex key of Cinder's fixed-key manager (encrypted volumes); made on first use
 
     def to_dict(self) -> dict[str, str]:
         return dict(self.__dict__)
@@ -152,6 +160,9 @@ def _nova_base(layout: Layout, secrets: Secrets, backends: Backends) -> dict[str
         "placement": _service_auth(secrets, "placement"),
         "neutron": {**_service_auth(secrets, "neutron"), "default_floating_pool": "public"},
         "glance": {"region_name": REGION},
+        # volumes: Cinder's `volumev3` catalog entry; the service user for admin-context calls
+        "cinder": {**_service_auth(secrets, "nova"), "os_region_name": REGION,
+                   "catalog_info": "volumev3::publicURL"},
         "service_user": {**_service_auth(secrets, "nova"), "send_service_user_token": True},
         "conductor": {"workers": 1},
         "scheduler": {"workers": 1, "discover_hosts_in_cells_interval": 2, "max_attempts": 3},
@@ -201,6 +212,38 @@ def neutron_conf(layout: Layout, secrets: Secrets, backends: Backends) -> str:
     })
 
 
+def cinder_conf(layout: Layout, secrets: Secrets, backends: Backends) -> str:
+    """API, scheduler, volume (sparse-file backend) and backup (POSIX directory) in one file."""
+    data = layout.data / "cinder"
+    return render_ini({
+        "DEFAULT": {"debug": False, "use_stderr": True, "host": COMPUTE_HOST, "my_ip": HOST,
+                    "transport_url": _transport(secrets, backends), "auth_strategy": "keystone",
+                    "state_path": str(data), "report_interval": 5, "service_down_time": 60,
+                    "periodic_interval": 30, "graceful_shutdown_timeout": 5,
+                    "api_paste_config": str(layout.venv / "etc" / "cinder" / "api-paste.ini"),
+                    # which list filters (name, status, …) users may pass: without the file, none
+                    "resource_query_filters_file": str(layout.venv / "etc" / "cinder" / "resource_filters.json"),
+                    "osapi_volume_workers": 1, "enabled_backends": CINDER_BACKEND,
+                    "default_volume_type": "standard", "allow_availability_zone_fallback": True,
+                    "backup_driver": CINDER_BACKUP_DRIVER, "backup_posix_path": str(layout.backups),
+                    "backup_workers": 1, "backup_use_same_host": False,
+                    **CINDER_QUOTAS},
+        "database": {"connection": _db_url(secrets, backends, "cinder"), **DB_POOL},
+        "keystone_authtoken": _authtoken(secrets, "cinder"),
+        "nova": {**_service_auth(secrets, "cinder"), "interface": "public"},
+        "key_manager": {"backend": CINDER_KEY_MANAGER, "fixed_key": secrets.volume_key},
+        "coordination": {"backend_url": f"file://{data / 'coordination'}"},
+        CINDER_BACKEND: {"volume_driver": CINDER_VOLUME_DRIVER, "volume_backend_name": CINDER_BACKEND,
+                         "devcloud_volumes_dir": str(layout.volumes)},
+        # os-brick's privileged calls (connector properties for backup attach): devcloud runs as
+        # its own user with no sudo, so privsep's helper is started directly from the venv
+        "privsep_osbrick": {"helper_command": f"{layout.venv_bin / 'privsep-helper'} --config-file "
+                                              f"{layout.config_dir('cinder') / 'cinder.conf'}"},
+        "oslo_messaging_rabbit": {"heartbeat_timeout_threshold": 60},
+        **_common(layout, "cinder"),
+    })
+
+
 def ml2_conf() -> str:
     return render_ini({
         "ml2": {"type_drivers": "flat,vxlan", "tenant_network_types": "vxlan",
@@ -221,6 +264,7 @@ def render_all(layout: Layout, secrets: Secrets, backends: Backends) -> dict[str
         "nova/nova-compute.conf": nova_compute_conf(layout, secrets, backends),
         "neutron/neutron.conf": neutron_conf(layout, secrets, backends),
         "neutron/ml2_conf.ini": ml2_conf(),
+        "cinder/cinder.conf": cinder_conf(layout, secrets, backends),
     }
     for service in svc.SERVICES:
         if service.kind is svc.Kind.WSGI:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -43,6 +44,49 @@ def content_hash() -> str:
         digest.update(path.relative_to(PLUGINS_DIR).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def locked_pins() -> dict[str, str]:
+    pins = {}
+    for line in LOCK_FILE.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            pins[_norm(name.strip())] = version.strip()
+    return pins
+
+
+def installed_pins(layout: Layout) -> dict[str, str]:
+    """Distributions in the services venv, from their dist-info directory names."""
+    out = {}
+    if layout.site_packages.is_dir():
+        for info in layout.site_packages.glob("*.dist-info"):
+            name, _, version = info.name[: -len(".dist-info")].rpartition("-")
+            if name:
+                out[_norm(name)] = version
+    return out
+
+
+def pending_change(layout: Layout) -> tuple[set[str], set[str]]:
+    """What installing the lock and plugins now would change in an existing venv:
+    (pins installed with another version, plugin modules whose source differs). Added distributions
+    are not listed (no running service imported them), nor are ones the lock dropped (`install`
+    never removes a distribution)."""
+    before = installed_pins(layout)
+    locked = locked_pins()
+    moved = {name for name, version in before.items() if name in locked and locked[name] != version}
+    changed = set()
+    target = layout.site_packages / "gcloudctl_devcloud_plugins"
+    for source in (PLUGINS_DIR / "gcloudctl_devcloud_plugins").glob("*.py"):
+        installed = target / source.name
+        if installed.exists() and installed.read_bytes() == source.read_bytes():
+            continue
+        if installed.exists() or target.is_dir():
+            changed.add(source.stem)
+    return moved, changed
 
 
 def venv_current(layout: Layout) -> bool:
@@ -137,7 +181,22 @@ def _manage_steps(layout: Layout, secrets: Secrets) -> dict[str, list[list[str]]
             [str(b / "nova-manage"), *nova, "db", "sync"],
         ],
         "neutron": [[str(b / "neutron-db-manage"), *neutron, "upgrade", "heads"]],
+        "cinder": [cinder_db_sync(layout)],
     }
+
+
+def cinder_db_sync(layout: Layout) -> list[str]:
+    return [str(layout.venv_bin / "cinder-manage"), "--config-file",
+            str(layout.config_dir("cinder") / "cinder.conf"), "db", "sync"]
+
+
+def init_cinder_database(layout: Layout, progress: Progress, environ: dict[str, str]) -> None:
+    """Cinder's schema in a devcloud whose other databases exist already (Cinder added later)."""
+    started = time.monotonic()
+    progress("initialising Cinder's database")
+    _run(cinder_db_sync(layout), _tool_env(environ), layout.logs / "init-cinder.log")
+    layout.cinder_db_stamp.write_text(f"{time.time():.0f}\n")
+    progress(f"Cinder's database initialised in {time.monotonic() - started:.0f}s")
 
 
 # create_cell exits 2 when the same cell already exists: fine on a re-run.
@@ -196,6 +255,7 @@ def init_databases(layout: Layout, secrets: Secrets, progress: Progress, environ
                            f"{supervisor.tail(log, 15)}",
                            hint="fix the cause, then re-run `gcloudctl devcloud up` (migrations are idempotent).")
     layout.db_stamp.write_text(f"{time.time():.0f}\n")
+    layout.cinder_db_stamp.write_text(f"{time.time():.0f}\n")
     progress(f"databases initialised in {time.monotonic() - started:.0f}s")
 
 

@@ -14,7 +14,8 @@ REGION = "RegionOne"
 COMPUTE_HOST = "devcloud"  # stable nova-compute host/node name, independent of the hostname
 DB_USER = "devcloud"
 RABBIT_VHOST = "devcloud"
-DATABASES = ("keystone", "placement", "glance", "nova_api", "nova", "nova_cell0", "neutron")
+DATABASES = ("keystone", "placement", "glance", "nova_api", "nova", "nova_cell0", "neutron", "cinder")
+CINDER_BACKEND = "file"  # cinder-volume's backend section (enabled_backends); its host is devcloud@file
 DEFAULT_DIR_PARTS = (".local", "share", "gcloudctl", "devcloud")
 
 
@@ -74,6 +75,24 @@ class Layout:
     @property
     def bootstrap_stamp(self) -> Path:
         return self.data / ".bootstrapped"
+
+    @property
+    def cinder_db_stamp(self) -> Path:
+        return self.data / ".cinder-db-initialized"
+
+    @property
+    def cinder_bootstrap_stamp(self) -> Path:
+        return self.data / ".cinder-bootstrapped"
+
+    @property
+    def volumes(self) -> Path:
+        """cinder-volume's sparse volume files (the file backend)."""
+        return self.data / "cinder" / "volumes"
+
+    @property
+    def backups(self) -> Path:
+        """cinder-backup's POSIX backup repository."""
+        return self.data / "cinder" / "backups"
 
     @property
     def site_packages(self) -> Path:

@@ -73,13 +73,18 @@ def user_clouds_yaml(environ: dict[str, str]) -> Path:
 def load_or_create_secrets(layout: Layout) -> Secrets:
     if layout.secrets_file.exists():
         stored = Secrets(**json.loads(layout.secrets_file.read_text()))
+        added = {}
         if not stored.people_password:  # a devcloud made before agency people existed
-            stored = Secrets(**(stored.to_dict() | {"people_password": pysecrets.token_urlsafe(18)}))
+            added["people_password"] = pysecrets.token_urlsafe(18)
+        if not stored.volume_key:  # a devcloud made before Cinder (issue 15)
+            added["volume_key"] = pysecrets.token_hex(32)
+        if added:
+            stored = Secrets(**(stored.to_dict() | added))
             _write_secrets(layout, stored)
         return stored
     fresh = Secrets(**{name: pysecrets.token_urlsafe(18) for name in
                        ("admin_password", "service_password", "gcloudctl_password", "db_password",
-                        "people_password")})
+                        "people_password")}, volume_key=pysecrets.token_hex(32))
     _write_secrets(layout, fresh)
     return fresh
 
@@ -107,9 +112,37 @@ def write_configs(layout: Layout, secrets: Secrets) -> set[str]:
     shipped = layout.venv / "etc" / "nova" / "api-paste.ini"
     if shipped.exists():
         shutil.copyfile(shipped, layout.config_dir("nova") / "api-paste.ini")
-    for project in ("glance", "nova", "neutron", "placement", "keystone"):
+    for project in ("glance", "nova", "neutron", "placement", "keystone", "cinder"):
         (layout.data / project / "lock").mkdir(parents=True, exist_ok=True)
+    for path in (layout.volumes, layout.backups):
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o700)
     return changed
+
+
+# --- optional features (Cinder) ------------------------------------------------------------
+
+def cinder_mode_file(layout: Layout) -> Path:
+    return layout.root / "cinder.json"
+
+
+def cinder_enabled(layout: Layout) -> bool:
+    """Cinder runs unless `up --no-cinder` switched it off (remembered in the dir)."""
+    try:
+        return bool(json.loads(cinder_mode_file(layout).read_text())["enabled"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+
+
+def set_cinder(layout: Layout, enabled: bool) -> None:
+    layout.root.mkdir(parents=True, exist_ok=True)
+    tmp = cinder_mode_file(layout).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"enabled": enabled}) + "\n")
+    tmp.replace(cinder_mode_file(layout))
+
+
+def features(layout: Layout) -> frozenset[str]:
+    return frozenset({"cinder"}) if cinder_enabled(layout) else frozenset()
 
 
 def _write_yaml(path: Path, content: dict) -> None:
@@ -160,8 +193,12 @@ def exclusive(layout: Layout, progress: Progress):
         yield
 
 
-def up(layout: Layout, *, progress: Progress, environ: dict[str, str]) -> UpReport:
+def up(layout: Layout, *, progress: Progress, environ: dict[str, str], cinder: bool | None = None) -> UpReport:
+    """Start what is missing. `cinder`: True/False switches Cinder on/off (remembered); None keeps
+    the dir's choice (default on). Switching off stops the Cinder services; nothing else restarts."""
     with exclusive(layout, progress):
+        if cinder is not None:
+            set_cinder(layout, cinder)
         return _up(layout, progress=progress, environ=environ)
 
 
@@ -194,6 +231,9 @@ def _up(layout: Layout, *, progress: Progress, environ: dict[str, str]) -> UpRep
             time.sleep(3)  # let the scheduler's periodic discovery (every 2 s) map the new compute host
         bootstrap.cloud(session, progress)
         layout.bootstrap_stamp.write_text(f"{time.time():.0f}\n")
+        if "cinder" in features(layout):
+            bootstrap.volumes(session, progress)
+            layout.cinder_bootstrap_stamp.write_text(f"{time.time():.0f}\n")
         report.clouds_yaml = str(write_clouds_yaml(layout, secrets, environ))
     report.elapsed = round(time.monotonic() - started, 1)
     progress(f"devcloud is up in {report.elapsed:.0f}s; clouds.yaml entries '{cat.CLOUD_ADMIN}' and "
@@ -207,13 +247,24 @@ def _install_and_configure(layout: Layout, secrets: Secrets, progress: Progress,
     with steps("backends"):
         backing = system.ensure(layout, progress)
     with steps("venv"):
+        # only what the update touches restarts: added distributions (Cinder's) restart nothing
+        moved, plugins = install.pending_change(layout) if not install.venv_current(layout) else (set(), set())
         installed = install.ensure_venv(layout, progress, environ)
     changed = write_configs(layout, secrets)
-    restart = [s.name for s in svc.SERVICES] if installed else svc.affected_by(changed)
-    stopped = _stop_all(layout, restart)
+    restart = set(svc.affected_by(changed)) | (set(svc.affected_by_install(moved, plugins)) if installed else set())
+    wanted = {s.name for s in svc.selected(features(layout))}
+    unwanted = [s.name for s in svc.SERVICES if s.name not in wanted]  # `--no-cinder`: stop Cinder
+    stopped = _stop_all(layout, [s.name for s in svc.SERVICES if s.name in restart])
     if stopped:
         progress(f"restarting for new config or packages: {', '.join(stopped)}")
+    switched_off = _stop_all(layout, unwanted)
+    if switched_off:
+        progress(f"stopped (switched off): {', '.join(switched_off)}")
     if layout.db_stamp.exists():
+        if not layout.cinder_db_stamp.exists() and wanted & {"cinder-api"}:
+            with steps("cinder_db_init"):
+                system.prepare(backing, secrets.db_password)  # idempotent: adds devcloud_cinder
+                install.init_cinder_database(layout, progress, environ)
         return installed, False
     with steps("db_init"):
         progress("creating devcloud's databases and RabbitMQ vhost")
@@ -232,6 +283,7 @@ def _init_or_restore_databases(layout: Layout, secrets: Secrets, backing: system
         system.load(backing, snapshot / "dump.sql")
         install.keystone_key_repositories(layout, secrets, environ)
         layout.db_stamp.write_text(f"{time.time():.0f}\n")
+        layout.cinder_db_stamp.write_text(f"{time.time():.0f}\n")
         progress(f"databases restored in {time.monotonic() - t0:.0f}s")
         return
     install.init_databases(layout, secrets, progress, environ)
@@ -246,7 +298,7 @@ def _start_all(layout: Layout, secrets: Secrets, progress: Progress, environ: di
     started: list[str] = []
     with steps("identity"):
         started += _start_phase(layout, svc.Phase.IDENTITY, progress, environ, None)
-        bootstrap.identity(Session.login("admin", secrets.admin_password), secrets)
+        bootstrap.identity(Session.login("admin", secrets.admin_password), secrets, features(layout))
         session = Session.login("admin", secrets.admin_password)  # catalog now lists every service
     with steps("control"):
         started += _start_phase(layout, svc.Phase.CONTROL, progress, environ, session)
@@ -256,7 +308,7 @@ def _start_all(layout: Layout, secrets: Secrets, progress: Progress, environ: di
 
 
 def _check_ports(layout: Layout) -> None:
-    for service in svc.SERVICES:
+    for service in svc.selected(features(layout)):
         if service.port is None or supervisor.running(layout.pid_file(service.name)):
             continue
         if not supervisor.port_free(HOST, service.port):
@@ -268,41 +320,47 @@ def _check_ports(layout: Layout) -> None:
 def _start_phase(layout: Layout, phase: svc.Phase, progress: Progress, environ: dict[str, str],
                  session: Session | None) -> list[str]:
     records: dict[str, supervisor.Record] = {}
-    for service in svc.in_phase(phase):
+    for service in svc.in_phase(phase, features(layout)):
         if supervisor.running(layout.pid_file(service.name)):
             continue
         records[service.name] = supervisor.start(
             svc.command(layout, service), env=svc.environment(layout, service, environ),
             log_file=layout.log_file(service.name), pid_file=layout.pid_file(service.name), cwd=layout.root)
-    pending = [s for s in svc.in_phase(phase)]
+    pending = svc.in_phase(phase, features(layout))
     if records:
         progress(f"starting {', '.join(records)}")
     _wait_ready(layout, pending, records, session, progress, START_TIMEOUT[phase])
     return list(records)
 
 
-def _nova_services(session: Session | None) -> list[dict]:
-    if session is None:
-        return []
-    try:
-        return session.get("compute", "/os-services")["services"]
-    except CloudError:
-        return []
+def _service_rows(session: Session | None, apis: set[str]) -> dict[str, list[dict]]:
+    """The /os-services rows of these APIs (compute: Nova's daemons; block-storage: Cinder's)."""
+    rows: dict[str, list[dict]] = {}
+    for api in apis:
+        if session is None:
+            rows[api] = []
+            continue
+        try:
+            rows[api] = session.get(api, "/os-services")["services"]
+        except (CloudError, KeyError):
+            rows[api] = []
+    return rows
 
 
-def probe(layout: Layout, service: svc.Service, nova_rows: list[dict] | None,
+def probe(layout: Layout, service: svc.Service, service_rows: dict[str, list[dict]] | None,
           fresh_within: float | None = None) -> tuple[readiness.Probe, supervisor.Record | None]:
     """Probe one service. Daemons need a heartbeat newer than their start (and, for `status`,
-    newer than `fresh_within` seconds ago)."""
+    newer than `fresh_within` seconds ago) in their API's service list."""
     record = supervisor.running(layout.pid_file(service.name))
     if record is None:
         return readiness.Probe(alive=False), None
     if service.kind is svc.Kind.WSGI:
         return readiness.Probe(alive=True, http_status=http_status(service.url + service.probe_path)), record
-    if nova_rows is None:
+    if service_rows is None:
         return readiness.Probe(alive=True, heartbeat_ok=None), record
     since = record.started_at if fresh_within is None else max(record.started_at, time.time() - fresh_within)
-    beat = readiness.heartbeat_since(nova_rows, service.binary, COMPUTE_HOST, since)
+    beat = readiness.heartbeat_since(service_rows.get(service.heartbeat_api, []), service.binary,
+                                     service.heartbeat_host, since)
     return readiness.Probe(alive=True, heartbeat_ok=beat), record
 
 
@@ -311,7 +369,7 @@ def _wait_ready(layout: Layout, pending: list[svc.Service], records: dict[str, s
     t0 = time.monotonic()
     waiting = list(pending)
     while waiting:
-        rows = _nova_services(session) if any(s.kind is svc.Kind.DAEMON for s in waiting) else None
+        rows = _service_rows(session, {s.heartbeat_api for s in waiting if s.kind is svc.Kind.DAEMON})
         for service in list(waiting):
             result, _ = probe(layout, service, rows)
             state = readiness.judge(result, was_started=True)
@@ -352,11 +410,15 @@ def status(layout: Layout) -> list[ServiceStatus]:
             session = Session.login("admin", load_or_create_secrets(layout).admin_password)
         except CloudError:
             session = None
-    rows = _nova_services(session) if session else None
+    on = features(layout)
+    rows = _service_rows(session, {s.heartbeat_api for s in svc.selected(on) if s.kind is svc.Kind.DAEMON}) \
+        if session else None
     out = []
     for service in svc.SERVICES:
         result, record = probe(layout, service, rows, fresh_within=SERVICE_DOWN_TIME)
         state = readiness.judge(result, was_started=False)
+        if service.optional and service.optional not in on and state is readiness.State.DOWN:
+            state = readiness.State.OFF
         out.append(ServiceStatus(
             name=service.name, state=state.value, url=service.url, version=versions.get(service.package),
             pid=record.pid if record else None,
@@ -407,7 +469,7 @@ def _purge(layout: Layout, progress: Progress, environ: dict[str, str]) -> None:
 
 def log_path(layout: Layout, service: str) -> Path:
     known = [s.name for s in svc.SERVICES] + ["mariadb", "rabbitmq", "install"] + \
-            [f"init-{n}" for n in ("keystone", "placement", "glance", "nova", "neutron")]
+            [f"init-{n}" for n in ("keystone", "placement", "glance", "nova", "neutron", "cinder")]
     if service not in known:
         raise NotFound(f"no devcloud service named {service!r}", hint=f"one of: {', '.join(known)}")
     path = layout.log_file(service)

@@ -18,6 +18,7 @@ class State(enum.Enum):
     STARTING = "starting"
     DOWN = "down"  # no live process
     FAILED = "failed"  # the process died while we waited for it
+    OFF = "off"  # an optional service switched off (`devcloud up --no-cinder`)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from gcloudctl.devcloud.layout import HOST, Layout
+from gcloudctl.devcloud.layout import CINDER_BACKEND, COMPUTE_HOST, HOST, Layout
 
 
 class Kind(enum.Enum):
     WSGI = "wsgi"  # an API served by pyuwsgi, probed over HTTP
-    DAEMON = "daemon"  # an RPC service, probed by its heartbeat in the Nova service list
+    DAEMON = "daemon"  # an RPC service, probed by its heartbeat in its API's service list
 
 
 class Phase(enum.IntEnum):
@@ -45,8 +45,12 @@ class Service:
     config_files: tuple[str, ...] = ()  # files it reads under etc/<project> (daemons: --config-file)
     env: dict[str, str] = field(default_factory=dict)  # config-location variables (relative to etc/<project>)
     probe_path: str = "/"
-    binary: str | None = None  # nova binary name for heartbeat checks
+    binary: str | None = None  # binary name for heartbeat checks
     catalog: Catalog | None = None
+    extra_catalog: tuple[Catalog, ...] = ()  # more catalog types at the same URL (aliases)
+    heartbeat_api: str = "compute"  # service type whose /os-services lists the heartbeat row
+    heartbeat_host: str = COMPUTE_HOST  # host column of that row
+    optional: str | None = None  # a feature that can be switched off (`up --no-cinder`)
 
     @property
     def url(self) -> str | None:
@@ -80,13 +84,53 @@ SERVICES: tuple[Service, ...] = (
             console_script="nova-scheduler", config_files=("nova.conf",), binary="nova-scheduler"),
     Service("nova-compute", Kind.DAEMON, Phase.COMPUTE, "nova", "nova",
             console_script="nova-compute", config_files=("nova-compute.conf",), binary="nova-compute"),
+    # Cinder (issue 15): `block-storage` at /v3 (project id from the token, so domain-scoped
+    # catalogs keep it too) and the legacy `volumev3` alias Nova and older clients look up.
+    Service("cinder-api", Kind.WSGI, Phase.CONTROL, "cinder", "cinder", port=8776,
+            wsgi_module="gcloudctl_devcloud_plugins.cinder_api:application", threads=4,
+            config_files=("cinder.conf",), env={"OS_CINDER_CONFIG_DIR": "."}, probe_path="/",
+            catalog=Catalog("block-storage", "cinder", "/v3"),
+            extra_catalog=(Catalog("volumev3", "cinderv3", "/v3"),), optional="cinder"),
+    Service("cinder-scheduler", Kind.DAEMON, Phase.CONTROL, "cinder", "cinder",
+            console_script="cinder-scheduler", config_files=("cinder.conf",), binary="cinder-scheduler",
+            heartbeat_api="block-storage", optional="cinder"),
+    Service("cinder-volume", Kind.DAEMON, Phase.CONTROL, "cinder", "cinder",
+            console_script="cinder-volume", config_files=("cinder.conf",), binary="cinder-volume",
+            heartbeat_api="block-storage", heartbeat_host=f"{COMPUTE_HOST}@{CINDER_BACKEND}", optional="cinder"),
+    Service("cinder-backup", Kind.DAEMON, Phase.CONTROL, "cinder", "cinder",
+            console_script="cinder-backup", config_files=("cinder.conf",), binary="cinder-backup",
+            heartbeat_api="block-storage", optional="cinder"),
 )
 
 BY_NAME = {s.name: s for s in SERVICES}
 
 
-def in_phase(phase: Phase) -> list[Service]:
-    return [s for s in SERVICES if s.phase == phase]
+def selected(features: frozenset[str] | set[str] = frozenset({"cinder"})) -> list[Service]:
+    """The services to run when these optional features are on (default: all of them)."""
+    return [s for s in SERVICES if s.optional is None or s.optional in features]
+
+
+def in_phase(phase: Phase, features: frozenset[str] | set[str] = frozenset({"cinder"})) -> list[Service]:
+    return [s for s in selected(features) if s.phase == phase]
+
+
+# Which services load which module of the plugins package (installed into the services venv).
+PLUGIN_USERS = {"ml2": ("neutron",), "neutron_api": ("neutron",), "virt": ("nova-compute",),
+                "cinder_api": ("cinder-api",), "cinder_file": ("cinder-volume", "cinder-backup")}
+
+
+def affected_by_install(moved_pins: set[str], changed_plugins: set[str]) -> list[str]:
+    """Services to restart after the venv was updated.
+
+    `moved_pins`: distributions that were installed before with another version (or are gone):
+    any of them may be imported by any service, so all restart. Distributions that are only
+    *added* restart nothing (running processes never imported them). `changed_plugins`: plugin
+    modules (file stems) whose source changed; an unknown one restarts everything.
+    """
+    if moved_pins or any(name not in PLUGIN_USERS for name in changed_plugins):
+        return [s.name for s in SERVICES]
+    hit = {user for name in changed_plugins for user in PLUGIN_USERS[name]}
+    return [s.name for s in SERVICES if s.name in hit]
 
 
 def affected_by(changed_config_files: set[str]) -> list[str]:
