@@ -367,16 +367,21 @@ class FakeApi:
             if len(mine) + 1 > quota["volumes"] or sum(v["size"] for v in mine) + want["size"] > quota["gigabytes"]:
                 raise _Http(413, "VolumeLimitExceeded: Maximum number of volumes allowed exceeded")
             return {"volume": self._public(self._new_volume(pid, want))}
-        if parts == ["snapshots"] and method == "POST":
+        if parts == ["snapshots"] and method == "POST":  # the snapshot belongs to the caller's project
             volume = self._get(self.volumes, body["snapshot"]["volume_id"])
             snap = {"id": _id(), "volume_id": volume["id"], "name": body["snapshot"].get("name", ""),
-                    "status": "available", "os-extended-snapshot-attributes:project_id": volume["os-vol-tenant-attr:tenant_id"]}
+                    "status": "available", "os-extended-snapshot-attributes:project_id": scoped or "admin"}
             self.snapshots[snap["id"]] = snap
             return {"snapshot": snap}
         if parts == ["snapshots", "detail"]:
             pid = params.get("project_id") or scoped
             return {"snapshots": [x for x in self.snapshots.values()
-                                  if x["os-extended-snapshot-attributes:project_id"] == pid]}
+                                  if (pid is None or x["os-extended-snapshot-attributes:project_id"] == pid)
+                                  and params.get("volume_id") in (None, x["volume_id"])]}
+        if parts[0] == "snapshots" and len(parts) == 2 and method == "DELETE":
+            self._get(self.snapshots, parts[1])
+            del self.snapshots[parts[1]]
+            return {}
         if parts[0] == "volumes" and len(parts) >= 2:
             volume = self._get(self.volumes, parts[1])
             self._check_volume_scope(volume, scoped)
@@ -437,8 +442,9 @@ class FakeApi:
                              f"error_extending or error_managing and must not be migrating, attached, belong to a "
                              f"group, have snapshots or be disassociated from snapshots after volume transfer.")
         snaps = [x for x in self.snapshots.values() if x["volume_id"] == volume["id"]]
-        if snaps and not cascade:
-            raise _Http(400, "Invalid volume: Volume still has 1 dependent snapshots.")
+        foreign = [x for x in snaps if x["os-extended-snapshot-attributes:project_id"] != volume["os-vol-tenant-attr:tenant_id"]]
+        if snaps and (not cascade or foreign):  # like Cinder: cascade takes only the volume project's snapshots
+            raise _Http(400, f"Invalid volume: Volume still has {len(snaps)} dependent snapshots.")
         for snap in snaps:
             del self.snapshots[snap["id"]]
         del self.volumes[volume["id"]]

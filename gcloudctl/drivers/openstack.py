@@ -898,8 +898,33 @@ class OpenStackDriver:
                           lambda v: v is not None and v.get("size") == size and v.get("status") in ("available", "in-use"))
 
     def _delete_volume(self, res: Resource, ids: IdMap) -> None:
+        """Delete with the volume's snapshots (cascade). Snapshots another project made of it (an
+        operator's, as admin) are not the tenant's to cascade: they are deleted first, as admin."""
+        pid = ids.get(_project(res))
         try:
-            self._volume_call("DELETE", f"/volumes/{res.id}", ids.get(_project(res)), params={"cascade": "true"})
+            self._volume_call("DELETE", f"/volumes/{res.id}", pid, params={"cascade": "true"})
+            return
+        except NotFoundError:
+            return
+        except CloudError as exc:
+            if exc.status != 400:
+                raise
+            snapshots = self.api.request("block-storage", "GET", "/snapshots/detail", microversion=VOLUME_MICROVERSION,
+                                         params={"all_tenants": "1", "volume_id": res.id})["snapshots"]
+            snapshots = [x for x in snapshots if x.get("volume_id") == res.id]
+            if not snapshots:
+                raise
+        for snapshot in snapshots:
+            self._ignore_missing("block-storage", f"/snapshots/{snapshot['id']}", microversion=VOLUME_MICROVERSION)
+        give_up = self.clock() + self.server_timeout
+        while self.api.request("block-storage", "GET", "/snapshots/detail", microversion=VOLUME_MICROVERSION,
+                               params={"all_tenants": "1", "volume_id": res.id})["snapshots"]:
+            if self.clock() > give_up:
+                raise CloudError(f"{res.address}: its snapshots are still there {self.server_timeout:.0f}s after "
+                                 "their delete", transient=True)
+            self.sleep(_bounded(self.poll_interval, self.clock))
+        try:
+            self._volume_call("DELETE", f"/volumes/{res.id}", pid, params={"cascade": "true"})
         except NotFoundError:
             pass
 

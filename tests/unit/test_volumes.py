@@ -211,7 +211,10 @@ def test_attachments_wait_for_server_and_volume_and_go_first_on_destroy(bs_confi
 def test_destroy_leaves_no_volume_snapshot_or_attachment(bs_config, example_doc):
     api, request = _converged(with_db_volume(example_doc), bs_config)
     volume = _volume(api, "db-1-data")
-    api.request("block-storage", "POST", "/snapshots", json={"snapshot": {"volume_id": volume["id"], "name": "by-hand"}})
+    pid = _project_id(api, request.name)
+    for project in (pid, None):  # one by a tenant member (cascaded), one by an operator as admin (deleted first)
+        api.request("block-storage", "POST", "/snapshots", project_id=project,
+                    json={"snapshot": {"volume_id": volume["id"], "name": "by-hand"}})
     plan = pipeline.plan_destroy(pipeline.owner_of(request, bs_config), FakeCloud(api))
     check_destroy(plan, allow_data_loss=False)  # level 2: destroy may take the volumes
     assert pipeline.apply_plan(plan, FakeCloud(api)).ok
