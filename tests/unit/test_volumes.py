@@ -354,3 +354,15 @@ def test_agency_quotas_count_volume_quotas_and_usage_where_the_quota_is_the_defa
     del api.volume_quotas[_project_id(api, request.name)]  # back at Cinder's default: what it uses counts
     counted = FakeCloud(api).agency_quotas(other)[request.name]
     assert (counted["volumes"], counted["gigabytes"]) == (1, 20)
+
+
+def test_the_db_volume_example_validates_and_plans_its_volume(bs_config):
+    from tests.fixtures.core import ROOT
+
+    path = ROOT / "examples" / "byt-his-db-volume.yaml"
+    request = pipeline.load_request(path, bs_config, filename=str(path))
+    api, cloud = cinder_cloud()
+    plan = pipeline.plan_request(request, cloud, bs_config)
+    assert {str(c.address) for c in plan.changes if c.address.kind in (Kind.VOLUME, Kind.VOLUME_ATTACHMENT)} == {
+        "volume.db-1.data", "volume_attachment.db-1.data"}
+    assert pipeline.apply_plan(plan, cloud).ok and _volume(api, "db-1-data")["size"] == 50
