@@ -164,6 +164,7 @@ def test_agency_member_creates_extends_and_deletes_volumes(cloud, tenant):
 
 
 def test_attach_to_a_server_and_detach(cloud, tenant):
+    """A standard and an encrypted volume (level 3 data needs the encrypted type) on one server."""
     _, devcloud = cloud
     conn, project = tenant
     net = conn.network.create_network(name=f"{project.name}-net")
@@ -172,29 +173,35 @@ def test_attach_to_a_server_and_detach(cloud, tenant):
     server = conn.compute.create_server(
         name=f"{project.name}-vm", image_id=conn.image.find_image("debian-12-hardened").id,
         flavor_id=conn.compute.find_flavor("g1.small").id, networks=[{"uuid": net.id}])
-    volume = conn.block_storage.create_volume(name=f"{project.name}-db", size=1)
+    volumes = [conn.block_storage.create_volume(name=f"{project.name}-db", size=1, volume_type="standard"),
+               conn.block_storage.create_volume(name=f"{project.name}-secret", size=1, volume_type="encrypted")]
     server = conn.compute.wait_for_server(server, status="ACTIVE", wait=240, interval=1)
-    volume = _wait_volume(conn, volume, "available")
+    volumes = [_wait_volume(conn, volume, "available") for volume in volumes]
 
-    devcloud.openstack("server", "add", "volume", server.id, volume.id)
-    volume = _wait_volume(conn, volume, "in-use")
-    shown = devcloud.openstack_json("volume", "show", volume.id)
-    assert shown["status"] == "in-use"
-    assert [a["server_id"] for a in shown["attachments"]] == [server.id]
-    device = shown["attachments"][0]["device"]
-    assert device.startswith("/dev/")
+    devices = set()
+    for volume in volumes:
+        devcloud.openstack("server", "add", "volume", server.id, volume.id)
+        _wait_volume(conn, volume, "in-use")
+        shown = devcloud.openstack_json("volume", "show", volume.id)
+        assert shown["status"] == "in-use"
+        assert [a["server_id"] for a in shown["attachments"]] == [server.id]
+        assert shown["attachments"][0]["device"].startswith("/dev/")
+        devices.add(shown["attachments"][0]["device"])
+    assert len(devices) == 2
     attached = devcloud.openstack_json("server", "show", server.id)["volumes_attached"]
-    assert [v["id"] for v in attached] == [volume.id]
+    assert sorted(v["id"] for v in attached) == sorted(v.id for v in volumes)
 
-    devcloud.openstack("server", "remove", "volume", server.id, volume.id)
-    volume = _wait_volume(conn, volume, "available")
-    assert devcloud.openstack_json("volume", "show", volume.id)["attachments"] == []
+    for volume in volumes:
+        devcloud.openstack("server", "remove", "volume", server.id, volume.id)
+        _wait_volume(conn, volume, "available")
+        assert devcloud.openstack_json("volume", "show", volume.id)["attachments"] == []
     assert devcloud.openstack_json("server", "show", server.id)["volumes_attached"] == []
 
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, interval=1, wait=120)
-    conn.block_storage.delete_volume(volume)
-    conn.block_storage.wait_for_delete(volume, interval=1, wait=120)
+    for volume in volumes:
+        conn.block_storage.delete_volume(volume)
+        conn.block_storage.wait_for_delete(volume, interval=1, wait=120)
 
 
 def test_backup_is_listed_and_restores_the_same_bytes(cloud, tenant):
@@ -229,3 +236,36 @@ def test_backup_is_listed_and_restores_the_same_bytes(cloud, tenant):
         conn.block_storage.delete_volume(volume)
         conn.block_storage.wait_for_delete(volume, interval=1, wait=120)
     assert devcloud.openstack_json("volume", "backup", "list", "--project", project.id) == []
+
+
+def test_an_encrypted_backup_restores_into_a_new_encrypted_volume(cloud, tenant):
+    """Cinder refuses to restore an encrypted backup into a volume of another type, and the plain
+    restore call makes its new volume with the default type (`standard`): a new encrypted volume
+    from a backup is a volume create with `backup_id` and the type (microversion 3.47)."""
+    layout, devcloud = cloud
+    conn, project = tenant
+    source = conn.block_storage.create_volume(name=f"{project.name}-enc", size=1, volume_type="encrypted")
+    source = _wait_volume(conn, source, "available")
+    marker = f"cinder-a encrypted {uuid.uuid4().hex}".encode()
+    with open(_volume_file(layout, source.id), "r+b") as fh:
+        fh.seek(MARKER_OFFSET)
+        fh.write(marker)
+    backup = conn.block_storage.create_backup(volume_id=source.id, name=f"{project.name}-encbk")
+    backup = conn.block_storage.wait_for_status(backup, status="available", failures=["error"], interval=2,
+                                                wait=300)
+
+    restored = conn.block_storage.create_volume(name=f"{project.name}-encrest", size=1, volume_type="encrypted",
+                                                backup_id=backup.id)
+    restored = _wait_volume(conn, restored, "available", wait=300)
+    shown = devcloud.openstack_json("volume", "show", restored.id)
+    assert (shown["type"], shown["encrypted"], shown["size"]) == ("encrypted", True, 1)
+    with open(_volume_file(layout, restored.id), "rb") as fh:
+        fh.seek(MARKER_OFFSET)
+        assert fh.read(len(marker)) == marker
+    assert _digest(_volume_file(layout, restored.id)) == _digest(_volume_file(layout, source.id))
+
+    conn.block_storage.delete_backup(backup)
+    conn.block_storage.wait_for_delete(backup, interval=1, wait=120)
+    for volume in (source, restored):
+        conn.block_storage.delete_volume(volume)
+        conn.block_storage.wait_for_delete(volume, interval=1, wait=120)
