@@ -1,12 +1,14 @@
 """Benchmark on devcloud: create / no-op plan / teardown of a tenant, gcloudctl vs a plain
 sequential openstacksdk script (the peer) run in the same process, same cloud, same shape.
 
-    python bench/tenant_bench.py --sizes 3,20 [--cloud devcloud] [--no-peer]
+    python bench/tenant_bench.py --sizes 3,20 [--cloud devcloud] [--no-peer] [--volumes]
 
 Prints, per size: wall time and HTTP requests (login and discovery included) for create,
 the executor's critical path, no-op plan requests per service and time, teardown time and
 leftovers. Targets (brief): create <= 12 s (<= 45 s for 20 servers), no-op <= 15 requests
-and <= 3 s, teardown <= 10 s with zero leftovers.
+and <= 3 s, teardown <= 10 s with zero leftovers. `--volumes`: every server also gets a 1 GiB
+data volume (created, attached, detached and deleted; the region is put on block storage with
+devcloud's volume types for the run), and leftovers count the project's volumes and snapshots.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from gcloudctl.executor import build_graph  # noqa: E402
 EXAMPLE = ROOT / "examples" / "byt-his-staging.yaml"
 
 
-def tenant_doc(name: str, servers: int) -> dict:
+def tenant_doc(name: str, servers: int, volumes: bool = False) -> dict:
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["metadata"]["name"] = name
     extra = servers - 3
@@ -38,7 +40,24 @@ def tenant_doc(name: str, servers: int) -> dict:
         doc["spec"]["servers"].append({"name": "app", "count": extra, "flavor": "g1.small", "image": "debian-12-hardened",
                                        "networks": ["app"], "securityGroups": ["web"], "keypair": "ops"})
     doc["spec"]["quotas"].update(instances=max(10, servers), cores=max(32, servers * 2), ramMiB=max(65536, servers * 4096))
+    if volumes:
+        for server in doc["spec"]["servers"]:
+            server["volumes"] = [{"name": "data", "sizeGiB": 1, "type": "standard"}]
+        doc["spec"]["quotas"].update(volumes=max(servers, 3), volumeGiB=max(servers, 3), snapshots=0)
     return doc
+
+
+def block_storage(config: pipeline.Config) -> pipeline.Config:
+    """The shipped configuration with every region on block storage and devcloud's volume types."""
+    from gcloudctl.model.catalog import PlatformCatalog
+
+    data = config.catalog.model_dump(mode="json")
+    for region in data["spec"]["regions"].values():
+        region["blockStorage"] = True
+    data["spec"]["volumeTypes"] = {"standard": {"encrypted": False, "maxClassification": 2},
+                                   "encrypted": {"encrypted": True, "maxClassification": 4}}
+    return pipeline.Config(catalog=PlatformCatalog.model_validate(data), agencies=config.agencies,
+                           rulebook=config.rulebook)
 
 
 def critical_path(plan, result) -> float:
@@ -54,11 +73,11 @@ def critical_path(plan, result) -> float:
     return max((finish(n) for n in graph), default=0.0)
 
 
-def run_gcloudctl(cloud: str, servers: int, tmp: Path) -> dict:
-    name = f"bench-{servers}-{secrets.token_hex(2)}"
+def run_gcloudctl(cloud: str, servers: int, tmp: Path, volumes: bool = False) -> dict:
+    name = f"{'vol-b-' if volumes else ''}bench-{servers}-{secrets.token_hex(2)}"
     path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(tenant_doc(name, servers)))
-    config = pipeline.Config.load()
+    path.write_text(yaml.safe_dump(tenant_doc(name, servers, volumes)))
+    config = block_storage(pipeline.Config.load()) if volumes else pipeline.Config.load()
     request = pipeline.load_request(path, config, filename=str(path))
     out: dict = {"tenant": name}
 
@@ -106,6 +125,9 @@ def count_leftovers(conn, tenant: str, project_id: str | None) -> int:
         n += sum(1 for _ in conn.compute.servers(all_projects=True, project_id=project_id))
     n += len(list(conn.identity.projects(name=tenant)))
     n += sum(1 for k in conn.compute.keypairs() if k.name.startswith(f"gc_{tenant}_"))
+    if project_id and conn.has_service("block-storage"):
+        n += sum(1 for v in conn.block_storage.volumes(details=True, all_projects=True) if v.project_id == project_id)
+        n += sum(1 for x in conn.block_storage.snapshots(details=True, all_projects=True) if x.project_id == project_id)
     return n
 
 
@@ -185,13 +207,14 @@ def main() -> int:
     parser.add_argument("--cloud", default="devcloud")
     parser.add_argument("--sizes", default="3,20")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--volumes", action="store_true", help="a 1 GiB data volume per server")
     args = parser.parse_args()
     import tempfile
 
     tmp = Path(tempfile.mkdtemp(prefix="gcbench-"))
     for size in [int(s) for s in args.sizes.split(",")]:
-        ours = run_gcloudctl(args.cloud, size, tmp)
-        print(f"\n== {size} servers ==")
+        ours = run_gcloudctl(args.cloud, size, tmp, args.volumes)
+        print(f"\n== {size} servers{' with a volume each' if args.volumes else ''} ==")
         print(f"gcloudctl create:   {ours['create_s']:6.1f} s  {ours['create_requests']:4d} requests  "
               f"({ours['changes']} changes, critical path {ours['critical_path_s']:.1f} s, ok={ours['create_ok']})")
         print(f"gcloudctl no-op:    {ours['noop_s']:6.2f} s  {ours['noop_requests']:4d} requests  (empty={ours['noop_empty']})")

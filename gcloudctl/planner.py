@@ -14,7 +14,9 @@ Rules, in one place:
   interrupted run just created;
 - desired but not observed: create, unless an untagged twin with the same deterministic name
   exists (an interrupted create): then adopt it (update that sets the ownership tags);
-- observed but not desired, and anything in the tenant gcloudctl did not create: delete;
+- observed but not desired, and anything in the tenant gcloudctl did not create: delete — except
+  a quota set the request does not manage while the project stays (a region whose catalog
+  entry has no block storage on a cloud that runs Cinder: its volume quota is left alone);
 - a volume grows in place (update: size); a smaller size than the volume has is refused
   (`Refused`, exit 4: a volume never shrinks); a volume that failed, or is being deleted, is
   replaced; a volume attachment follows its server and volume (replaced with either);
@@ -115,8 +117,11 @@ def plan(desired: DesiredState, observed: ObservedState) -> Plan:
                            "the volume a new name (the old one is deleted: --allow-data-loss)")
     _cascade_replacements(desired, observed, changes)
 
+    keeps_project = Address(Kind.PROJECT, desired.tenant) in desired.resources
     for address, have in observed.resources.items():
         if address not in desired.resources:
+            if address.kind is Kind.QUOTA and keeps_project:
+                continue  # a quota the request does not manage (e.g. Cinder's where the region has no block storage)
             changes[address] = Change(Action.DELETE, address, have, None, reason="drift: not in the request")
     for res in observed.unmanaged:
         if res.id in adopted:

@@ -366,3 +366,14 @@ def test_the_db_volume_example_validates_and_plans_its_volume(bs_config):
     assert {str(c.address) for c in plan.changes if c.address.kind in (Kind.VOLUME, Kind.VOLUME_ATTACHMENT)} == {
         "volume.db-1.data", "volume_attachment.db-1.data"}
     assert pipeline.apply_plan(plan, cloud).ok and _volume(api, "db-1-data")["size"] == 50
+
+
+def test_a_volume_quota_the_region_does_not_manage_is_left_alone(config, example_doc):
+    """A cloud with Cinder, a catalog region without block storage: no-op plans stay empty."""
+    api, cloud = cinder_cloud()
+    plain = block_storage_config(config, block_storage=False)
+    request = _load(example_doc, plain)
+    assert pipeline.apply_plan(pipeline.plan_request(request, cloud, plain), cloud).ok
+    assert pipeline.plan_request(request, FakeCloud(api), plain).is_empty()
+    destroy = pipeline.plan_destroy(pipeline.owner_of(request, plain), FakeCloud(api))
+    assert "quota.volume" in {str(c.address) for c in destroy.changes}, "destroy still resets it"
