@@ -269,3 +269,44 @@ def test_an_encrypted_backup_restores_into_a_new_encrypted_volume(cloud, tenant)
     for volume in (source, restored):
         conn.block_storage.delete_volume(volume)
         conn.block_storage.wait_for_delete(volume, interval=1, wait=120)
+
+
+def test_snapshot_clone_and_volume_from_snapshot_copy_the_data_and_keep_holes(cloud, tenant):
+    layout, devcloud = cloud
+    conn, project = tenant
+    source = _wait_volume(conn, conn.block_storage.create_volume(name=f"{project.name}-orig", size=1), "available")
+    marker = f"cinder-a snapshot {uuid.uuid4().hex}".encode()
+    with open(_volume_file(layout, source.id), "r+b") as fh:
+        fh.seek(MARKER_OFFSET)
+        fh.write(marker)
+    snapshot = conn.block_storage.create_snapshot(volume_id=source.id, name=f"{project.name}-snap")
+    snapshot = conn.block_storage.wait_for_status(snapshot, status="available", failures=["error"], interval=1,
+                                                  wait=120)
+    assert devcloud.openstack_json("volume", "snapshot", "show", snapshot.id)["status"] == "available"
+    with open(_volume_file(layout, source.id), "r+b") as fh:  # later writes do not reach the snapshot
+        fh.seek(MARKER_OFFSET)
+        fh.write(b"X" * len(marker))
+    from_snapshot = conn.block_storage.create_volume(name=f"{project.name}-fromsnap", size=2, snapshot_id=snapshot.id)
+    clone = conn.block_storage.create_volume(name=f"{project.name}-clone", size=1, source_volume_id=source.id)
+    from_snapshot = _wait_volume(conn, from_snapshot, "available")
+    clone = _wait_volume(conn, clone, "available")
+
+    def at_marker(volume_id: str) -> bytes:
+        with open(_volume_file(layout, volume_id), "rb") as fh:
+            fh.seek(MARKER_OFFSET)
+            return fh.read(len(marker))
+
+    assert at_marker(from_snapshot.id) == marker
+    assert at_marker(clone.id) == b"X" * len(marker)
+    copied = _volume_file(layout, from_snapshot.id).stat()
+    assert copied.st_size == 2 * GiB and copied.st_blocks * 512 < 64 << 20  # holes stay holes
+
+    for volume in (from_snapshot, clone):
+        conn.block_storage.delete_volume(volume)
+    conn.block_storage.delete_snapshot(snapshot)
+    conn.block_storage.wait_for_delete(snapshot, interval=1, wait=120)
+    conn.block_storage.delete_volume(source)
+    for volume in (from_snapshot, clone, source):
+        conn.block_storage.wait_for_delete(volume, interval=1, wait=120)
+        assert not _volume_file(layout, volume.id).exists()
+    assert not list(layout.volumes.glob(f"snapshot-{snapshot.id}*"))

@@ -161,3 +161,19 @@ def test_volume_types_match_the_platform_catalog():
     spec = dict(next(t for t in catalog.VOLUME_TYPES if t.name == "encrypted").encryption)
     assert spec == {"provider": "luks", "cipher": "aes-xts-plain64", "key_size": 256, "control_location": "front-end"}
     assert "cinder" in catalog.SERVICE_USERS
+
+
+def test_a_fresh_devcloud_migrates_cinder_with_the_others(tmp_path):
+    layout = Layout(tmp_path)
+    chains = install._manage_steps(layout, _secrets())
+    assert chains["cinder"] == [[str(layout.venv_bin / "cinder-manage"), "--config-file",
+                                 str(layout.etc / "cinder" / "cinder.conf"), "db", "sync"]]
+    assert install._chain_shell(chains["cinder"]).startswith("set -e; ")
+
+
+def test_logs_know_the_cinder_services(tmp_path):
+    layout = Layout(tmp_path)
+    (layout.logs).mkdir(parents=True)
+    for name in (*CINDER, "init-cinder"):
+        (layout.logs / f"{name}.log").write_text("x\n")
+        assert lifecycle.log_path(layout, name) == layout.logs / f"{name}.log"
