@@ -43,14 +43,17 @@ def devcloud() -> None:
 @click.option("--guests/--no-guests", "guests_mode", default=None,
               help="Servers become real namespace guests (SSH, cloud-init) / back to the plain fake driver. "
                    "Remembered in the devcloud dir; switching restarts nova-compute (docs/guests.md).")
+@click.option("--cinder/--no-cinder", "cinder", default=None,
+              help="Run Cinder (block storage, volume backups) / skip it to save about 0.7 GiB. Remembered in "
+                   "the devcloud dir; default on; switching starts or stops only the Cinder services.")
 @click.pass_context
-def up_cmd(ctx: click.Context, directory: str | None, guests_mode: bool | None) -> None:
+def up_cmd(ctx: click.Context, directory: str | None, guests_mode: bool | None, cinder: bool | None) -> None:
     """Install (first time), start and bootstrap devcloud. Safe to repeat."""
     layout = _layout(ctx, directory)
     progress = _progress_printer()
     if guests_mode is not None:
         guests.set_mode(layout, guests_mode, progress)
-    report = lifecycle.up(layout, progress=progress, environ=ctx.obj.environ)
+    report = lifecycle.up(layout, progress=progress, environ=ctx.obj.environ, cinder=cinder)
     if ctx.obj.output != "table":
         _dump(ctx, report.__dict__)
 
@@ -59,22 +62,22 @@ def up_cmd(ctx: click.Context, directory: str | None, guests_mode: bool | None) 
 @dir_option
 @click.pass_context
 def status_cmd(ctx: click.Context, directory: str | None) -> None:
-    """Each service: state, URL, version, pid, RSS. Exit 1 when any service is not up."""
+    """Each service: state, URL, version, pid, RSS. Exit 1 when any service that should run is not up."""
     layout = _layout(ctx, directory)
     rows = lifecycle.status(layout)
     mode = "guests" if guests.load_mode(layout).enabled else "plain"
     if ctx.obj.output == "table":
-        header = f"{'SERVICE':<16}{'STATE':<10}{'URL':<24}{'VERSION':<10}{'PID':>8}{'RSS MiB':>10}"
+        header = f"{'SERVICE':<18}{'STATE':<10}{'URL':<24}{'VERSION':<10}{'PID':>8}{'RSS MiB':>10}"
         click.echo(header)
         for r in rows:
-            click.echo(f"{r.name:<16}{r.state:<10}{r.url or '-':<24}{r.version or '-':<10}"
+            click.echo(f"{r.name:<18}{r.state:<10}{r.url or '-':<24}{r.version or '-':<10}"
                        f"{r.pid or '-':>8}{r.rss_mib if r.rss_mib is not None else '-':>10}")
         total = sum(r.rss_mib or 0 for r in rows)
         click.echo(f"total RSS: {total:.0f} MiB")
         click.echo(f"compute mode: {mode}" + (f" ({len(guests.list_guests(layout))} guest(s))" if mode == "guests" else ""))
     else:
         _dump(ctx, {"services": [r.to_dict() for r in rows], "compute_mode": mode})
-    ctx.exit(0 if all(r.state == "up" for r in rows) else 1)
+    ctx.exit(0 if all(r.state in ("up", "off") for r in rows) else 1)
 
 
 @devcloud.command("down")
