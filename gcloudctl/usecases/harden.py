@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from gcloudctl.errors import GcloudctlError, InvalidInput, Refused, TimeoutExpired, Unreachable
+from gcloudctl.errors import GcloudctlError, InvalidInput, Problem, Refused, TimeoutExpired, Unreachable
 from gcloudctl.i18n import N_, gettext as _
 from gcloudctl.usecases import Deadline
 
@@ -51,15 +51,19 @@ class Access:
 
 
 def check_access(access: Access | None) -> None:
-    """Raise HardeningKeyMissing unless the private key is a readable file."""
+    """Raise HardeningKeyMissing unless the private key is a readable file. The problem is
+    located at the caller's option (`--key` on the command line), not in a request file."""
     key = access.key_file if access else None
+    where = {"path": "--key", "file": _("command line")}
     if not key:
-        raise HardeningKeyMissing(_("hardening needs the automation user's private key and none was given"),
-                                  hint=_("pass --key FILE (or $GCLOUDCTL_SSH_KEY), or --no-harden"))
+        raise HardeningKeyMissing([Problem(**where, message=_("hardening needs the automation user's private key and "
+                                                               "none was given"),
+                                           hint=_("pass --key FILE (or $GCLOUDCTL_SSH_KEY), or --no-harden"))])
     path = Path(key)
     if not path.is_file() or not os.access(path, os.R_OK):
-        raise HardeningKeyMissing(_("{key}: the automation user's private key is not a readable file", key=key),
-                                  hint=_("pass --key FILE with a key this user can read, or --no-harden"))
+        raise HardeningKeyMissing([Problem(**where, message=_("{key}: the automation user's private key is not a "
+                                                               "readable file", key=key),
+                                           hint=_("pass --key FILE with a key this user can read, or --no-harden"))])
 
 
 class HostStatus(enum.StrEnum):

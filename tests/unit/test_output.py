@@ -722,3 +722,17 @@ def test_allow_data_loss_passes_through_apply_and_destroy(config, example_doc, t
     request.write_text(request_text(doc))
     assert gcloudctl("apply", str(request), "--yes") == 0 and len(api.volumes) == 1
     assert gcloudctl("destroy", str(request), "--yes", "--allow-data-loss") == 0 and api.volumes == {}
+
+
+def test_missing_key_is_located_at_the_option(cloud, tmp_path, monkeypatch, capsys):
+    """`apply` of a request that wants hardening, without --key: exit 2 before any write, and the
+    problem names the option (`--key` on the command line), not `<input>: <document>`."""
+    monkeypatch.delenv("GCLOUDCTL_SSH_KEY", raising=False)
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["servers"][0]["hardening"] = {"profile": "L2"}
+    request = tmp_path / "hardened.yaml"
+    request.write_text(yaml.safe_dump(doc))
+    assert cloud("apply", str(request), "--yes", "-o", "json") == 2
+    data = checked("error", capsys.readouterr().out, capsys)
+    assert data["kind"] == "HardeningKeyMissing" and cloud.api.total_writes() == 0
+    assert [(p["file"], p["path"]) for p in data["problems"]] == [("command line", "--key")]
