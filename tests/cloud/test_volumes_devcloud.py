@@ -1,7 +1,8 @@
 """Issue 15 on the real devcloud with Cinder: a server with a database volume is created and the
 volume attached (as the independent `openstack` CLI sees it), the tenant re-plans empty, a
-larger size is planned as an extend and applied in place, a smaller one is refused, and
-destroy leaves no volume, snapshot or attachment (checked as admin).
+larger size is planned as an extend and applied in place, a smaller one is refused, a volume
+detached out of band is attached again, and destroy leaves no volume, snapshot (one made by an
+operator as admin included) or attachment (checked as admin).
 
 Boots one guest: run under `flock /tmp/gcloudctl-guests.lock`. The catalog used is the shipped
 one with hn1 on block storage and devcloud's volume types (`standard`, `encrypted`)."""
@@ -107,7 +108,22 @@ def test_3_extend_is_planned_and_applied_and_shrink_refused(setup):
         pipeline.plan_request(_request(setup, 1), driver, setup["config"])
 
 
-def test_4_destroy_leaves_no_volume_snapshot_or_attachment(setup):
+def test_4_a_volume_detached_out_of_band_is_attached_again(setup):
+    api, driver = _driver(setup)
+    conn = setup["devcloud"].connect()
+    server = next(s for s in openstack("server", "list", "--all-projects", "--project", setup["pid"])
+                  if s["Name"] == "db-1")
+    openstack("server", "remove", "volume", server["ID"], setup["volume_id"], parse=False)
+    conn.block_storage.wait_for_status(conn.block_storage.get_volume(setup["volume_id"]), "available",
+                                       interval=1, wait=120)
+    plan = pipeline.plan_request(_request(setup, 2), driver, setup["config"])
+    assert [(c.action, str(c.address)) for c in plan.changes] == [(Action.CREATE, "volume_attachment.db-1.data")]
+    assert pipeline.apply_plan(plan, driver).ok
+    volume = _volume_of(setup["pid"])
+    assert volume["status"] == "in-use" and [a["server_id"] for a in volume["attachments"]] == [server["ID"]]
+
+
+def test_5_destroy_leaves_no_volume_snapshot_or_attachment(setup):
     api, driver = _driver(setup)
     conn = setup["devcloud"].connect()
     conn.block_storage.create_snapshot(volume_id=setup["volume_id"], name="by-hand", force=True)
