@@ -137,3 +137,58 @@ def test_5_destroy_leaves_no_volume_snapshot_or_attachment(setup):
     snapshots = [s for s in conn.block_storage.snapshots(details=True, all_projects=True) if s.project_id == pid]
     servers = list(conn.compute.servers(all_projects=True, project_id=pid))
     assert (volumes, snapshots, servers) == ([], [], [])
+
+
+CHILD = """
+import sys
+from gcloudctl import pipeline
+from gcloudctl.drivers.openstack import OpenStackDriver, SdkApi
+from tests.unit.volumes_support import block_storage_config
+config = block_storage_config(pipeline.Config.load())
+request = pipeline.load_request(sys.stdin.read(), config, filename="vol.yaml")
+driver = OpenStackDriver(SdkApi(sys.argv[1]), create_missing_users=True)
+pipeline.apply_plan(pipeline.plan_request(request, driver, config), driver)
+"""
+
+
+def test_6_kill_during_the_volume_phase_then_converge_without_duplicates(setup):
+    """kill -9 of an apply as soon as its volume exists (its create answered or not, its
+    attachment not made yet), then one apply: one volume, attached, and an empty plan."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fixtures.core import ROOT
+
+    name = f"vol-b-kill-{secrets.token_hex(2)}"
+    doc = _doc(name, 1)
+    config = setup["config"]
+    request = pipeline.load_request(request_text(doc), config, filename="vol.yaml")
+    api, driver = _driver(setup)
+    conn = setup["devcloud"].connect()
+    child = subprocess.Popen([sys.executable, "-c", CHILD, setup["devcloud"].cloud_name], stdin=subprocess.PIPE,
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+    try:
+        child.stdin.write(request_text(doc))
+        child.stdin.close()
+        give_up = time.monotonic() + 180
+        seen = []
+        while not seen and child.poll() is None and time.monotonic() < give_up:
+            seen = [v for v in conn.block_storage.volumes(details=True, all_projects=True) if v.name == "db-1-data"
+                    and (v.metadata or {}).get("gc-tenant") == name]
+            time.sleep(0.2)
+        assert child.poll() is None, "the apply ended before its volume appeared: nothing was interrupted"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        outcome = apply_request(request, driver, config, options=ApplyOptions(harden=False))
+        assert outcome.ok, outcome.to_dict()
+        project = openstack("project", "show", name, "--domain", "BYT")["id"]
+        volumes = openstack("volume", "list", "--all-projects", "--project", project, "--long")
+        assert [(v["Name"], v["Status"]) for v in volumes] == [("db-1-data", "in-use")], volumes
+        assert pipeline.plan_request(request, driver, config).is_empty()
+    finally:
+        if child.poll() is None:
+            child.kill()
+        pipeline.apply_plan(pipeline.plan_destroy(pipeline.owner_of(request, config), driver), driver)
