@@ -357,10 +357,9 @@ def test_agency_quotas_count_volume_quotas_and_usage_where_the_quota_is_the_defa
 
 
 def test_the_db_volume_example_validates_and_plans_its_volume(bs_config):
-    from tests.fixtures.core import ROOT
+    from tests.unit.volumes_support import DB_VOLUME_EXAMPLE
 
-    path = ROOT / "examples" / "byt-his-db-volume.yaml"
-    request = pipeline.load_request(path, bs_config, filename=str(path))
+    request = pipeline.load_request(DB_VOLUME_EXAMPLE, bs_config, filename="byt-his-db-volume.yaml")
     api, cloud = cinder_cloud()
     plan = pipeline.plan_request(request, cloud, bs_config)
     assert {str(c.address) for c in plan.changes if c.address.kind in (Kind.VOLUME, Kind.VOLUME_ATTACHMENT)} == {
