@@ -194,18 +194,10 @@ def _purge(api, pids: set[str]) -> None:
 
 
 def devcloud_driver(cloud: str = "devcloud"):
-    """The OpenStack driver on devcloud as admin, Cinder left out: the region hn1 has no block
-    storage (catalog `blockStorage: false`), and today every volume read with a microversion
-    answers 400 there (the driver sends `OpenStack-API-Version: block-storage 3.42`; Cinder
-    wants `volume 3.42`: reported to the lead). The fleet and the per-tenant observation both
-    see the same cloud through this driver."""
+    """The OpenStack driver on devcloud as admin (Cinder included where devcloud runs it)."""
     from gcloudctl.drivers.openstack import OpenStackDriver, SdkApi
 
-    class WithoutCinder(SdkApi):
-        def has_service(self, service: str) -> bool:
-            return service != "block-storage" and super().has_service(service)
-
-    return OpenStackDriver(WithoutCinder(cloud), create_missing_users=True)
+    return OpenStackDriver(SdkApi(cloud), create_missing_users=True)
 
 
 def _ignore_missing(call) -> None:
