@@ -99,16 +99,20 @@ def _controller_access(app: AppContext, ssh_key: str | None, proxy_command: str 
 
 
 def _runner(app: AppContext, db: str | None, *, workers: int, interval: float, lease: float, parallelism: int,
-            access=None, harden_timeout: float = 900.0):
+            access=None, harden_timeout: float = 900.0, observe: str = "fleet", quota_every: int = 10):
     from gcloudctl.controller.engine import PipelineEngine
+    from gcloudctl.drivers.openstack_fleet import fleet_observer
     from gcloudctl.controller.metrics import Metrics
     from gcloudctl.controller.reconciler import Reconciler
     from gcloudctl.controller.runner import Runner, holder_id
     from gcloudctl.controller.service import utcnow
 
     config = app.config()
+    # fleet: one bulk listing per resource kind per cycle for every tenant (drivers that serve them)
+    fleet = None if observe == "per-tenant" else (
+        lambda driver: fleet_observer(driver, quota_every=quota_every, max_age=min(30.0, interval / 2)))
     engine = PipelineEngine(config, lambda region: app.driver(config, region), parallelism=parallelism,
-                            access=access, harden_timeout=harden_timeout)
+                            access=access, harden_timeout=harden_timeout, fleet=fleet)
     metrics = Metrics(api_calls=engine.api_calls)
     store = _store(app, db)
     from gcloudctl.controller.compose import var_sealer
@@ -117,7 +121,7 @@ def _runner(app: AppContext, db: str | None, *, workers: int, interval: float, l
     unseal = var_sealer(db or default_url(app.environ), app.environ).unseal
     reconciler = Reconciler(store, engine, holder=holder_id(), interval=interval, clock=utcnow, metrics=metrics,
                             unseal=unseal)
-    return Runner(store, reconciler, clock=utcnow, workers=workers, lease_seconds=lease)
+    return Runner(store, reconciler, clock=utcnow, workers=workers, lease_seconds=lease, on_cycle=engine.begin_cycle)
 
 
 def _emit(app: AppContext, data: Any, human) -> None:
@@ -309,11 +313,17 @@ def migrate_cmd(app: AppContext, db: str | None) -> int:
                    "`gcloudctl devcloud proxy-command`).")
 @click.option("--harden-timeout", type=click.FloatRange(10), default=900.0, show_default=True,
               help="Seconds one hardening pass of a tenant may take (SSH readiness, playbooks, checks).")
+@click.option("--observe", type=click.Choice(["fleet", "per-tenant"]), default="fleet", show_default=True,
+              help="fleet: one bulk listing per resource kind per cycle for all tenants; per-tenant: observe "
+                   "each tenant on its own, as plan does.")
+@click.option("--quota-every", type=click.IntRange(1, 10000), default=10, show_default=True,
+              help="Read each tenant's Nova/Cinder quota (no bulk listing exists) once every N cycles; "
+                   "cached between.")
 @db_option
 @click.pass_obj
 def run_cmd(app: AppContext, once: bool, workers: int, interval: float, lease: float, parallelism: int,
             metrics_port: int | None, ssh_key: str | None, ssh_proxy_command: str | None, harden_timeout: float,
-            db: str | None) -> int:
+            observe: str, quota_every: int, db: str | None) -> int:
     """Make the cloud match every approved request: observe, plan, apply, harden and verify new
     servers, write status; repeat."""
     from gcloudctl.controller.metrics import MetricsServer
@@ -323,7 +333,7 @@ def run_cmd(app: AppContext, once: bool, workers: int, interval: float, lease: f
         log.warning("no --ssh-key / GCLOUDCTL_CONTROLLER_SSH_KEY: servers that ask for hardening are reported "
                     "Hardened=False (NoKey), not hardened")
     runner = _runner(app, db, workers=workers, interval=interval, lease=lease, parallelism=parallelism,
-                     access=access, harden_timeout=harden_timeout)
+                     access=access, harden_timeout=harden_timeout, observe=observe, quota_every=quota_every)
     server = MetricsServer(runner.metrics, metrics_port, stale_after=max(30.0, 3 * lease)).start() \
         if metrics_port is not None else None
     if server:
