@@ -27,6 +27,7 @@ from typing import Callable
 
 from gcloudctl.drivers.base import CloudDriver, IdMap, current_deadline, deadline_scope
 from gcloudctl.errors import CloudError, TimeoutExpired
+from gcloudctl.i18n import gettext  # not `_`: this module uses `_` for values it drops
 from gcloudctl.plan import Action, Change, Plan
 from gcloudctl.resources import Address, Kind
 
@@ -205,14 +206,14 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
     def run(node: Node) -> Outcome:
         t0 = clock()
         if cancel is not None and cancel():
-            return Outcome(node, Status.SKIPPED, error="skipped: cancelled")
+            return Outcome(node, Status.SKIPPED, error=gettext("skipped: cancelled"))
         notify("start", node, None)
         attempt = 0
         while True:
             attempt += 1
             try:
                 if attempt > 1 and cancel is not None and cancel():
-                    return Outcome(node, Status.SKIPPED, clock() - t0, error="skipped: cancelled", attempts=attempt)
+                    return Outcome(node, Status.SKIPPED, clock() - t0, error=gettext("skipped: cancelled"), attempts=attempt)
                 with api_slots:  # the API phase is bounded by --parallelism ...
                     adopted = (attempt > 1 and node.step is Step.CREATE and _adopt_earlier_attempt(node, driver, ids))
                     if not adopted:
@@ -221,7 +222,7 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
                 return Outcome(node, Status.DONE, clock() - t0, attempts=attempt)
             except TimeoutExpired:
                 return Outcome(node, Status.CANCELLED, clock() - t0, attempts=attempt,
-                               error="cancelled: the time limit ran out while it was running")
+                               error=gettext("cancelled: the time limit ran out while it was running"))
             except CloudError as exc:
                 left = None if deadline is None else deadline - clock()
                 if exc.transient and attempt < retry.attempts and (left is None or left > 0):
@@ -255,13 +256,13 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
                     for node in sorted(pending, key=lambda n: n.change.sort_key()):
                         waits = graph[node]
                         if any(w in done and done[w].status is not Status.DONE for w in waits):
-                            outcome = Outcome(node, Status.SKIPPED, error="skipped: a change it depends on did not succeed")
+                            outcome = Outcome(node, Status.SKIPPED, error=gettext("skipped: a change it depends on did not succeed"))
                             done[node] = outcome
                             pending.discard(node)
                             notify("skip", node, outcome)
                             progressed = True
                         elif deadline is not None and clock() >= deadline:
-                            outcome = Outcome(node, Status.SKIPPED, error="skipped: timeout")
+                            outcome = Outcome(node, Status.SKIPPED, error=gettext("skipped: timeout"))
                             done[node] = outcome
                             pending.discard(node)
                             result.timed_out = True
@@ -274,7 +275,7 @@ def apply(plan: Plan, driver: CloudDriver, ids: IdMap, *, parallelism: int = 10,
                 if not running:
                     if pending:  # a cycle would leave nodes behind: never expected, but never hang
                         for node in list(pending):
-                            done[node] = Outcome(node, Status.SKIPPED, error="skipped: unresolved dependency")
+                            done[node] = Outcome(node, Status.SKIPPED, error=gettext("skipped: unresolved dependency"))
                             pending.discard(node)
                     break
                 finished, _ = wait(list(running), return_when=FIRST_COMPLETED,
@@ -300,7 +301,7 @@ def _stop_running(running: dict[Future, Node], finish, notify, done: dict[Node, 
         finish(future)
     for future, node in list(running.items()):
         future.cancel()
-        outcome = Outcome(node, Status.CANCELLED, error="cancelled: still running at the time limit (abandoned)")
+        outcome = Outcome(node, Status.CANCELLED, error=gettext("cancelled: still running at the time limit (abandoned)"))
         running.pop(future)
         with lock:
             done[node] = outcome

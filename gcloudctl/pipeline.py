@@ -11,6 +11,8 @@ decides which files to use.
 
 from __future__ import annotations
 
+import contextvars
+
 # ======================================================================= config, load + validate
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gcloudctl.errors import InvalidInput, Problem
+from gcloudctl.i18n import gettext as _
 from gcloudctl.model.catalog import AgencyRegistry, PlatformCatalog
 from gcloudctl.model.load import Source, load_document
 from gcloudctl.model.request import TenantRequest
@@ -141,8 +144,8 @@ def find_owner(tenant: str, driver: CloudDriver, config: "Config", *, agency: st
     if len(agencies) > 1:
         listed = ", ".join(f"{a or '(no gc-agency tag)'} (domain {p['domain']})" for a in agencies
                            for p in found if (p["agency"] or "") == a)
-        raise _Refused(f"several agencies have a tenant named {tenant!r}: {listed}",
-                       hint="say whose with --agency CODE")
+        raise _Refused(_("several agencies have a tenant named {tenant!r}: {listed}", tenant=tenant, listed=listed),
+                       hint=_("say whose with --agency CODE"))
     code = agencies[0]
     domain = config.agencies.domain_of(code) if code else None
     if domain is None:
@@ -226,8 +229,8 @@ def _checked_plan(request: TenantRequest, desired: DesiredState, observed: Obser
     agency = config.agencies.get(request.metadata.agency)
     problems = _planner.quota_preflight(desired, flavors, agency.quotaCeilings.model_dump())
     if problems:
-        raise _Refused("quota pre-flight failed:\n  " + "\n  ".join(problems),
-                       hint="raise spec.quotas (within the agency ceiling) or request fewer servers")
+        raise _Refused(_("quota pre-flight failed:") + "\n  " + "\n  ".join(problems),
+                       hint=_("raise spec.quotas (within the agency ceiling) or request fewer servers"))
     plan = plan if plan is not None else _planner.plan(desired, observed)
     _members_preflight(request, plan, driver, owner_of(request, config))
     from gcloudctl import preflight as _preflight  # the cloud pre-flight: flavors, images, external networks, agency total
@@ -235,10 +238,10 @@ def _checked_plan(request: TenantRequest, desired: DesiredState, observed: Obser
     problems = _preflight.check(plan, desired, observed, driver, owner_of(request, config),
                                 agency.quotaCeilings.model_dump())
     if problems:
-        raise _Refused("cloud pre-flight failed (nothing was changed):\n  " + "\n  ".join(problems),
-                       hint="the platform catalog or the request names what this cloud does not have, or the "
-                            "agency's tenants together would exceed its quota ceilings: ask platform ops, or "
-                            "lower spec.quotas")
+        raise _Refused(_("cloud pre-flight failed (nothing was changed):") + "\n  " + "\n  ".join(problems),
+                       hint=_("the platform catalog or the request names what this cloud does not have, or the "
+                               "agency's tenants together would exceed its quota ceilings: ask platform ops, or "
+                               "lower spec.quotas"))
     return plan
 
 
@@ -253,8 +256,9 @@ def _members_preflight(request: TenantRequest, plan: Plan, driver: CloudDriver, 
     if problems:
         where = {m.user: i for i, m in enumerate(request.spec.members)}
         lines = [f"spec.members[{where[user]}].user: {why}" if user in where else why for user, why in sorted(problems.items())]
-        raise _Refused("members pre-flight failed:\n  " + "\n  ".join(lines),
-                       hint=f"list only people of domain {owner.domain!r} in spec.members (ask the agency's identity admin)")
+        raise _Refused(_("members pre-flight failed:") + "\n  " + "\n  ".join(lines),
+                       hint=_("list only people of domain {domain!r} in spec.members (ask the agency's identity admin)",
+                              domain=owner.domain))
 
 
 def plan_destroy(owner: Owner | None, driver: CloudDriver) -> Plan:
@@ -296,7 +300,11 @@ def wait_for_building(plan: Plan, driver: CloudDriver, announce: Callable[[list[
         ids = IdMap.from_observed(plan.observed)
         limit = current_deadline()  # pool threads do not inherit the command's deadline scope: pass it
         with ThreadPoolExecutor(max_workers=min(32, len(building)), thread_name_prefix="wait") as pool:
-            list(pool.map(lambda res: wait_active(res, ids, deadline=limit), building))  # one shared poll
+            # one shared poll; each wait in a copy of this context (the language and the deadline go with it)
+            futures = [pool.submit(contextvars.copy_context().run, wait_active, res, ids, deadline=limit)
+                       for res in building]
+            for future in futures:
+                future.result()
     return names
 
 

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from gcloudctl.i18n import gettext as _
 from gcloudctl.resources import KIND_RANK, Address, Kind, ObservedState, Resource, canonical, mask
 
 PLAN_FORMAT = "gcloudctl.plan/v1"
@@ -95,9 +96,9 @@ class Plan:
     def summary(self) -> str:
         c = self.counts()
         if self.is_empty():
-            return "No changes. The tenant matches the request."
-        return (f"Plan: {c['create']} to create, {c['update']} to update, "
-                f"{c['replace']} to replace, {c['delete']} to delete.")
+            return _("No changes. The tenant matches the request.")
+        return _("Plan: {create} to create, {update} to update, {replace} to replace, {delete} to delete.",
+                 create=c["create"], update=c["update"], replace=c["replace"], delete=c["delete"])
 
     def to_dict(self) -> dict[str, Any]:
         return {

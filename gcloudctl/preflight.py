@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from gcloudctl.i18n import gettext as _
 from gcloudctl.ownership import Owner
 from gcloudctl.plan import Action, Plan
 from gcloudctl.resources import DesiredState, Kind, ObservedState
@@ -64,13 +65,15 @@ def catalog_problems(need: Needs, *, missing_flavors: list[str], missing_images:
     `external_networks`: the observation's lookups ("external_network:<name>" -> id)."""
     problems = []
     for name in missing_flavors:
-        problems.append(f"flavor {name!r} (server {', '.join(need.flavors[name])}) does not exist in the cloud")
+        problems.append(_("flavor {name!r} (server {servers}) does not exist in the cloud", name=name,
+                          servers=", ".join(need.flavors[name])))
     for name in missing_images:
-        problems.append(f"image {name!r} (server {', '.join(need.images[name])}) does not exist in the cloud "
-                        "(removed or renamed?)")
+        problems.append(_("image {name!r} (server {servers}) does not exist in the cloud (removed or renamed?)",
+                          name=name, servers=", ".join(need.images[name])))
     for name, users in need.external_networks.items():
         if f"external_network:{name}" not in external_networks:
-            problems.append(f"external network {name!r} ({', '.join(users)}) does not exist in the cloud")
+            problems.append(_("external network {name!r} ({users}) does not exist in the cloud", name=name,
+                              users=", ".join(users)))
     return problems
 
 
@@ -86,16 +89,18 @@ def agency_problems(agency: str, ceilings: Mapping[str, Any], quota: Mapping[str
         values = {tenant: q.get(key, 0) for tenant, q in others.items()}
         unlimited = sorted(t for t, v in values.items() if v is not None and v < 0)
         if unlimited:
-            problems.append(f"agency {agency} quota {ceiling_key}: tenant {', '.join(unlimited)} has no limit (-1), "
-                            f"the agency ceiling is {ceiling}")
+            problems.append(_("agency {agency} quota {key}: tenant {tenants} has no limit (-1), the agency ceiling "
+                              "is {ceiling}", agency=agency, key=ceiling_key, tenants=", ".join(unlimited),
+                              ceiling=ceiling))
             continue
         rest = sum(values.values())
         total = quota[key] + rest
         if total > ceiling:
             detail = ", ".join(f"{t} {v}" for t, v in sorted(values.items()) if v)
-            problems.append(f"agency {agency} quota {ceiling_key}: {quota[key]} (this tenant) + {rest} "
-                            f"(its other tenants{': ' + detail if detail else ''}) = {total} exceeds the agency "
-                            f"ceiling {ceiling}")
+            others_text = (_("its other tenants: {detail}", detail=detail) if detail else _("its other tenants"))
+            problems.append(_("agency {agency} quota {key}: {quota} (this tenant) + {rest} ({others}) = {total} "
+                              "exceeds the agency ceiling {ceiling}", agency=agency, key=ceiling_key,
+                              quota=quota[key], rest=rest, others=others_text, total=total, ceiling=ceiling))
     return problems
 
 

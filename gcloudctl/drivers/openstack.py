@@ -33,6 +33,7 @@ from gcloudctl.drivers.base import IdMap, current_deadline, deadline_scope, rema
 from gcloudctl.drivers.openstack_state import ROUTER_INTERFACE_OWNERS, RawSnapshot, to_observed
 from gcloudctl.errors import CloudError, GcloudctlError, NotOwned, Refused, TimeoutExpired, Unreachable
 from gcloudctl.expand import OPERATOR
+from gcloudctl.i18n import gettext  # not `_`: this module uses `_` for values it drops
 from gcloudctl.ownership import Owner, claims, refusal
 from gcloudctl.resources import POWER, Address, Kind, ObservedState, Ref, Resource
 
@@ -1625,7 +1626,7 @@ def _searched_paths(cloud: str | None) -> list[str]:
 
 
 def _where(cloud: str | None) -> str:
-    return f"clouds.yaml entry {cloud!r}" if cloud else "the OS_* environment"
+    return gettext("clouds.yaml entry {cloud!r}", cloud=cloud) if cloud else gettext("the OS_* environment")
 
 
 def _paths_hint(cloud: str | None) -> str:
@@ -1634,9 +1635,10 @@ def _paths_hint(cloud: str | None) -> str:
     paths = list(dict.fromkeys(_searched_paths(cloud)))
     found = [p for p in paths if os.path.exists(p)]
     folders = list(dict.fromkeys(os.path.dirname(p) for p in paths))
-    text = f"clouds.yaml searched in {', '.join(folders)} (clouds.yaml/.yml/.json; OS_CLIENT_CONFIG_FILE first)"
-    text += f"; found: {', '.join(found)}" if found else "; none found"
-    return text + "; choose the entry with --cloud or OS_CLOUD"
+    text = gettext("clouds.yaml searched in {folders} (clouds.yaml/.yml/.json; OS_CLIENT_CONFIG_FILE first)",
+                   folders=", ".join(folders))
+    text += gettext("; found: {files}", files=", ".join(found)) if found else gettext("; none found")
+    return text + gettext("; choose the entry with --cloud or OS_CLOUD")
 
 
 def _cloud_region(cloud: str | None, config_files: list[str] | None = None) -> Any:
@@ -1653,20 +1655,23 @@ def _cloud_region(cloud: str | None, config_files: list[str] | None = None) -> A
         auth = region.config.get("auth") or {}
         auth_url = auth.get("auth_url", "")
         if not auth_url:
-            raise Unreachable(f"{_where(cloud)} has no auth_url", hint=_paths_hint(cloud))
+            raise Unreachable(gettext("{where} has no auth_url", where=_where(cloud)), hint=_paths_hint(cloud))
         if auth_type == "password" and not auth.get("password"):
-            raise Unreachable(f"{_where(cloud)} has no password", hint="add auth.password to the entry (or "
-                              "clouds-public/secure.yaml, or OS_PASSWORD); " + _paths_hint(cloud))
+            raise Unreachable(gettext("{where} has no password", where=_where(cloud)),
+                              hint=gettext("add auth.password to the entry (or clouds-public/secure.yaml, or "
+                                           "OS_PASSWORD); ") + _paths_hint(cloud))
         if auth_type == "password" and auth_url.rstrip("/").endswith("/v3"):
             region = config.get_one(cloud=cloud, auth_type="v3password")
         return region
     except openstack.exceptions.ConfigException as exc:
         known = _known_clouds()
-        raise Unreachable(f"cloud {cloud!r}: {exc}", hint=(f"known clouds: {', '.join(known)}; " if known else "")
+        raise Unreachable(gettext("cloud {cloud!r}: {error}", cloud=cloud, error=exc),
+                          hint=(gettext("known clouds: {clouds}; ", clouds=", ".join(known)) if known else "")
                           + _paths_hint(cloud)) from None
     except ks_exc.MissingRequiredOptions as exc:
         names = ", ".join(o.dest for o in exc.options)
-        raise Unreachable(f"{_where(cloud)} lacks {names}", hint=_paths_hint(cloud)) from None
+        raise Unreachable(gettext("{where} lacks {names}", where=_where(cloud), names=names),
+                          hint=_paths_hint(cloud)) from None
 
 
 def _known_clouds() -> list[str]:
@@ -1684,18 +1689,25 @@ def _auth_failure(cloud: str | None, exc: CloudError, settings: ApiSettings) -> 
         return exc
     hint = _paths_hint(cloud)
     if isinstance(exc, ConnectionLost):
-        return Unreachable(f"cannot reach the identity service of cloud {cloud!r}: {exc.message}",
-                           hint="is it running? for the local cloud: gcloudctl devcloud up; " + hint)
+        return Unreachable(gettext("cannot reach the identity service of cloud {cloud!r}: {error}", cloud=cloud,
+                                   error=exc.message),
+                           hint=gettext("is it running? for the local cloud: gcloudctl devcloud up; ") + hint)
     if exc.status == 401:
-        return Unreachable(f"authentication to {cloud!r} failed: the identity service refused the credentials (401)",
-                           hint="check username, password and domains of the entry; " + hint)
+        return Unreachable(gettext("authentication to {cloud!r} failed: the identity service refused the "
+                                   "credentials (401)", cloud=cloud),
+                           hint=gettext("check username, password and domains of the entry; ") + hint)
     if exc.status == 404:
-        return Unreachable(f"cloud {cloud!r}: the auth URL answered 404: not a Keystone v3 endpoint",
-                           hint="auth_url should be the identity endpoint, e.g. https://keystone.example:5000/v3; " + hint)
+        return Unreachable(gettext("cloud {cloud!r}: the auth URL answered 404: not a Keystone v3 endpoint",
+                                   cloud=cloud),
+                           hint=gettext("auth_url should be the identity endpoint, e.g. "
+                                        "https://keystone.example:5000/v3; ") + hint)
     if exc.status and exc.status >= 500:
-        return Unreachable(f"the identity service of cloud {cloud!r} is unavailable: {exc.message} "
-                           f"(after {settings.retries + 1} attempts)", hint="try again later, or ask platform ops")
-    return Unreachable(f"authentication to {cloud!r} failed: {exc.message}", hint=hint)
+        return Unreachable(gettext("the identity service of cloud {cloud!r} is unavailable: {error} (after "
+                                   "{attempts} attempts)", cloud=cloud, error=exc.message,
+                                   attempts=settings.retries + 1),
+                           hint=gettext("try again later, or ask platform ops"))
+    return Unreachable(gettext("authentication to {cloud!r} failed: {error}", cloud=cloud, error=exc.message),
+                       hint=hint)
 
 
 def _error_text(response: Any) -> str:

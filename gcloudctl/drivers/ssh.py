@@ -36,6 +36,7 @@ from typing import Callable
 import paramiko
 
 from gcloudctl.errors import Refused, TimeoutExpired, Unreachable
+from gcloudctl.i18n import gettext  # not `_`: this module uses `_` for values it drops
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +81,15 @@ class ConsoleHostKeys:
     def parse(cls, console: str) -> "ConsoleHostKeys":
         lines = _last_block(console, FP_BEGIN, FP_END)
         if lines is None:
-            raise HostKeyUnknown("the console log has no SSH host key fingerprint block",
-                                 hint="wait until cloud-init has finished first boot, then retry")
+            raise HostKeyUnknown(gettext("the console log has no SSH host key fingerprint block"),
+                                 hint=gettext("wait until cloud-init has finished first boot, then retry"))
         fps: dict[str, str] = {}
         for line in lines:
             m = _FP_LINE.search(line.strip())
             if m:
                 fps[m.group(3).upper()] = m.group(2)
         if not fps:
-            raise HostKeyUnknown("the console's fingerprint block is empty")
+            raise HostKeyUnknown(gettext("the console's fingerprint block is empty"))
         keys = []
         for line in _last_block(console, KEYS_BEGIN, KEYS_END) or []:
             m = _KEY_LINE.search(line)
@@ -114,13 +115,14 @@ def known_hosts_path(tenant: str, base: Path | str | None = None) -> Path:
     root = Path(base or os.environ.get("GCLOUDCTL_STATE_DIR")
                 or Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "gcloudctl")
     if not isinstance(tenant, str) or not _TENANT_FILE.match(tenant):
-        raise InvalidInput(f"tenant name {str(tenant)[:80]!r} cannot name a known_hosts file",
-                           hint="a tenant name is a lowercase DNS label, e.g. byt-his-staging")
+        raise InvalidInput(gettext("tenant name {name!r} cannot name a known_hosts file", name=str(tenant)[:80]),
+                           hint=gettext("a tenant name is a lowercase DNS label, e.g. byt-his-staging"))
     directory = (root / "known_hosts").resolve()
     path = (directory / tenant).resolve()
     if path.parent != directory:
-        raise InvalidInput(f"known_hosts file for {tenant!r} resolves to {path}, outside {directory}",
-                           hint="remove the symlink from the known_hosts directory")
+        raise InvalidInput(gettext("known_hosts file for {tenant!r} resolves to {path}, outside {directory}",
+                             tenant=tenant, path=path, directory=directory),
+                           hint=gettext("remove the symlink from the known_hosts directory"))
     return directory / tenant
 
 
@@ -134,7 +136,8 @@ def trust_console(known_hosts: Path, host: str, console: str, port: int = 22) ->
     pattern = _host_pattern(host, port)
     for ktype, b64 in parsed.keys:
         if not parsed.allows(sha256_fingerprint(b64)):
-            raise HostKeyMismatch(f"{host}: console key {ktype} does not match the console fingerprints")
+            raise HostKeyMismatch(gettext("{host}: console key {type} does not match the console fingerprints", host=host,
+                                    type=ktype))
     known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     kept = []
     if known_hosts.exists():
@@ -154,13 +157,13 @@ class _ConsoleFingerprintPolicy(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client, hostname, key):
         fp = key.fingerprint
         if self.console_keys is None:
-            raise HostKeyUnknown(f"{hostname}: no verified host key in {self.known_hosts}",
-                                 hint="read the server's console fingerprints first (trust_console)")
+            raise HostKeyUnknown(gettext("{host}: no verified host key in {file}", host=hostname, file=self.known_hosts),
+                                 hint=gettext("read the server's console fingerprints first (trust_console)"))
         if not self.console_keys.allows(fp):
             raise HostKeyMismatch(
-                f"{hostname}: host key {key.get_name()} {fp} is not among the console fingerprints "
-                f"{sorted(self.console_keys.fingerprints.values())}",
-                hint="the server may be impersonated or rebuilt; re-read its console log")
+                gettext("{host}: host key {type} {fingerprint} is not among the console fingerprints {known}", host=hostname,
+                  type=key.get_name(), fingerprint=fp, known=sorted(self.console_keys.fingerprints.values())),
+                hint=gettext("the server may be impersonated or rebuilt; re-read its console log"))
         with open(self.known_hosts, "a") as fh:
             fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
@@ -239,7 +242,8 @@ def connect(target: SshTarget, known_hosts: Path, *, timeout: float = 10.0,
                 "direct-tcpip", (target.host, target.port), ("127.0.0.1", 0), timeout=timeout)
         except (paramiko.SSHException, OSError) as exc:
             hop.close()
-            raise Unreachable(f"{target.host}:{target.port} via bastion {target.bastion.host}: {exc}") from exc
+            raise Unreachable(gettext("{host}:{port} via bastion {bastion}: {error}", host=target.host, port=target.port,
+                                bastion=target.bastion.host, error=exc)) from exc
     elif target.proxy_command:
         sock = _proxy_sock(target)
     client = paramiko.SSHClient()
@@ -253,16 +257,17 @@ def connect(target: SshTarget, known_hosts: Path, *, timeout: float = 10.0,
     except paramiko.BadHostKeyException as exc:
         _close_all(client, hops)
         raise HostKeyMismatch(
-            f"{target.host}: host key {exc.key.get_name()} {exc.key.fingerprint} differs from the verified "
-            f"key {exc.expected_key.fingerprint} in {known_hosts}",
-            hint="refusing to connect; if the server was rebuilt, re-read its console fingerprints") from exc
+            gettext("{host}: host key {type} {fingerprint} differs from the verified key {expected} in {file}",
+              host=target.host, type=exc.key.get_name(), fingerprint=exc.key.fingerprint,
+              expected=exc.expected_key.fingerprint, file=known_hosts),
+            hint=gettext("refusing to connect; if the server was rebuilt, re-read its console fingerprints")) from exc
     except (HostKeyMismatch, HostKeyUnknown):
         _close_all(client, hops)
         raise
     except paramiko.AuthenticationException as exc:
         _close_all(client, hops)
-        raise Refused(f"{target.user}@{target.host}: authentication failed ({exc})",
-                      hint="check the automation user's key") from exc
+        raise Refused(gettext("{user}@{host}: authentication failed ({error})", user=target.user, host=target.host,
+                        error=exc), hint=gettext("check the automation user's key")) from exc
     except (paramiko.SSHException, OSError, EOFError) as exc:
         _close_all(client, hops)
         raise Unreachable(f"{target.host}:{target.port}: {type(exc).__name__}: {exc}") from exc
@@ -329,12 +334,12 @@ def wait_ready(target: SshTarget, known_hosts: Path, *, timeout: float = 180.0, 
                 text = console()
                 if FP_END not in text:
                     # first boot not finished (cloud-init restarts sshd before printing keys)
-                    raise HostKeyUnknown(f"{target.host}: no fingerprint block on the console yet")
+                    raise HostKeyUnknown(gettext("{host}: no fingerprint block on the console yet", host=target.host))
                 keys = trust_console(known_hosts, target.host, text, target.port)
             # short timeouts first: a relay to a port nobody listens on yet looks like a silent peer
             attempt_timeout = min(connect_timeout, 2.0 * attempts)
             if not banner_seen(target, attempt_timeout):
-                raise Unreachable(f"{target.host}:{target.port}: no SSH banner yet")
+                raise Unreachable(gettext("{host}:{port}: no SSH banner yet", host=target.host, port=target.port))
             with connect(target, known_hosts, timeout=attempt_timeout, console_keys=keys) as session:
                 rc, _, err = session.run("true", timeout=connect_timeout)
                 if rc == 0:
@@ -343,8 +348,9 @@ def wait_ready(target: SshTarget, known_hosts: Path, *, timeout: float = 180.0, 
         except (HostKeyUnknown, Unreachable, socket.timeout) as exc:
             last = str(exc)
         if clock() - start + delay > timeout:
-            raise TimeoutExpired(f"{target.host}: SSH not ready after {attempts} attempts in "
-                                 f"{clock() - start:.0f}s; last error: {last}")
+            raise TimeoutExpired(gettext("{host}: SSH not ready after {attempts} attempts in {seconds}s; last error: "
+                                   "{error}", host=target.host, attempts=attempts, seconds=round(clock() - start),
+                                   error=last))
         log.debug("ssh %s not ready (%s); retry in %.1fs", target.host, last, delay)
         sleep(delay)
         delay = min(delay * factor, max_delay)
@@ -364,7 +370,8 @@ def allowed_auth_methods(target: SshTarget, known_hosts: Path, *, timeout: float
         key = transport.get_remote_server_key()
         known = paramiko.HostKeys(str(known_hosts)) if known_hosts.exists() else paramiko.HostKeys()
         if not known.check(_host_pattern(target.host, target.port), key):
-            raise HostKeyMismatch(f"{target.host}: host key {key.fingerprint} is not the verified one")
+            raise HostKeyMismatch(gettext("{host}: host key {fingerprint} is not the verified one", host=target.host,
+                                    fingerprint=key.fingerprint))
         try:
             transport.auth_none(target.user)
         except paramiko.BadAuthenticationType as exc:

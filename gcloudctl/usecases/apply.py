@@ -30,6 +30,7 @@ from typing import Any, Callable
 from gcloudctl import pipeline
 from gcloudctl.errors import GcloudctlError, InvalidInput, Refused
 from gcloudctl.executor import ApplyResult, build_graph
+from gcloudctl.i18n import gettext as _
 from gcloudctl.plan import PLAN_FORMAT, Plan
 from gcloudctl.usecases import Deadline
 from gcloudctl.usecases.harden import (
@@ -58,18 +59,20 @@ class SavedPlan:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise InvalidInput(f"{source}: not a readable saved plan ({exc})") from None
+            raise InvalidInput(_("{file}: not a readable saved plan ({error})", file=source, error=exc)) from None
         if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT or "request_file" not in data:
-            raise InvalidInput(f"{source}: not a gcloudctl plan (expected format {PLAN_FORMAT})")
+            raise InvalidInput(_("{file}: not a gcloudctl plan (expected format {format})", file=source,
+                                 format=PLAN_FORMAT))
         return cls(str(data["request_file"]), str(data.get("request_digest")), str(data.get("observed_fingerprint")))
 
     def check_fresh(self, plan: Plan) -> None:
         """Refused (exit 4) when the request or the cloud changed since the plan was saved."""
         if self.request_digest != plan.request_digest:
-            raise Refused(f"stale plan: {self.request_file} changed since the plan was saved",
-                          hint="run `gcloudctl plan` again")
+            raise Refused(_("stale plan: {file} changed since the plan was saved", file=self.request_file),
+                          hint=_("run `gcloudctl plan` again"))
         if self.observed_fingerprint != plan.observed_fingerprint:
-            raise Refused("stale plan: the cloud changed since the plan was saved", hint="run `gcloudctl plan` again")
+            raise Refused(_("stale plan: the cloud changed since the plan was saved"),
+                          hint=_("run `gcloudctl plan` again"))
 
 
 class DataLossRefused(Refused):
@@ -85,9 +88,10 @@ def check_data_loss(plan: Plan, allow_data_loss: bool) -> None:
     losing = plan.data_loss()
     if losing and not allow_data_loss:
         names = ", ".join(str(c.address) for c in losing)
-        raise DataLossRefused(f"the plan would destroy the data of {names}: refused, nothing was changed",
-                              hint=f"if the data may go, re-run with {ALLOW_DATA_LOSS_FLAG}; otherwise put the "
-                                   "volume back in the request (a volume only grows: raise its sizeGiB)")
+        raise DataLossRefused(_("the plan would destroy the data of {names}: refused, nothing was changed",
+                                names=names),
+                              hint=_("if the data may go, re-run with {flag}; otherwise put the volume back in the "
+                                     "request (a volume only grows: raise its sizeGiB)", flag=ALLOW_DATA_LOSS_FLAG))
 
 
 def check_destroy(plan: Plan, allow_data_loss: bool) -> None:
@@ -100,10 +104,11 @@ def check_destroy(plan: Plan, allow_data_loss: bool) -> None:
     level = _tenant_level(plan)
     if level is None or level >= DESTROY_KEEPS_DATA_FROM_LEVEL:
         names = ", ".join(str(c.address) for c in plan.data_loss())
-        shown = "unknown" if level is None else str(level)
-        raise DataLossRefused(f"destroy {plan.tenant}: the tenant is at level {shown} and its volumes hold data "
-                              f"({names}): refused, nothing was deleted",
-                              hint=f"copy what must be kept, then re-run with {ALLOW_DATA_LOSS_FLAG}")
+        shown = _("unknown") if level is None else str(level)
+        raise DataLossRefused(_("destroy {tenant}: the tenant is at level {level} and its volumes hold data "
+                                "({names}): refused, nothing was deleted", tenant=plan.tenant, level=shown,
+                                names=names),
+                              hint=_("copy what must be kept, then re-run with {flag}", flag=ALLOW_DATA_LOSS_FLAG))
 
 
 def _tenant_level(plan: Plan) -> int | None:
@@ -184,7 +189,8 @@ def apply_request(request: Any, driver: Any, config: Any, *, saved: SavedPlan | 
         if confirm is not None:
             confirm(plan)
         total = len(build_graph(plan))
-        say(Event(Stage.APPLY, f"apply {plan.tenant}: {total} step(s), up to {options.parallelism} at once",
+        say(Event(Stage.APPLY, _("apply {tenant}: {total} step(s), up to {parallelism} at once", tenant=plan.tenant,
+                                 total=total, parallelism=options.parallelism),
                   data={"total": total}))
         outcome.applied = pipeline.apply_plan(
             plan, driver, parallelism=options.parallelism, timeout=deadline.remaining(),
@@ -199,15 +205,17 @@ def apply_request(request: Any, driver: Any, config: Any, *, saved: SavedPlan | 
     except InvalidInput as exc:
         if not outcome.writes:
             raise
-        raise GcloudctlError(f"{exc.message}\n({outcome.writes} change(s) were applied before this)",
-                             hint="fix the cause and re-run: applied changes are not repeated") from exc
+        raise GcloudctlError(exc.message + "\n" + _("({count} change(s) were applied before this)",
+                                                   count=outcome.writes),
+                             hint=_("fix the cause and re-run: applied changes are not repeated")) from exc
 
 
 def _after_apply(request, driver, config, plan: Plan, outcome: ApplyOutcome, harden: bool, options: ApplyOptions,
                  deadline: Deadline, say: ProgressFn, ops: HostOps | None) -> ApplyOutcome:
     if options.wait:
         outcome.waited = pipeline.wait_for_building(plan, driver, announce=lambda names: say(Event(
-            Stage.WAIT, f"waiting for {len(names)} server(s) an earlier run left building: {', '.join(names)}",
+            Stage.WAIT, _("waiting for {count} server(s) an earlier run left building: {servers}", count=len(names),
+                          servers=", ".join(names)),
             data=names)))
     if not harden:
         return outcome
@@ -218,8 +226,9 @@ def _after_apply(request, driver, config, plan: Plan, outcome: ApplyOutcome, har
     if options.harden and not levels:  # --harden on a request whose servers name no profile
         levels = {name: min(request.spec.classification, 4) for name in _server_names(request)}
     owner = pipeline.owner_of(request, config)
-    say(Event(Stage.HARDEN, f"harden {request.name}: {len(levels)} server(s); each waits for SSH with the host "
-                            "key its console printed, then its level's playbooks, then the audit checks"))
+    say(Event(Stage.HARDEN, _("harden {tenant}: {count} server(s); each waits for SSH with the host key its console "
+                              "printed, then its level's playbooks, then the audit checks", tenant=request.name,
+                              count=len(levels))))
     outcome.hardening = harden_servers(owner, driver, levels, options.access, deadline=deadline, progress=say,
                                        ops=ops, verify=options.verify, forks=options.forks,
                                        firewall=firewall_settings(request, config))
