@@ -426,13 +426,15 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--interval", type=float, default=5.0,
                         help="seconds between reconciles of a ready tenant (short: they run while deletions are approved)")
+    parser.add_argument("--agency", action="append", choices=sorted(PEOPLE), help="agencies of the tenants, in turn "
+                        "(default BYT and BTC)")
     parser.add_argument("--no-servers", action="store_true", help="tenants without servers (no guests booted)")
     args = parser.parse_args()
     created = create_database(args.db)
     try:
         report = campaign(args.db, tenants=args.tenants, rate=args.rate, seed=args.seed, lease=args.lease,
                           kill_window=tuple(args.kill_window), timeout=args.timeout, servers=not args.no_servers,
-                          interval=args.interval,
+                          interval=args.interval, agencies=tuple(args.agency or ("BYT", "BTC")),
                           progress=lambda m: print(m, file=sys.stderr, flush=True))
     finally:
         if created:
