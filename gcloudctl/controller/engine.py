@@ -30,6 +30,8 @@ class PlanLike(Protocol):
 
     def is_empty(self) -> bool: ...
 
+    def data_loss(self) -> tuple: ...  # the changes that destroy stored data (volumes)
+
     def to_dict(self) -> dict: ...
 
 

@@ -55,7 +55,8 @@ from gcloudctl.controller.metrics import Metrics
 from gcloudctl.controller.lifecycle import VersionKind, VersionState
 from gcloudctl.controller.secrets import SecretsKeyError, sealed
 from gcloudctl.controller.store import Claim, Store, TenantRow, Tx
-from gcloudctl.errors import CloudError, GcloudctlError
+from gcloudctl.errors import CloudError, GcloudctlError, Refused
+from gcloudctl.usecases.apply import check_data_loss, check_destroy
 
 log = logging.getLogger("gcloudctl.controller")
 
@@ -208,6 +209,8 @@ class Reconciler:
             if snap.drift_policy == "report":
                 return self._write(claim, snap, self._report_drift(snap, plan), Result.DRIFT_REPORTED)
         purpose = AuditAction.APPLY if new_generation else AuditAction.DRIFT_REPAIR
+        # a volume leaves with its data only when the approved request says so (spec.allowDataLoss)
+        _guard_data(check_data_loss, plan, request)
         if new_generation:
             self._mark_provisioning(claim, snap)
         result = self._apply(claim, snap, plan, request, purpose)
@@ -311,6 +314,7 @@ class Reconciler:
             self._set_phase(claim, snap, next_phase(snap.phase, Step.EXPIRE), "Expired",
                             f"expiresAt {snap.expires_at.isoformat()} has passed; destroying")
         plan = self.engine.plan_destroy(request)
+        _guard_data(check_destroy, plan, request)  # level >= 3: volumes keep their data
         applied = 0
         if not plan.is_empty():
             result = self._apply(claim, snap, plan, request, AuditAction.DESTROY)
@@ -456,6 +460,17 @@ class Reconciler:
                                                            AuditAction.APPROVE})
                   if None in seqs else [])
         return seal.problems(facts, approvals, records, legacy, _successors(tx, [*records.values(), *legacy]))
+
+
+def _guard_data(check: Callable[..., None], plan: Any, request: Any) -> None:
+    """Volumes leave with their data only when the approved request says so (`spec.allowDataLoss`);
+    the refusal says how, in the controller's terms (not the CLI's flag)."""
+    spec = getattr(request, "spec", None)
+    try:
+        check(plan, allow_data_loss=bool(getattr(spec, "allowDataLoss", False)))
+    except Refused as exc:
+        raise Refused(f"{exc.message}; to delete them, submit a request with spec.allowDataLoss: true "
+                      "and have it approved") from exc
 
 
 def _successors(tx: Tx, records: list) -> dict[int, str | None]:

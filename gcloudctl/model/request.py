@@ -206,6 +206,10 @@ class Spec(_Model):
     region: str = Field(pattern=r"^[a-z][a-z0-9-]{0,31}$")
     expiresAt: datetime | None = Field(None, description="When the tenant is destroyed (CI stacks); timezone required.")
     driftPolicy: Literal["enforce", "report"] = "enforce"
+    allowDataLoss: bool = Field(
+        False, description="The approvers agree that volumes this request no longer lists, and on deletion all of "
+                           "the tenant's volumes, are deleted with their data. The controller refuses such deletes "
+                           "without it (the CLI's --allow-data-loss is the same permission for one command).")
     quotas: Quotas | None = Field(
         None, description="Project quotas. Omitted: derived from the servers (instances, cores, RAM plus 25% "
                           "headroom; floating IPs as used), capped by the agency's ceilings (gcloudctl.quotas).")

@@ -36,6 +36,9 @@ class FakePlan:
     def is_empty(self) -> bool:
         return not self.changes
 
+    def data_loss(self) -> tuple:
+        return ()  # the fake world has no volumes
+
     def to_dict(self) -> dict:
         return {"tenant": self.tenant, "changes": [c.to_dict() for c in self.changes]}
 
