@@ -366,6 +366,8 @@ class Reconciler:
             tenant = tx.tenant(snap.name, lock=True)
             if tenant is None or not tx.holds(claim, self.holder, now):
                 return
+            if tenant.phase == Phase.DELETING.value and phase is not Phase.DELETING:
+                return  # its deletion was approved since the snapshot: the deletion wins (see _write)
             tenant.phase, tenant.updated_at = phase.value, now
             tenant.conditions = _dump(snap.conditions)
             tx.add_event(snap.name, now, "Normal", reason, message, controller=self.holder)
@@ -411,6 +413,11 @@ class Reconciler:
                 # a new generation was approved meanwhile: keep it scheduled, write nothing stale
                 tenant.next_reconcile_at = now
                 return Outcome(claim.tenant, result, now, changes, "new generation approved meanwhile")
+            if snap is not None and tenant.phase == Phase.DELETING.value and snap.phase is not Phase.DELETING:
+                # its deletion was approved meanwhile (same generation): writing this reconcile's
+                # phase (ready, failed ...) would undo the deletion; keep it scheduled instead
+                tenant.next_reconcile_at = now
+                return Outcome(claim.tenant, result, now, changes, "deletion approved meanwhile")
             _apply_update(tenant, update, now)
             for type_, reason, text, data in update.events:
                 tx.add_event(claim.tenant, now, type_, reason, text, data, controller=self.holder)
