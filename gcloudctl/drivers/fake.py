@@ -6,7 +6,7 @@ It models what the driver relies on and what real clouds do that bites: Keystone
 each have a project `portal`; a token scoped to a project must name its real domain), Neutron's
 per-project `default` security group and default egress rules, duplicate-rule 409s, 409 "in use"
 on deletes, servers that take polls to become ACTIVE, and injectable faults. With
-`block_storage=True`, Cinder too: volumes (types, quotas, creating/extending/attaching/
+`block_storage=True` (the default, as devcloud), Cinder too: volumes (types, quotas, creating/extending/attaching/
 detaching that take polls, delete refused while attached or with snapshots unless cascade),
 Nova's volume attachments, and boot volumes deleted with their server. `writes` counts
 every non-GET request per service. It is NOT proof that provisioning works: the devcloud suite is.
@@ -39,7 +39,7 @@ class FakeApi:
     operator_user_name = "gcloudctl"
 
     def __init__(self, *, build_polls: int = 1, tag_creation: bool = True,
-                 domains: tuple[str, ...] = ("BYT", "BTC", "QNI"), block_storage: bool = False,
+                 domains: tuple[str, ...] = ("BYT", "BTC", "QNI"), block_storage: bool = True,
                  volume_types: tuple[str, ...] = ("standard", "encrypted")):
         # Like Neutron 29: tags in a create body only for ports (tag-ports-during-bulk-creation)
         self.tag_creation = tag_creation

@@ -32,7 +32,7 @@ def _driver(devcloud):
 def test_1_apply_creates_everything_the_request_names(devcloud, tenant):
     api, driver = _driver(devcloud)
     plan = pipeline.plan_request(tenant["request"], driver, tenant["config"])
-    assert plan.counts()["create"] == 31
+    assert plan.counts()["create"] == 32
     result = pipeline.apply_plan(plan, driver)
     assert result.ok, result.to_dict()
 

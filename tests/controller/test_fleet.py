@@ -21,6 +21,7 @@ from gcloudctl.drivers.fake import FakeApi, FakeCloud
 from gcloudctl.drivers.openstack_fleet import fleet_observer
 from gcloudctl.errors import NotOwned
 from gcloudctl.ownership import Owner
+from tests.unit.volumes_support import block_storage_config
 
 from .test_fleet_support import AGENCY, PREFIX, Stack, config, tenant_text
 
@@ -38,7 +39,8 @@ class LoggingApi(FleetFakeApi):
 
 
 def stack(tmp_path, api, *, fleet=True, quota_every=10, name="c"):
-    return Stack(f"sqlite:///{tmp_path / (name + '.db')}", config(tmp_path), fleet_fake_cloud(api), fleet=fleet,
+    cfg = block_storage_config(config(tmp_path), block_storage=api.block_storage)  # the catalog says what the cloud has
+    return Stack(f"sqlite:///{tmp_path / (name + '.db')}", cfg, fleet_fake_cloud(api), fleet=fleet,
                  quota_every=quota_every)
 
 

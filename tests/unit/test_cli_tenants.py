@@ -65,7 +65,7 @@ def test_plan_json_is_machine_readable_and_has_no_secrets(run, tmp_path, capsys)
     assert run("-o", "json", "plan", str(request)) == 0
     out = capsys.readouterr().out
     data = json.loads(out)
-    assert data["summary"]["create"] == 31
+    assert data["summary"]["create"] == 32
     assert "tok-123456-secret" not in out
 
 

@@ -77,7 +77,7 @@ def test_plan_o_json_prints_json_and_saves_no_file(cloud, tmp_path, monkeypatch,
     monkeypatch.chdir(tmp_path)
     assert cloud("plan", str(EXAMPLE), "-o", "json") == 0
     data = checked("plan", capsys.readouterr().out, capsys)
-    assert data["summary"]["create"] == 31
+    assert data["summary"]["create"] == 32
     assert list(tmp_path.iterdir()) == [], "no file is written without --out"
 
 
@@ -170,7 +170,7 @@ def test_outputs_give_every_id_and_address(cloud, capsys):
     assert cloud("outputs", "byt-his-staging", "-o", "json") == 0
     first = capsys.readouterr().out
     data = json.loads(first)
-    assert len(data["resources"]) == 31 and all(r["id"] for r in data["resources"].values())
+    assert len(data["resources"]) == 32 and all(r["id"] for r in data["resources"].values())
     assert sorted(data["servers"]) == ["db-1", "web-1", "web-2"]
     web = data["servers"]["web-1"]
     assert web["fixed_ip"] and web["fixed_ips"][0]["network"] == "app"
@@ -267,7 +267,7 @@ def test_apply_o_json_carries_every_id_and_address_in_one_shape(cloud, capsys):
     assert cloud("outputs", str(EXAMPLE), "-o", "json") == 0
     printed = json.loads(capsys.readouterr().out)
     assert first["outputs"] == noop["outputs"] == printed
-    assert first["changes"] == 31 and noop["changes"] == 0
+    assert first["changes"] == 32 and noop["changes"] == 0
     assert printed["servers"]["web-1"]["floating_ip"] and all(r["id"] for r in printed["resources"].values())
 
 
@@ -336,7 +336,7 @@ def test_every_command_output_has_a_schema_or_a_reason(capsys):
 def test_apply_o_json_matches_its_schema_created_and_no_op(cloud, capsys):
     assert cloud("apply", str(EXAMPLE), "--yes", "-o", "json") == 0
     first = checked("apply", capsys.readouterr().out, capsys)
-    assert first["counts"]["done"] == 31 and first["outputs"]["servers"]
+    assert first["counts"]["done"] == 32 and first["outputs"]["servers"]
     assert cloud("apply", str(EXAMPLE), "--yes", "-o", "json") == 0
     noop = checked("apply", capsys.readouterr().out, capsys)
     assert noop["changes"] == 0 and "outcomes" not in noop

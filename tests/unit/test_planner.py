@@ -201,7 +201,7 @@ def test_observe_cost_does_not_grow_with_servers(config, example_doc) -> None:
         api.requests.clear()
         assert pipeline.plan_request(request, cloud, config).is_empty()
         counts.append(sum(api.requests.values()))
-    assert counts[0] == counts[1] <= 14
+    assert counts[0] == counts[1] <= 16  # 14, plus Cinder's volume quota and volume list
 
 
 def test_destroy_leaves_nothing_and_removes_default_group(config, example_doc) -> None:

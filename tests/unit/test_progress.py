@@ -69,7 +69,7 @@ def test_apply_in_ci_logs_one_line_per_change(cli_on_fake, capsys):
     assert cli_on_fake("apply", str(EXAMPLE), "--yes") == 0
     err = capsys.readouterr().err
     assert "\x1b" not in err
-    assert len(re.findall(r"^  \[\d+/31\] ", err, re.M)) == 31
+    assert len(re.findall(r"^  \[\d+/32\] ", err, re.M)) == 32
 
 
 def test_progress_lines_in_vietnamese(cli_on_fake, capsys):
@@ -77,6 +77,6 @@ def test_progress_lines_in_vietnamese(cli_on_fake, capsys):
     written while the executor's worker threads run the changes)."""
     assert cli_on_fake("--lang", "vi", "apply", str(EXAMPLE), "--yes") == 0
     captured = capsys.readouterr()
-    assert re.search(r"\[31/31\] create \S+ xong \(", captured.err)
+    assert re.search(r"\[32/32\] create \S+ xong \(", captured.err)
     assert " ok (" not in captured.err
-    assert re.match(r"áp dụng xong: 31 thành công, 0 thất bại, 0 bỏ qua trong [0-9.]+ giây\.", captured.out)
+    assert re.match(r"áp dụng xong: 32 thành công, 0 thất bại, 0 bỏ qua trong [0-9.]+ giây\.", captured.out)
