@@ -395,6 +395,11 @@ def _detail(resource) -> str:
         return ", ".join(f"{k}={v}" for k, v in sorted(a.items()))
     if kind == "router":
         return f"gateway {a.get('external_network')}"
+    if kind == "volume":
+        where = ", ".join(f"{t.get('device') or '?'}" for t in x.get("attachments") or []) or "detached"
+        return f"{a.get('size')} GiB {a.get('type')} {where}"
+    if kind == "volume_attachment":
+        return x.get("device") or ""
     return ""
 
 

@@ -151,3 +151,14 @@ def test_apply_waits_for_servers_an_earlier_run_left_building(run, capsys):
     web1.update(status="BUILD", _polls=-3)
     assert run("apply", str(EXAMPLE), "--yes", "--no-wait") == 0
     assert web1["status"] == "BUILD"
+
+
+def test_describe_shows_a_volume_with_its_size_type_and_device(run, capsys):
+    db_volume = EXAMPLE.parent / "byt-his-db-volume.yaml"
+    assert run("apply", str(db_volume), "--yes") == 0
+    capsys.readouterr()
+    assert run("describe", "byt-his-db") == 0
+    text = capsys.readouterr().out
+    line = next(row for row in text.splitlines() if "volume.db-1.data" in row)
+    assert "50 GiB standard /dev/" in line, text
+    assert any("volume_attachment." in row and "/dev/" in row for row in text.splitlines()), text
