@@ -76,7 +76,8 @@ def test_2_second_apply_makes_zero_writes(devcloud, tenant):
     writes = {k: n for k, n in api.requests.items() if not k.endswith(" GET") and k != "identity POST"}
     assert writes == {}, f"a converged tenant must see zero writes; saw {writes}"
     assert api.requests["identity POST"] == 1, "one login"
-    assert api.total_requests - before <= 15, dict(api.requests)
+    # 15, and 17 where the region has block storage (Cinder's volume quota and volume list)
+    assert api.total_requests - before <= 17, dict(api.requests)
 
 
 def test_3_out_of_band_rule_and_port_show_in_plan_and_are_repaired(devcloud, tenant):
