@@ -211,6 +211,8 @@ class FakeApi:
     def _compute(self, method, parts, params, body, scoped):
         if parts[0] == "os-quota-sets":
             pid = parts[1]
+            if method == "GET" and parts[2:] == ["defaults"]:
+                return {"quota_set": {"instances": 10, "cores": 20, "ram": 51200}}
             if method == "GET":
                 return {"quota_set": dict(self.compute_quotas.get(pid, {"instances": 10, "cores": 20, "ram": 51200}))}
             if method == "PUT":

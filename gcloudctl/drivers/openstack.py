@@ -100,6 +100,7 @@ class Catalogs:
         self.no_tag_creation: set[str] = set()  # Neutron collections refusing tags in POST
         self.neutron_extensions: set[str] | None = None
         self.compute_quotas: dict[str, tuple[float, dict]] = {}  # project id -> (read at, Nova quota set)
+        self.compute_defaults: dict | None = None  # Nova's default quota set (the same for every project)
         self.group_rules: dict[str, list[dict]] = {}  # security group made here -> the rules Neutron gave it
 
 
@@ -1090,6 +1091,8 @@ class OpenStackDriver:
             compute = self._compute_quota(pid)
             if compute is None:  # deleted since the project list: counts nothing
                 continue
+            if self._is_default_compute(pid, compute):  # being made (Nova's quota not set yet) or destroyed
+                continue
             out[tenant] = {"instances": compute.get("instances", 0), "cores": compute.get("cores", 0),
                            "ram": compute.get("ram", 0), "floatingip": network[pid].get("floatingip", 0)}
             if self.api.has_service("block-storage"):
@@ -1116,6 +1119,24 @@ class OpenStackDriver:
                 limit, used = entry.get("limit", 0), entry.get("in_use", 0)
                 out[key] = used if limit == defaults.get(key) else limit
         return out
+
+    def _is_default_compute(self, pid: str, compute: dict[str, Any]) -> bool:
+        """True when a project's Nova quota is still Nova's default: gcloudctl has not set it yet
+        (another run is making the tenant: its Neutron quota may already be set) or has reset it
+        (destroying). The default is not a grant the agency asked for, so it does not count."""
+        with self.cache.lock:
+            defaults = self.cache.compute_defaults
+        if defaults is None:
+            try:
+                defaults = self.api.request("compute", "GET", f"/os-quota-sets/{pid}/defaults",
+                                            microversion=COMPUTE_MICROVERSION)["quota_set"]
+            except CloudError as exc:
+                if exc.status in (400, 404):
+                    return False
+                raise
+            with self.cache.lock:
+                self.cache.compute_defaults = defaults
+        return all(compute.get(key) == defaults.get(key) for key in ("instances", "cores", "ram"))
 
     def _compute_quota(self, pid: str) -> dict | None:
         """A project's Nova quota, cached `quota_cache_seconds` (a controller planning many new

@@ -376,3 +376,14 @@ def test_a_volume_quota_the_region_does_not_manage_is_left_alone(config, example
     assert pipeline.plan_request(request, FakeCloud(api), plain).is_empty()
     destroy = pipeline.plan_destroy(pipeline.owner_of(request, plain), FakeCloud(api))
     assert "quota.volume" in {str(c.address) for c in destroy.changes}, "destroy still resets it"
+
+
+def test_agency_quotas_skip_a_tenant_whose_nova_quota_is_still_the_default(bs_config, example_doc):
+    """Another run is making the tenant: its Neutron quota is set, its Nova quota not yet. Nova's
+    default is not a grant the agency asked for: counting it (a campaign saw 500 instances) refused
+    a sibling tenant's apply with a false agency-ceiling problem."""
+    api, request = _converged(with_db_volume(example_doc), bs_config)
+    other = Owner("byt-other", "BYT", "BYT")
+    assert request.name in FakeCloud(api).agency_quotas(other)
+    del api.compute_quotas[_project_id(api, request.name)]  # back at (or not yet past) Nova's default
+    assert request.name not in FakeCloud(api).agency_quotas(other)
