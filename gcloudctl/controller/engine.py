@@ -46,24 +46,6 @@ class ResultLike(Protocol):
 
 
 class Engine(Protocol):
-    def fleet(self, request: TenantRequest) -> Any:
-        """The fleet observer of the request's region (None: observe per tenant)."""
-        if self._fleet_factory is None:
-            return None
-        driver = self.driver(request)
-        region = request.spec.region
-        with self._lock:
-            if region not in self._fleets:
-                self._fleets[region] = self._fleet_factory(driver)
-            return self._fleets[region]
-
-    def begin_cycle(self) -> None:
-        """A new controller cycle: the next plan of each region takes a new bulk snapshot."""
-        with self._lock:
-            fleets = [f for f in self._fleets.values() if f is not None]
-        for fleet in fleets:
-            fleet.begin_cycle()
-
     def load(self, text: str, filename: str) -> TenantRequest: ...
 
     def plan(self, request: TenantRequest) -> PlanLike: ...

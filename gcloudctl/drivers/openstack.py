@@ -1127,13 +1127,9 @@ class OpenStackDriver:
         with self.cache.lock:
             defaults = self.cache.compute_defaults
         if defaults is None:
-            try:
-                defaults = self.api.request("compute", "GET", f"/os-quota-sets/{pid}/defaults",
-                                            microversion=COMPUTE_MICROVERSION)["quota_set"]
-            except CloudError as exc:
-                if exc.status in (400, 404):
-                    return False
-                raise
+            defaults = self._nova_quota_set(f"/os-quota-sets/{pid}/defaults")
+            if defaults is None:
+                return False
             with self.cache.lock:
                 self.cache.compute_defaults = defaults
         return all(compute.get(key) == defaults.get(key) for key in ("instances", "cores", "ram"))
@@ -1147,16 +1143,21 @@ class OpenStackDriver:
             cached = self.cache.compute_quotas.get(pid)
         if cached is not None and now - cached[0] < self.quota_cache_seconds:
             return cached[1]
+        quota = self._nova_quota_set(f"/os-quota-sets/{pid}")
+        if quota is None:
+            return None
+        with self.cache.lock:
+            self.cache.compute_quotas[pid] = (now, quota)
+        return quota
+
+    def _nova_quota_set(self, path: str) -> dict | None:
+        """A Nova quota set (a project's, or the defaults); None when the project is gone."""
         try:
-            quota = self.api.request("compute", "GET", f"/os-quota-sets/{pid}",
-                                     microversion=COMPUTE_MICROVERSION)["quota_set"]
+            return self.api.request("compute", "GET", path, microversion=COMPUTE_MICROVERSION)["quota_set"]
         except CloudError as exc:
             if exc.status in (400, 404):
                 return None
             raise
-        with self.cache.lock:
-            self.cache.compute_quotas[pid] = (now, quota)
-        return quota
 
     def _role_id(self, name: str) -> str:
         with self.cache.lock:
