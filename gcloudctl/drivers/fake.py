@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from gcloudctl.drivers.base import remaining
 from gcloudctl.drivers.openstack import OpenStackDriver, classify_status
@@ -180,17 +180,7 @@ class FakeApi:
                 return {}
         if parts == ["role_assignments"]:
             pid = params.get("scope.project.id")
-            role_names = {r["id"]: r["name"] for r in self.roles.values()}
-            out = []
-            for (p, u, r) in sorted(self.assignments):
-                if p != pid:
-                    continue
-                user, project = self.users[u], self.projects[p]
-                out.append({"user": {"id": u, "name": user["name"], "domain": self._domain_ref(user["domain_id"])},
-                            "role": {"id": r, "name": role_names[r]},
-                            "scope": {"project": {"id": p, "name": project["name"],
-                                                  "domain": self._domain_ref(project["domain_id"])}}})
-            return {"role_assignments": out}
+            return {"role_assignments": self._assignments(lambda p: p == pid)}
         if parts == ["roles"]:
             return {"roles": list(self.roles.values())}
         if parts == ["users"] and method == "GET":
@@ -206,6 +196,20 @@ class FakeApi:
             self.users[user["id"]] = user
             return {"user": user}
         raise _Http(404, f"no route identity {method} {'/'.join(parts)}")
+
+    def _assignments(self, wanted_project: Callable[[str], bool]) -> list[dict]:
+        """Role assignments as Keystone lists them with `include_names`, of the projects wanted."""
+        role_names = {r["id"]: r["name"] for r in self.roles.values()}
+        out = []
+        for (p, u, r) in sorted(self.assignments):
+            if not wanted_project(p):
+                continue
+            user, project = self.users[u], self.projects[p]
+            out.append({"user": {"id": u, "name": user["name"], "domain": self._domain_ref(user["domain_id"])},
+                        "role": {"id": r, "name": role_names[r]},
+                        "scope": {"project": {"id": p, "name": project["name"],
+                                              "domain": self._domain_ref(project["domain_id"])}}})
+        return out
 
     # ----------------------------------------------------------------- nova
     def _compute(self, method, parts, params, body, scoped):

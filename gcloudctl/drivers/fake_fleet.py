@@ -39,15 +39,7 @@ class FleetFakeApi(FakeApi):
 
     def _identity(self, method, parts, params, body, scoped):
         if parts == ["role_assignments"] and method == "GET" and "scope.project.id" not in params:
-            role_names = {r["id"]: r["name"] for r in self.roles.values()}
-            out = []
-            for (p, u, r) in sorted(self.assignments):
-                user, project = self.users[u], self.projects[p]
-                out.append({"user": {"id": u, "name": user["name"], "domain": self._domain_ref(user["domain_id"])},
-                            "role": {"id": r, "name": role_names[r]},
-                            "scope": {"project": {"id": p, "name": project["name"],
-                                                  "domain": self._domain_ref(project["domain_id"])}}})
-            return {"role_assignments": out}
+            return {"role_assignments": self._assignments(lambda p: True)}
         return super()._identity(method, parts, params, body, scoped)
 
 
